@@ -1,0 +1,169 @@
+"""Command configs: one dataclass per command; defaults < YAML file (``--config``) < command-line flags.
+
+Fields are declared with :func:`option` (default + help text + optional flag name / choices). A field whose type
+is itself a config dataclass is a YAML section (``engine:``) whose options appear as top-level flags
+(``--engine``, ``--model``). Unknown YAML keys are errors that name the key; values are validated in each
+dataclass's ``__post_init__`` with errors that name the flag to change. The resolved config is written into every
+output directory (``config.yaml``) so a run can be repeated exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value or key the user must change; the message names it."""
+
+
+def option(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
+           positional: bool = False) -> Any:
+    """A config field with its command-line help. Lists take a ``default_factory`` automatically."""
+    meta = {"help": help, "flag": flag, "choices": choices, "positional": positional}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """(scalar type, is_list) of an annotation such as ``int``, ``str | None`` or ``list[str]``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    if origin is list:
+        return typing.get_args(tp)[0], True
+    return tp, False
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, _dest_prefix: str = "") -> None:
+    """Add one flag per field (recursing into sections); unset flags leave no attribute (SUPPRESS)."""
+    for f in dataclasses.fields(cls):
+        tp = _hints(cls)[f.name]
+        dest = _dest_prefix + f.name
+        if _is_config(tp):
+            add_arguments(parser, tp, dest + ".")
+            continue
+        base, is_list = _base_type(tp)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        if default not in (None, [], "") and base is not bool:
+            help_text += f" [default: {default}]"
+        kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        if f.metadata.get("positional"):
+            parser.add_argument(dest, nargs="*" if is_list else "?", metavar=f.name.upper(), **kwargs)
+            continue
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = base
+            if is_list:
+                kwargs["nargs"] = "+"
+        parser.add_argument(_flag(f), dest=dest, **kwargs)
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
+    """Instantiate ``cls`` from a (nested) dict; unknown keys raise :class:`ConfigError` naming the key."""
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {_where}{unknown[0]!r} (valid: {', '.join(sorted(names))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        tp = hints[name]
+        if _is_config(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {_where}{name!r} must be a mapping")
+            kwargs[name] = build(tp, value, f"{_where}{name}.")
+        else:
+            kwargs[name] = _coerce(value, tp, f"{_where}{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a missing required field
+        raise ConfigError(str(exc)) from exc
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    base, is_list = _base_type(tp)
+    if value is None:
+        return None
+    if is_list:
+        value = value if isinstance(value, list) else [value]
+        return [_coerce(v, base, where) for v in value]
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, float, str, bool) and not isinstance(value, base):
+        raise ConfigError(f"config key {where!r} must be {base.__name__}, got {value!r}")
+    return value
+
+
+def resolve(cls: type[T], config_file: str | None, cli_values: dict[str, Any]) -> T:
+    """defaults < YAML file < command-line flags (``cli_values`` holds only flags the user gave)."""
+    values: dict[str, Any] = {}
+    if config_file:
+        values = load_yaml(config_file)
+    return build(cls, _merge(values, _nest(cli_values)))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any, path: str | Path) -> None:
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")

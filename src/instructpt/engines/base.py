@@ -1,0 +1,213 @@
+"""The engine protocol: requests in, generations out, submitted and collected asynchronously.
+
+An engine takes :class:`Request` objects with :meth:`Engine.submit` and hands back finished
+:class:`Generation` objects from :meth:`Engine.poll` in whatever order they finish. This is what lets the chain
+scheduler submit a chain's next step as soon as its previous step returns, with no global barrier.
+:meth:`Engine.generate` is the plain batch form (same order and length out as in).
+
+A request that fails after the engine's own bounded retries comes back as a generation with
+``finish_reason == "error"`` and the error text — never as placeholder output; the caller rejects that record.
+A failure of the whole engine (cannot load the model, out of memory) raises :class:`EngineError`.
+
+Backends are named here and imported lazily (``name -> "module:Class"``) so choosing ``rules`` never imports
+torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from instructpt.config import ConfigError, option
+from instructpt.records import QAPair
+
+ENGINES: dict[str, str] = {
+    "transformers": "instructpt.engines.hf:HFEngine",
+    "vllm": "instructpt.engines.vllm:VLLMEngine",
+    "openai": "instructpt.engines.openai:OpenAIEngine",
+    "rules": "instructpt.engines.rules:RulesEngine",
+}
+
+DEFAULT_SYNTHESIZER = "instruction-pretrain/instruction-synthesizer"
+
+
+class EngineError(RuntimeError):
+    """The engine as a whole cannot go on (as opposed to one failed request)."""
+
+
+class TextCodec(Protocol):
+    """What the scheduler needs of a tokenizer: exact ids with no special tokens added, and back."""
+
+    eos_token_id: int | None
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings; the paper's are greedy with at most 400 new tokens."""
+
+    max_new_tokens: int = 400
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Request:
+    """One prompt. ``prompt_ids`` are exact token ids (no special tokens added) when the engine has a codec."""
+
+    key: Hashable
+    prompt: str
+    prompt_ids: list[int] | None = None
+    record_id: str = ""  # stable id of the text being synthesized (seeds engines that draw at random)
+
+
+@dataclass
+class Generation:
+    """One finished request. ``finish_reason``: ``stop`` (EOS), ``length`` (max_new_tokens) or ``error``."""
+
+    key: Hashable
+    text: str
+    finish_reason: str
+    token_ids: list[int] | None = None
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    error: str | None = None
+    # Engines that produce structured pairs directly (rules) set these; the scheduler then skips parsing.
+    pairs: list[QAPair] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+
+@dataclass
+class EngineConfig:
+    """Which synthesizer runs where. One section shared by every command that runs a synthesizer."""
+
+    name: str = option("transformers", "Engine: transformers | vllm | openai | rules.", flag="engine",
+                       choices=tuple(ENGINES))
+    model: str = option(DEFAULT_SYNTHESIZER, "Synthesizer: HF hub id or local directory.")
+    revision: str | None = option(None, "Model revision (branch, tag or commit) for hub ids.")
+    tokenizer: str | None = option(None, "Tokenizer id/dir when it differs from --model.")
+    max_model_len: int = option(4096, "Context length: prompt + new tokens must fit in it.")
+    max_new_tokens: int = option(400, "Most tokens generated per example.")
+    temperature: float = option(0.0, "0 = greedy (the paper's setting).")
+    top_p: float = option(1.0, "Nucleus sampling mass (with --temperature > 0).")
+    seed: int = option(0, "Sampling seed (with --temperature > 0) and seed of the rules engine.")
+    batch_size: int = option(32, "transformers: sequences per generate() call.")
+    dtype: str = option("auto", "transformers/vllm: auto | float32 | bfloat16 | float16.")
+    device: str = option("auto", "transformers: auto | cpu | cuda | cuda:N.")
+    trust_remote_code: bool = option(False, "Allow model repos to run their own code (off by default).")
+    tensor_parallel_size: int = option(1, "vllm: GPUs per model replica.")
+    gpu_memory_utilization: float = option(0.9, "vllm: share of GPU memory the engine may take.")
+    enable_prefix_caching: bool = option(True, "vllm: reuse the KV cache of shared prompt prefixes.")
+    api_base: str = option("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
+    api_key_env: str = option("OPENAI_API_KEY", "openai: name of the environment variable holding the API key.")
+    api_model: str | None = option(None, "openai: model name the server expects (default: --model).")
+    prompt_mode: str = option("ids", "openai: send token ids (exact) or text (server tokenizes).",
+                              choices=("ids", "text"))
+    concurrency: int = option(16, "openai: requests in flight at once.")
+    request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
+    max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")
+    rules_max_per_type: int = option(2, "rules: most items mined per task type per text.")
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
+        if self.max_new_tokens < 1:
+            raise ConfigError("--max-new-tokens must be >= 1")
+        if self.max_model_len <= self.max_new_tokens:
+            raise ConfigError("--max-model-len must be larger than --max-new-tokens")
+        if self.temperature < 0:
+            raise ConfigError("--temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("--top-p must be in (0, 1]")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ConfigError("--batch-size and --concurrency must be >= 1")
+        if self.max_retries < 0:
+            raise ConfigError("--max-retries must be >= 0")
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+
+
+class Engine(ABC):
+    """Base class of every backend. Subclasses implement ``submit`` and ``poll``."""
+
+    name: str = "engine"
+    codec: TextCodec | None = None  # None: the engine has no token budget (rules)
+    max_model_len: int | None = None
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.sampling = config.sampling
+
+    @abstractmethod
+    def submit(self, requests: Sequence[Request]) -> None:
+        """Queue requests; returns at once or after handing them to the backend."""
+
+    @abstractmethod
+    def poll(self) -> list[Generation]:
+        """Finished generations: blocks until at least one is ready; ``[]`` only when nothing is pending."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Requests submitted and not yet returned by :meth:`poll`."""
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        """Batch form: the generations of ``requests`` in the same order."""
+        if self.pending:
+            raise EngineError("generate() needs an idle engine")
+        self.submit(requests)
+        done: dict[Hashable, Generation] = {}
+        while self.pending:
+            for g in self.poll():
+                done[g.key] = g
+        return [done[r.key] for r in requests]
+
+    def describe(self) -> dict[str, Any]:
+        """Synthesizer identity recorded with every output record."""
+        return {"engine": self.name, "model": self.config.model, "revision": self.config.revision}
+
+    def close(self) -> None:
+        """Release the backend (GPU memory, server connections, worker threads)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_engine(config: EngineConfig) -> Engine:
+    """Import and build the engine named by ``config.name``."""
+    target = ENGINES.get(config.name)
+    if target is None:
+        raise ConfigError(f"unknown engine {config.name!r}; choose one of {', '.join(ENGINES)}")
+    module_name, cls_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = {"vllm": "vllm", "openai": "openai", "transformers": "hf"}.get(config.name, "hf")
+        raise EngineError(
+            f"engine {config.name!r} needs packages that are not installed ({exc}); "
+            f"install them with: pip install 'instructpt[{extra}]'"
+        ) from exc
+    return getattr(module, cls_name)(config)

@@ -1,0 +1,108 @@
+"""The records that cross stage boundaries, and their JSON form.
+
+Every stage reads and writes these as plain JSON objects (one per line in jsonl shards, one row in parquet
+shards). Lineage fields (source ids, chain id/position, synthesizer id/revision, template ids) are carried
+forward by every later stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """One instruction-response pair grounded in a text. ``task_type`` is set by engines that know it."""
+
+    question: str
+    answer: str
+    task_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"question": self.question, "answer": self.answer}
+        if self.task_type is not None:
+            d["task_type"] = self.task_type
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QAPair:
+        return cls(question=d["question"], answer=d["answer"], task_type=d.get("task_type"))
+
+
+@dataclass(frozen=True)
+class RawDoc:
+    """A raw input document. ``id`` is the user's id or a stable one derived from source + line/row."""
+
+    id: str
+    text: str
+    source: str
+
+
+@dataclass
+class SynthRecord:
+    """One synthesized example: a text (a whole document or one piece of a long one) and its pairs.
+
+    Records of one chain share ``chain_id`` and are written consecutively in ``chain_pos`` order; templify
+    renders each chain as one pre-training document.
+    """
+
+    id: str
+    doc_id: str
+    source: str
+    text: str
+    pairs: list[QAPair]
+    chain_id: str
+    chain_pos: int
+    piece: int = 0
+    n_pieces: int = 1
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+    synthesizer: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pairs"] = [p.to_dict() for p in self.pairs]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SynthRecord:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["pairs"] = [QAPair.from_dict(p) for p in d.get("pairs") or []]
+        return cls(**known)
+
+
+@dataclass
+class AugmentedDoc:
+    """One instruction-augmented pre-training document rendered from one chain."""
+
+    id: str
+    text: str
+    chain_id: str
+    record_ids: list[str]
+    source_ids: list[str]
+    layout: str
+    template_ids: list[str]
+    seed: int
+    n_pairs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Reject:
+    """An input or intermediate record that a stage could not use, with the reason (never silently lost)."""
+
+    id: str
+    source: str
+    reason: str
+    detail: str = ""
+    stage: str = ""
+    record: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
