@@ -23,10 +23,17 @@ class ConfigError(ValueError):
     """A config value or key the user must change; the message names it."""
 
 
-def option(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
-           positional: bool = False) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple | None = None,
+    positional: bool = False,
+    short: str | None = None,
+) -> Any:
     """A config field with its command-line help. Lists take a ``default_factory`` automatically."""
-    meta = {"help": help, "flag": flag, "choices": choices, "positional": positional}
+    meta = {"help": help, "flag": flag, "choices": choices, "positional": positional, "short": short}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -76,11 +83,31 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, _dest_prefix: str 
             continue
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is dict or base is dict:
+            kwargs["type"] = parse_mapping
+            kwargs["metavar"] = "KEY=VALUE,..."
         else:
             kwargs["type"] = base
+            if "choices" not in kwargs:
+                kwargs["metavar"] = (f.metadata.get("flag") or f.name).upper()
             if is_list:
                 kwargs["nargs"] = "+"
-        parser.add_argument(_flag(f), dest=dest, **kwargs)
+        names = [_flag(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+        parser.add_argument(*names, dest=dest, **kwargs)
+
+
+def parse_mapping(text: str) -> dict[str, float]:
+    """``"a=0.8,b=0.2"`` -> ``{"a": 0.8, "b": 0.2}`` (mapping-valued flags)."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {part!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {part!r}")
+    return out
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +157,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if is_list:
         value = value if isinstance(value, list) else [value]
         return [_coerce(v, base, where) for v in value]
+    if typing.get_origin(base) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {where!r} must be a mapping")
+        return {str(k): _coerce(v, typing.get_args(base)[1], f"{where}.{k}") for k, v in value.items()}
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base in (int, float, str, bool) and not isinstance(value, base):

@@ -99,8 +99,9 @@ class Generation:
 class EngineConfig:
     """Which synthesizer runs where. One section shared by every command that runs a synthesizer."""
 
-    name: str = option("transformers", "Engine: transformers | vllm | openai | rules.", flag="engine",
-                       choices=tuple(ENGINES))
+    name: str = option(
+        "transformers", "Engine: transformers | vllm | openai | rules.", flag="engine", choices=tuple(ENGINES)
+    )
     model: str = option(DEFAULT_SYNTHESIZER, "Synthesizer: HF hub id or local directory.")
     revision: str | None = option(None, "Model revision (branch, tag or commit) for hub ids.")
     tokenizer: str | None = option(None, "Tokenizer id/dir when it differs from --model.")
@@ -117,10 +118,13 @@ class EngineConfig:
     gpu_memory_utilization: float = option(0.9, "vllm: share of GPU memory the engine may take.")
     enable_prefix_caching: bool = option(True, "vllm: reuse the KV cache of shared prompt prefixes.")
     api_base: str = option("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
-    api_key_env: str = option("OPENAI_API_KEY", "openai: name of the environment variable holding the API key.")
+    api_key_env: str = option(
+        "OPENAI_API_KEY", "openai: name of the environment variable holding the API key."
+    )
     api_model: str | None = option(None, "openai: model name the server expects (default: --model).")
-    prompt_mode: str = option("ids", "openai: send token ids (exact) or text (server tokenizes).",
-                              choices=("ids", "text"))
+    prompt_mode: str = option(
+        "ids", "openai: send token ids (exact) or text (server tokenizes).", choices=("ids", "text")
+    )
     concurrency: int = option(16, "openai: requests in flight at once.")
     request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
     max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")

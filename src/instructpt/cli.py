@@ -1,0 +1,122 @@
+"""The ``instructpt`` command line: one entry point, one subcommand per stage.
+
+Each subcommand's module is imported only when that subcommand runs (``instructpt --help`` imports no torch).
+Options come from the command's config dataclass: defaults < ``--config FILE.yaml`` < flags.
+
+    instructpt synthesize data/ -o out/pairs --engine rules
+    instructpt templify out/pairs -o out/augmented
+    instructpt synthesize --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Any
+
+# name -> (module, config class, run function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "synthesize": (
+        "instructpt.synthesizer.run",
+        "SynthesizeConfig",
+        "synthesize",
+        "Raw corpus -> instruction-response pairs with a synthesizer (LLM or rules).",
+    ),
+    "templify": (
+        "instructpt.templates.run",
+        "TemplifyConfig",
+        "templify",
+        "Synthesized pairs -> instruction-augmented pre-training documents.",
+    ),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    from instructpt import __version__
+
+    p = argparse.ArgumentParser(
+        prog="instructpt",
+        description="Instruction Pre-Training: synthesize grounded instruction-response pairs from raw "
+        "corpora and render them into instruction-augmented pre-training text.",
+        epilog="Run 'instructpt COMMAND --help' for a command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"instructpt {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (*_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return p
+
+
+def _command_parser(name: str) -> tuple[argparse.ArgumentParser, type, Any]:
+    from instructpt.config import add_arguments
+
+    module_name, cls_name, fn_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    cls = getattr(module, cls_name)
+    p = argparse.ArgumentParser(prog=f"instructpt {name}", description=(cls.__doc__ or help_text).strip())
+    p.add_argument("--config", metavar="FILE", help="YAML config file; flags override its values.")
+    p.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    p.add_argument("-q", "--quiet", action="store_true", help="Warnings and errors only.")
+    add_arguments(p, cls)
+    return p, cls, getattr(module, fn_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        args = _top_parser().parse_args(argv)
+        if args.command is None:
+            _top_parser().print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    name = argv[0]
+    parser, cls, run = _command_parser(name)
+    args = vars(parser.parse_args(argv[1:]))
+    config_file = args.pop("config", None)
+    verbose, quiet = args.pop("verbose", False), args.pop("quiet", False)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return _run(name, cls, run, config_file, args, parser)
+
+
+def _run(
+    name: str,
+    cls: type,
+    run: Any,
+    config_file: str | None,
+    args: dict[str, Any],
+    parser: argparse.ArgumentParser,
+) -> int:
+    from instructpt.config import ConfigError, resolve
+    from instructpt.engines.base import EngineError
+    from instructpt.io.readers import InputError
+    from instructpt.io.shards import ResumeError
+
+    try:
+        config = resolve(cls, config_file, args)
+        summary = run(config)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except (InputError, ResumeError, EngineError) as exc:
+        print(f"instructpt {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"instructpt {name}: interrupted; completed shards are kept, re-run to resume", file=sys.stderr)
+        return 130
+    _print_summary(name, summary)
+    return 0
+
+
+def _print_summary(name: str, summary: dict[str, Any]) -> None:
+    counts = summary.get("counts", {})
+    keys = ("docs_in", "docs_rejected", "docs_out", "records_out", "chains", "pairs", "documents_out")
+    shown = ", ".join(f"{k}={counts[k]:,}" for k in keys if k in counts)
+    run = summary.get("run", {})
+    print(f"instructpt {name}: {shown}; {run.get('wall_seconds', 0):.1f}s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""The ``transformers`` engine: batched greedy (or sampled) ``generate`` with left padding, on CPU or GPU.
+
+Prompts arrive as exact token ids (the project's codec, ``add_special_tokens=False``), so nothing is added in
+front of the literal ``<s>``. Generation stops at EOS or ``max_new_tokens``. A batch that raises (e.g. out of
+memory) is retried in halves down to single requests; a request that fails alone comes back as an error
+generation, so one bad request never fails its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from instructpt.engines.base import Engine, EngineConfig, EngineError, Generation, Request
+from instructpt.engines.tokenizer import HFCodec, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        if str(device).startswith("cuda"):
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "float32"
+    try:
+        return torch.device(device), getattr(torch, dtype)
+    except (RuntimeError, AttributeError) as exc:
+        raise EngineError(f"bad --device {device!r} or --dtype {dtype!r}: {exc}") from exc
+
+
+class HFEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, config: EngineConfig, model: Any = None, tokenizer: Any = None) -> None:
+        super().__init__(config)
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self._torch = torch
+        tokenizer = tokenizer or load_tokenizer(config)
+        self.codec = HFCodec(tokenizer)
+        self.codec.check_wire_tokens()
+        self.max_model_len = config.max_model_len
+        self.device, dtype = resolve_device_dtype(config.device, config.dtype)
+        if model is None:
+            try:
+                model = AutoModelForCausalLM.from_pretrained(
+                    config.model,
+                    revision=config.revision,
+                    dtype=dtype,
+                    trust_remote_code=config.trust_remote_code,
+                    use_safetensors=True,
+                )
+            except Exception as exc:  # noqa: BLE001 - surface any loader failure as one clear error
+                raise EngineError(f"cannot load model {config.model!r}: {exc}") from exc
+        self.model = model.to(self.device).eval()
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.codec.eos_token_id
+        self._queue: deque[Request] = deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def submit(self, requests: Sequence[Request]) -> None:
+        self._queue.extend(requests)
+
+    def poll(self) -> list[Generation]:
+        if not self._queue:
+            return []
+        n = min(self.config.batch_size, len(self._queue))
+        batch = [self._queue.popleft() for _ in range(n)]
+        too_long = [r for r in batch if len(self._ids(r)) > self.max_model_len - self.sampling.max_new_tokens]
+        out = [
+            Generation(r.key, "", "error", error="prompt longer than max_model_len - max_new_tokens")
+            for r in too_long
+        ]
+        ok = [r for r in batch if r not in too_long]
+        return out + (self._generate_robust(ok) if ok else [])
+
+    def _ids(self, r: Request) -> list[int]:
+        if r.prompt_ids is None:
+            r.prompt_ids = self.codec.encode(r.prompt)
+        return r.prompt_ids
+
+    def _generate_robust(self, batch: list[Request]) -> list[Generation]:
+        try:
+            return self._generate(batch)
+        except Exception as exc:  # noqa: BLE001 - OOM and friends: retry smaller, then fail per request
+            if len(batch) == 1:
+                log.warning("generation failed for %s: %s", batch[0].record_id or batch[0].key, exc)
+                return [Generation(batch[0].key, "", "error", error=f"{type(exc).__name__}: {exc}"[:500])]
+            if self.device.type == "cuda":
+                self._torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return self._generate_robust(batch[:half]) + self._generate_robust(batch[half:])
+
+    def _generate(self, batch: list[Request]) -> list[Generation]:
+        torch = self._torch
+        rows = [self._ids(r) for r in batch]
+        width = max(map(len, rows))
+        input_ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        s = self.sampling
+        kwargs: dict[str, Any] = {"do_sample": not s.greedy}
+        if not s.greedy:
+            torch.manual_seed(s.seed)
+            kwargs.update(temperature=s.temperature, top_p=s.top_p)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                max_new_tokens=s.max_new_tokens,
+                eos_token_id=self.codec.eos_token_id,
+                pad_token_id=self.pad_id,
+                **kwargs,
+            )
+        return [
+            self._to_generation(r, row, out[i, width:].tolist())
+            for i, (r, row) in enumerate(zip(batch, rows))
+        ]
+
+    def _to_generation(self, req: Request, prompt: list[int], new: list[int]) -> Generation:
+        eos = self.codec.eos_token_id
+        finish = "length"
+        if eos in new:
+            new = new[: new.index(eos) + 1]  # what follows EOS is padding
+            finish = "stop"
+        text_ids = new[:-1] if finish == "stop" else new
+        return Generation(
+            req.key,
+            self.codec.decode(text_ids),
+            finish,
+            token_ids=new,
+            prompt_tokens=len(prompt),
+            generated_tokens=len(new),
+        )
+
+    def close(self) -> None:
+        self.model = None
+        if self.device.type == "cuda":
+            self._torch.cuda.empty_cache()

@@ -1,0 +1,236 @@
+"""Read raw corpora as a stream of :class:`RawDoc` — or :class:`Reject` for every record that cannot be used.
+
+Inputs: jsonl / jsonl.gz / parquet files, directories of them (searched recursively, sorted), glob patterns, local
+``datasets`` directories (``save_to_disk``) and HF dataset ids (streamed). Records without an id field get a stable
+id ``{source}:{line or row}`` where ``source`` is the file's path relative to the input it was found under, so ids do
+not depend on where the corpus is mounted.
+
+Nothing is dropped silently: invalid JSON, invalid UTF-8, NUL bytes, non-object rows, missing / non-string / empty
+text, absurdly long lines and unreadable files each come out as a ``Reject`` with a reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from instructpt.records import RawDoc, Reject
+
+DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson", ".parquet")
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+PREVIEW = 200  # characters of a bad record kept in its reject entry
+
+
+class InputError(ValueError):
+    """An input the user named cannot be found or read at all."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    text_field: str = "text"
+    id_field: str | None = None
+    split: str = "train"
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+
+
+def resolve_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+    """Expand inputs into ``(kind, location)`` pairs: kind is ``file``, ``hf_disk`` or ``hf_hub``.
+
+    Raises :class:`InputError` for names that match nothing (the message says what was tried).
+    """
+    out: list[tuple[str, str]] = []
+    for spec in inputs:
+        path = Path(spec)
+        if any(ch in spec for ch in "*?["):
+            matches = sorted(p for p in glob.glob(spec, recursive=True) if _is_data_file(Path(p)))
+            if not matches:
+                raise InputError(f"input pattern {spec!r} matches no {'/'.join(DATA_SUFFIXES)} file")
+            out += [("file", m) for m in matches]
+        elif path.is_file():
+            out.append(("file", spec))
+        elif path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+                out.append(("hf_disk", spec))
+                continue
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_data_file(p))
+            if not files:
+                raise InputError(f"input directory {spec!r} holds no {'/'.join(DATA_SUFFIXES)} file")
+            out += [("file", f) for f in files]
+        elif path.suffix or spec.startswith((".", "/")):
+            raise InputError(f"input {spec!r} does not exist")
+        else:
+            out.append(("hf_hub", spec))
+    return out
+
+
+def _is_data_file(p: Path) -> bool:
+    return p.name.endswith(DATA_SUFFIXES)
+
+
+def _source_name(location: str, inputs: list[str]) -> str:
+    """The stable name of a file: its path relative to the input directory/glob root it came from."""
+    loc = Path(location).resolve()
+    for spec in inputs:
+        root = Path(spec.split("*")[0].split("?")[0].split("[")[0] or ".")
+        root = root.resolve() if root.is_dir() else root.resolve().parent
+        try:
+            return loc.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return loc.name
+
+
+def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
+    """Stream every input record, in a deterministic order, as a RawDoc or a Reject."""
+    for kind, location in resolve_inputs(inputs):
+        if kind == "file":
+            source = _source_name(location, inputs)
+            reader = _read_parquet if location.endswith(".parquet") else _read_jsonl
+            yield from reader(location, source, options)
+        else:
+            yield from _read_hf(kind, location, options)
+
+
+def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reject:
+    """Validate one parsed record; ``n`` is its 1-based line or 0-based row number in ``source``."""
+    rid = f"{source}:{n}"
+    if not isinstance(obj, dict):
+        return Reject(rid, source, "not_an_object", type(obj).__name__, "read", _preview(obj))
+    if options.id_field and isinstance(obj.get(options.id_field), str | int) and str(obj[options.id_field]):
+        rid = str(obj[options.id_field])
+    if options.text_field not in obj or obj[options.text_field] is None:
+        return Reject(rid, source, "missing_text", f"no field {options.text_field!r}", "read", _preview(obj))
+    text = obj[options.text_field]
+    if not isinstance(text, str):
+        return Reject(rid, source, "text_not_string", type(text).__name__, "read", _preview(obj))
+    if "\x00" in text:
+        return Reject(rid, source, "nul_bytes", "text contains NUL bytes", "read", _preview(text))
+    if not text.strip():
+        return Reject(rid, source, "empty_text", "", "read", _preview(obj))
+    return RawDoc(rid, text, source)
+
+
+def _preview(obj: Any) -> Any:
+    s = obj if isinstance(obj, str) else repr(obj)
+    return s if len(s) <= PREVIEW else s[:PREVIEW] + "..."
+
+
+def _open_binary(path: str) -> io.BufferedIOBase:
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    return gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+
+
+def _read_jsonl(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
+    try:
+        with _open_binary(path) as f:
+            n = 0
+            while True:
+                n += 1
+                line = f.readline(options.max_line_bytes + 1)
+                if not line:
+                    return
+                if len(line) > options.max_line_bytes and not line.endswith(b"\n"):
+                    _skip_rest_of_line(f)
+                    yield Reject(
+                        f"{source}:{n}",
+                        source,
+                        "line_too_long",
+                        f"more than {options.max_line_bytes} bytes",
+                        "read",
+                        None,
+                    )
+                    continue
+                if line.strip():
+                    yield _parse_line(line, source, n, options)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        yield Reject(
+            f"{source}:file", source, "unreadable_file", f"{type(exc).__name__}: {exc}", "read", None
+        )
+
+
+def _skip_rest_of_line(f: io.BufferedIOBase) -> None:
+    while True:
+        chunk = f.readline(1 << 20)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def _parse_line(line: bytes, source: str, n: int, options: ReadOptions) -> RawDoc | Reject:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Reject(
+            f"{source}:{n}", source, "invalid_utf8", str(exc), "read", _preview(line[:PREVIEW].hex())
+        )
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Reject(f"{source}:{n}", source, "invalid_json", str(exc), "read", _preview(text))
+    return to_doc(obj, source, n, options)
+
+
+def _read_parquet(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+        columns = [c for c in (options.text_field, options.id_field) if c and c in names]
+        row = 0
+        for batch in pf.iter_batches(columns=columns or None, batch_size=4096):
+            for obj in batch.to_pylist():
+                yield to_doc(obj, source, row, options)
+                row += 1
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
+        yield Reject(
+            f"{source}:file", source, "unreadable_file", f"{type(exc).__name__}: {exc}", "read", None
+        )
+
+
+def _read_hf(kind: str, location: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise InputError(
+            f"reading {location!r} needs the datasets package: pip install 'instructpt[hf]'"
+        ) from exc
+    try:
+        if kind == "hf_disk":
+            ds = datasets.load_from_disk(location)
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[options.split]
+        else:
+            ds = datasets.load_dataset(location, split=options.split, streaming=True)
+    except Exception as exc:  # noqa: BLE001 - hub/network/format errors all mean "cannot read this input"
+        raise InputError(f"cannot load dataset {location!r} (split {options.split!r}): {exc}") from exc
+    source = f"{location.rstrip('/').split('/')[-1] if kind == 'hf_disk' else location}/{options.split}"
+    for row, obj in enumerate(ds):
+        yield to_doc(obj, source, row, options)
+
+
+def count_records(inputs: list[str], max_bytes: int = 4 << 30) -> int | None:
+    """A quick record count for progress ETAs: newlines of plain jsonl, parquet row counts; None if unknown."""
+    total = 0
+    try:
+        resolved = resolve_inputs(inputs)
+        if sum(Path(loc).stat().st_size for kind, loc in resolved if kind == "file") > max_bytes:
+            return None
+        for kind, location in resolved:
+            if kind != "file" or location.endswith(".gz"):
+                return None
+            if location.endswith(".parquet"):
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(location).metadata.num_rows
+                continue
+            with open(location, "rb") as f:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except Exception:  # noqa: BLE001 - an estimate only; reading errors are reported by read_docs
+        return None
+    return total

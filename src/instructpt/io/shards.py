@@ -1,0 +1,155 @@
+"""An output directory written shard by shard, atomically, with completion markers and a config fingerprint.
+
+Layout of ``OUT/``::
+
+    manifest.json            stage name, fingerprint (what must match to resume), package version
+    config.yaml              the resolved config of the latest run
+    data/shard-00000.jsonl   records (or .parquet)
+    rejects/shard-00000.jsonl  every record the stage could not use, with its reason
+    stats/shard-00000.json   the shard's counters
+    done/shard-00000         completion marker, written last
+    stats.json               counters merged over all completed shards (+ run info)
+
+A shard's files are written to temporary names and renamed; the marker is written after them, so a crash leaves
+either a complete shard or one that the next run redoes. Re-running skips shards with markers and refuses to
+resume into a directory whose fingerprint differs (the message lists what differs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from instructpt.io.stats import Stats
+
+FORMATS = ("jsonl", "parquet")
+
+
+class ResumeError(RuntimeError):
+    """The output directory was written by a run with a different configuration."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    def write(f) -> None:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    _atomic_write(path, write)
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    _atomic_write(path, lambda f: pq.write_table(table, f, compression="zstd"))
+
+
+def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of a jsonl or parquet shard written by a stage."""
+    path = str(path)
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
+            yield from batch.to_pylist()
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+class ShardedOutput:
+    """The output directory of one stage run."""
+
+    def __init__(self, root: str | Path, stage: str, fingerprint: dict[str, Any], fmt: str = "jsonl") -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"--format must be one of {FORMATS}")
+        self.root, self.stage, self.fingerprint, self.fmt = Path(root), stage, fingerprint, fmt
+        self._check_or_create()
+
+    def _check_or_create(self) -> None:
+        manifest = self.root / "manifest.json"
+        if manifest.exists():
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+            if old.get("stage") != self.stage:
+                raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
+            diff = _diff(old.get("fingerprint", {}), _jsonable(self.fingerprint))
+            if diff:
+                raise ResumeError(
+                    f"{self.root} was written with a different configuration ({'; '.join(diff)}); "
+                    "use a new output directory, or delete this one to start over"
+                )
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise ResumeError(
+                f"{self.root} exists, is not empty and is not an instructpt {self.stage} output"
+            )
+        for sub in ("data", "rejects", "stats", "done"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if not manifest.exists():
+            from instructpt import __version__
+
+            body = {"stage": self.stage, "version": __version__, "fingerprint": self.fingerprint}
+            _atomic_write(manifest, lambda f: f.write(json.dumps(body, indent=2).encode()))
+
+    @staticmethod
+    def name(index: int) -> str:
+        return f"shard-{index:05d}"
+
+    def is_done(self, index: int) -> bool:
+        return (self.root / "done" / self.name(index)).exists()
+
+    def completed(self) -> list[int]:
+        return sorted(int(p.name.split("-")[1]) for p in (self.root / "done").glob("shard-*"))
+
+    def data_path(self, index: int) -> Path:
+        return self.root / "data" / f"{self.name(index)}.{self.fmt}"
+
+    def write_shard(
+        self, index: int, records: list[dict[str, Any]], rejects: list[dict[str, Any]], stats: Stats
+    ) -> None:
+        """Write a shard's data, rejects and stats, then its completion marker."""
+        name = self.name(index)
+        if self.fmt == "parquet":
+            write_parquet(self.data_path(index), records) if records else write_jsonl(
+                self.data_path(index), []
+            )
+        else:
+            write_jsonl(self.data_path(index), records)
+        write_jsonl(self.root / "rejects" / f"{name}.jsonl", rejects)
+        stats_bytes = json.dumps(stats.to_dict(), indent=1).encode()
+        _atomic_write(self.root / "stats" / f"{name}.json", lambda f: f.write(stats_bytes))
+        _atomic_write(self.root / "done" / name, lambda f: f.write(b"ok\n"))
+
+    def merged_stats(self) -> Stats:
+        total = Stats()
+        for i in self.completed():
+            path = self.root / "stats" / f"{self.name(i)}.json"
+            total.merge(Stats.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        return total
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        body = json.dumps(summary, indent=2, ensure_ascii=False).encode()
+        _atomic_write(self.root / "stats.json", lambda f: f.write(body))
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]

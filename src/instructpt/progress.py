@@ -1,0 +1,65 @@
+"""Progress reporting for long stages: a live bar on a terminal, plain periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+log = logging.getLogger("instructpt.progress")
+
+
+class Progress:
+    """Counts finished documents, pairs and tokens; shows docs/s, pairs/doc, tokens/s and ETA."""
+
+    def __init__(
+        self, desc: str, total: int | None = None, enabled: bool = True, every: float = 10.0
+    ) -> None:
+        self.desc, self.total, self.every = desc, total, every
+        self.docs = self.pairs = self.tokens = 0
+        self.start = self._last_log = time.monotonic()
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="doc", dynamic_ncols=True, smoothing=0.1)
+        self.enabled = enabled
+
+    def skip(self, docs: int) -> None:
+        """Documents already done by an earlier run (they count toward the total, not the rates)."""
+        if self.total is not None:
+            self.total = max(0, self.total - docs)
+            if self._bar is not None:
+                self._bar.total = self.total
+                self._bar.refresh()
+
+    def update(self, docs: int = 0, pairs: int = 0, tokens: int = 0) -> None:
+        self.docs += docs
+        self.pairs += pairs
+        self.tokens += tokens
+        if self._bar is not None:
+            self._bar.update(docs)
+            self._bar.set_postfix_str(self._postfix(), refresh=False)
+        elif self.enabled and time.monotonic() - self._last_log >= self.every:
+            self._last_log = time.monotonic()
+            log.info("%s: %s", self.desc, self.line())
+
+    def _postfix(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        pairs_doc = self.pairs / self.docs if self.docs else 0.0
+        return f"pairs/doc={pairs_doc:.2f} tok/s={self.tokens / elapsed:,.0f}"
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = self.docs / elapsed
+        done = f"{self.docs:,}" + (f"/{self.total:,}" if self.total is not None else "")
+        eta = ""
+        if self.total and rate > 0:
+            eta = f" eta={max(self.total - self.docs, 0) / rate:,.0f}s"
+        return f"{done} docs {rate:,.1f} docs/s {self._postfix()}{eta}"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            log.info("%s: done, %s", self.desc, self.line())

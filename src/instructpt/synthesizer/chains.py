@@ -1,0 +1,155 @@
+"""M-shot chains (SPEC §4): each text is synthesized after the earlier examples of its chain.
+
+A shard's items (texts, or pieces of over-long texts) are taken in order in groups of ``rounds``; each group is
+worked through by one :class:`ChainRunner`, one step at a time. A chain grows while examples yield pairs and the
+next prompt fits ``max_model_len - max_new_tokens`` by exact token count; an example with no pairs ends its chain,
+and a text that would not fit starts a new chain. Runners are independent: the scheduler submits a runner's next
+step as soon as its previous step returns, so there is no global round barrier.
+
+Prefix reuse: when a generation parsed cleanly (no drops) and stopped at EOS, the next prompt is the previous
+prompt's ids + the generated ids (+ EOS) + the next context block — token for token what the engine already has in
+its prefix cache. Otherwise (drops, length cut, or an engine that returns no ids) the finished example is
+re-encoded from the canonical serialization of the kept pairs (or, with no ids, the generated text), so the next
+prompt still shares the previous prompt as a prefix but not the generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from instructpt.engines.base import Generation, Request, TextCodec
+from instructpt.records import QAPair, Reject, SynthRecord
+from instructpt.synthesizer.format import EOS, context_block, parse_generation, serialize_pairs
+
+
+@dataclass
+class Item:
+    """One text to synthesize: a whole document or one piece of a long one."""
+
+    id: str
+    doc_id: str
+    source: str
+    text: str
+    piece: int = 0
+    n_pieces: int = 1
+    ctx_ids: list[int] | None = None  # exact ids of context_block(text) when the engine has a codec
+
+
+@dataclass
+class StepResult:
+    record: SynthRecord | None = None
+    reject: Reject | None = None
+    drops: dict[str, int] = field(default_factory=dict)
+    skip_reason: str | None = None
+    reused_generation: bool = False
+
+
+class ChainRunner:
+    """Works through one group of items, forming chains; one request in flight at a time."""
+
+    def __init__(
+        self,
+        items: list[Item],
+        codec: TextCodec | None,
+        budget: int | None,
+        synthesizer: dict[str, Any],
+        sampling: dict[str, Any],
+    ) -> None:
+        self.items, self.codec, self.budget = items, codec, budget
+        self.synthesizer, self.sampling = synthesizer, sampling
+        self.next_index = 0
+        self._reset_chain()
+        self._prompt_ids: list[int] | None = None
+        self._prompt_text = ""
+
+    def _reset_chain(self) -> None:
+        self.history_ids: list[int] = []
+        self.history_text = ""
+        self.chain_id = ""
+        self.chain_pos = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next_index >= len(self.items)
+
+    def next_request(self, key: Any) -> Request:
+        """The prompt for the next item: after the chain so far if it fits, else alone as a new chain."""
+        item = self.items[self.next_index]
+        block = context_block(item.text)
+        if self.codec is not None:
+            ids = self.history_ids + item.ctx_ids
+            if self.history_ids and len(ids) > self.budget:
+                self._reset_chain()  # over budget: the chain ends here and this text starts a new one
+                ids = list(item.ctx_ids)
+            self._prompt_ids = ids
+        if not self.chain_id:
+            self.chain_id = item.id
+        self._prompt_text = self.history_text + block
+        return Request(key=key, prompt=self._prompt_text, prompt_ids=self._prompt_ids, record_id=item.id)
+
+    def on_result(self, gen: Generation) -> StepResult:
+        """Consume the generation of the item just requested; decide how the chain goes on."""
+        item = self.items[self.next_index]
+        self.next_index += 1
+        if not gen.ok:
+            self._reset_chain()
+            return StepResult(
+                reject=Reject(
+                    item.id, item.source, "engine_error", gen.error or "", "synthesize", item.text[:200]
+                )
+            )
+        if gen.pairs is not None:
+            pairs, drops = list(gen.pairs), {}
+        else:
+            parsed = parse_generation(gen.text)
+            pairs, drops = parsed.pairs, dict(parsed.drops)
+        record = self._record(item, gen, pairs, drops)
+        result = StepResult(record=record, drops=drops, skip_reason=gen.extra.get("skip_reason"))
+        if not pairs:
+            self._reset_chain()  # no pairs: the chain ends with this example
+            return result
+        result.reused_generation = self._extend_history(gen, pairs, clean=not drops)
+        self.chain_pos += 1
+        return result
+
+    def _record(self, item: Item, gen: Generation, pairs: list[QAPair], drops: dict[str, int]) -> SynthRecord:
+        prompt_tokens = len(self._prompt_ids) if self._prompt_ids is not None else gen.prompt_tokens
+        return SynthRecord(
+            id=item.id,
+            doc_id=item.doc_id,
+            source=item.source,
+            text=item.text,
+            pairs=pairs,
+            chain_id=self.chain_id,
+            chain_pos=self.chain_pos,
+            piece=item.piece,
+            n_pieces=item.n_pieces,
+            finish_reason=gen.finish_reason,
+            prompt_tokens=prompt_tokens,
+            generated_tokens=gen.generated_tokens,
+            drops=drops,
+            synthesizer=self.synthesizer,
+            sampling=self.sampling,
+        )
+
+    def _extend_history(self, gen: Generation, pairs: list[QAPair], clean: bool) -> bool:
+        """Append the finished example to the chain; True when the generated ids were reused verbatim."""
+        gen_text = gen.text[: -len(EOS)] if gen.text.endswith(EOS) else gen.text
+        reusable = clean and gen.finish_reason == "stop"
+        if reusable:
+            self.history_text = self._prompt_text + gen_text + EOS
+        else:
+            self.history_text = self._prompt_text + serialize_pairs(pairs) + EOS
+        if self.codec is None:
+            return reusable
+        eos = self.codec.eos_token_id
+        if reusable and gen.token_ids is not None:
+            out = list(gen.token_ids)
+            if not out or out[-1] != eos:
+                out.append(eos)
+            self.history_ids = self._prompt_ids + out
+            return True
+        body = gen_text if reusable else serialize_pairs(pairs)
+        self.history_ids = self._prompt_ids + self.codec.encode(body) + self.codec.encode(EOS)
+        return False

@@ -1,0 +1,300 @@
+"""The ``synthesize`` stage: raw corpus in, instruction-response pairs out, streaming and resumable.
+
+    instructpt synthesize INPUT... -o OUT --engine transformers --model DIR_OR_HF_ID --rounds 2
+
+Input records are cut into shards of ``--shard-size`` records (bad records included, so shard boundaries never
+move). Each open shard's texts are split to fit the token budget, grouped into chains (chains.py) and run on the
+engine; several shards are open at once so the engine always has work. A finished shard is written atomically
+with its rejects and stats, then marked done; a re-run skips done shards and produces the same output as an
+uninterrupted run (greedy decoding).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from instructpt.config import ConfigError, option
+from instructpt.engines.base import Engine, EngineConfig, load_engine
+from instructpt.io.readers import ReadOptions, count_records, read_docs
+from instructpt.io.shards import FORMATS, ShardedOutput
+from instructpt.io.stats import Stats
+from instructpt.progress import Progress
+from instructpt.records import RawDoc, Reject
+from instructpt.synthesizer.chains import ChainRunner, Item, StepResult
+from instructpt.synthesizer.format import FORMAT_VERSION, context_block
+from instructpt.synthesizer.split import split_to_fit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SynthesizeConfig:
+    """``instructpt synthesize``: raw corpus -> instruction-response pairs."""
+
+    inputs: list[str] = option(
+        [], "jsonl / jsonl.gz / parquet files, directories, globs, or HF dataset ids.", positional=True
+    )
+    output: str = option("", "Output directory (created; re-running resumes into it).", short="-o")
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    rounds: int = option(2, "Examples per chain (M-shot synthesis); 1 = every text on its own.")
+    text_field: str = option("text", "Field holding the document text.")
+    id_field: str | None = option(
+        None, "Field holding a document id (default: a stable id from file + line)."
+    )
+    split: str = option("train", "Split of an HF dataset input.")
+    format: str = option("jsonl", "Output shard format.", choices=FORMATS)
+    shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
+    max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
+    limit: int | None = option(None, "Read at most this many input records.")
+    max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
+    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("give at least one INPUT (file, directory, glob or HF dataset id)")
+        if not self.output:
+            raise ConfigError("--output/-o is required")
+        if self.rounds < 1:
+            raise ConfigError("--rounds must be >= 1")
+        if self.shard_size < 1 or self.max_inflight < 1:
+            raise ConfigError("--shard-size and --max-inflight must be >= 1")
+        if self.format not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a run to resume into an existing output directory."""
+        e = self.engine
+        fp = {
+            "engine": e.name,
+            "model": e.model,
+            "revision": e.revision,
+            "tokenizer": e.tokenizer,
+            "prompt_format": FORMAT_VERSION,
+            "sampling": e.sampling.to_dict(),
+            "rounds": self.rounds,
+            "max_model_len": e.max_model_len,
+            "inputs": self.inputs,
+            "text_field": self.text_field,
+            "id_field": self.id_field,
+            "split": self.split,
+            "shard_size": self.shard_size,
+            "format": self.format,
+        }
+        if e.name == "rules":
+            fp["rules_max_per_type"] = e.rules_max_per_type
+        return fp
+
+
+@dataclass
+class _Shard:
+    index: int
+    n_input: int
+    runners: list[ChainRunner]
+    rejects: list[Reject]
+    stats: Stats
+    results: list[list[StepResult]] = field(default_factory=list)
+    active: int = 0
+
+
+class Synthesizer:
+    """Drives one engine over a stream of shards with independent chains (no round barrier)."""
+
+    def __init__(self, config: SynthesizeConfig, engine: Engine, out: ShardedOutput) -> None:
+        self.config, self.engine, self.out = config, engine, out
+        self.codec = engine.codec
+        e = config.engine
+        self.budget = e.max_model_len - e.max_new_tokens if self.codec is not None else None
+        self.synth_info = engine.describe()
+        self.sampling = e.sampling.to_dict()
+        self.progress = Progress("synthesize", enabled=config.progress)
+
+    # ---- reading and preparing shards ----
+    def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
+        opts = ReadOptions(
+            self.config.text_field, self.config.id_field, self.config.split, self.config.max_line_bytes
+        )
+        stream = read_docs(self.config.inputs, opts)
+        if self.config.limit is not None:
+            stream = islice(stream, self.config.limit)
+        index = 0
+        while chunk := list(islice(stream, self.config.shard_size)):
+            yield index, chunk
+            index += 1
+
+    def _fits(self, text: str) -> bool:
+        return len(self.codec.encode(context_block(text))) <= self.budget
+
+    def _items(self, docs: list[RawDoc], stats: Stats) -> list[Item]:
+        if self.codec is None:
+            return [Item(d.id, d.id, d.source, d.text) for d in docs]
+        encode_batch = getattr(self.codec, "encode_batch", None)
+        blocks = [context_block(d.text) for d in docs]
+        all_ids = encode_batch(blocks) if encode_batch else [self.codec.encode(b) for b in blocks]
+        items: list[Item] = []
+        for doc, ids in zip(docs, all_ids):
+            if len(ids) <= self.budget:
+                items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
+                continue
+            pieces = split_to_fit(doc.text, self._fits)
+            stats.add("docs_split")
+            stats.add("pieces_from_splits", len(pieces))
+            for k, piece in enumerate(pieces):
+                ids_k = self.codec.encode(context_block(piece))
+                items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
+        return items
+
+    def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
+        stats = Stats()
+        docs = [d for d in chunk if isinstance(d, RawDoc)]
+        rejects = [r for r in chunk if isinstance(r, Reject)]
+        stats.add("docs_in", len(chunk))
+        stats.add("docs_rejected", len(rejects))
+        for r in rejects:
+            stats.count("rejects", r.reason)
+        items = self._items(docs, stats)
+        stats.add("items", len(items))
+        m = self.config.rounds
+        runners = [
+            ChainRunner(items[i : i + m], self.codec, self.budget, self.synth_info, self.sampling)
+            for i in range(0, len(items), m)
+        ]
+        return _Shard(index, len(chunk), runners, rejects, stats, [[] for _ in runners], len(runners))
+
+    # ---- the scheduling loop ----
+    def run(self) -> None:
+        shards = self._shards()
+        open_shards: dict[int, _Shard] = {}
+        ready: deque[tuple[int, int]] = deque()  # (shard index, runner index) with a step to submit
+        inflight: dict[tuple[int, int], None] = {}
+        exhausted = False
+        while True:
+            while not exhausted and len(ready) + len(inflight) < self.config.max_inflight:
+                nxt = next(shards, None)
+                if nxt is None:
+                    exhausted = True
+                    break
+                index, chunk = nxt
+                if self.out.is_done(index):
+                    self.progress.skip(len(chunk))
+                    continue
+                shard = self._open(index, chunk)
+                open_shards[index] = shard
+                ready.extend((index, r) for r, runner in enumerate(shard.runners) if not runner.done)
+                if shard.active == 0 or all(r.done for r in shard.runners):
+                    self._finish(shard, open_shards)
+            batch = []
+            while ready and len(inflight) < self.config.max_inflight:
+                key = ready.popleft()
+                batch.append(open_shards[key[0]].runners[key[1]].next_request(key))
+                inflight[key] = None
+            if batch:
+                self.engine.submit(batch)
+            if not inflight:
+                if exhausted:
+                    break
+                continue
+            for gen in self.engine.poll():
+                del inflight[gen.key]
+                self._on_result(gen, open_shards, ready)
+        self.progress.close()
+
+    def _on_result(self, gen, open_shards: dict[int, _Shard], ready: deque) -> None:
+        index, r = gen.key
+        shard = open_shards[index]
+        runner = shard.runners[r]
+        result = runner.on_result(gen)
+        shard.results[r].append(result)
+        self._count(shard.stats, result)
+        n_pairs = len(result.record.pairs) if result.record else 0
+        self.progress.update(docs=1, pairs=n_pairs, tokens=gen.generated_tokens)
+        if runner.done:
+            shard.active -= 1
+            if shard.active == 0:
+                self._finish(shard, open_shards)
+        else:
+            ready.append((index, r))
+
+    @staticmethod
+    def _count(stats: Stats, result: StepResult) -> None:
+        if result.reject is not None:
+            stats.add("engine_errors")
+            stats.count("rejects", result.reject.reason)
+            return
+        rec = result.record
+        stats.add("records_out")
+        stats.add("pairs", len(rec.pairs))
+        stats.add("prompt_tokens", rec.prompt_tokens)
+        stats.add("generated_tokens", rec.generated_tokens)
+        stats.count("finish_reasons", rec.finish_reason)
+        stats.update("drops", result.drops)
+        stats.add("reused_generations", int(result.reused_generation))
+        if not rec.pairs:
+            stats.add("records_without_pairs")
+            stats.count("no_pairs_reason", result.skip_reason or "no_valid_pair")
+        for p in rec.pairs:
+            if p.task_type:
+                stats.count("task_types", p.task_type)
+
+    def _finish(self, shard: _Shard, open_shards: dict[int, _Shard]) -> None:
+        records = [res.record for results in shard.results for res in results if res.record is not None]
+        rejects = shard.rejects + [res.reject for results in shard.results for res in results if res.reject]
+        per_doc: Counter = Counter()
+        for rec in records:
+            per_doc[rec.doc_id] += len(rec.pairs)
+        for n in per_doc.values():
+            shard.stats.count("pairs_per_doc", min(n, 50))
+        shard.stats.add("docs_out", len(per_doc))
+        shard.stats.add("chains", len({rec.chain_id for rec in records}))
+        shard.stats.add("shards")
+        self.out.write_shard(
+            shard.index, [r.to_dict() for r in records], [r.to_dict() for r in rejects], shard.stats
+        )
+        open_shards.pop(shard.index, None)
+
+
+def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[str, Any]:
+    """Run the stage; returns the summary also written to ``OUT/stats.json``."""
+    from instructpt.config import dump_yaml
+
+    out = ShardedOutput(config.output, "synthesize", config.fingerprint(), config.format)
+    dump_yaml(config, out.root / "config.yaml")
+    already = len(out.completed())
+    own_engine = engine is None
+    engine = engine or load_engine(config.engine)
+    start = time.monotonic()
+    try:
+        synth = Synthesizer(config, engine, out)
+        if config.progress:
+            synth.progress.total = count_records(config.inputs) if config.limit is None else config.limit
+        synth.run()
+    finally:
+        if own_engine:
+            engine.close()
+    wall = time.monotonic() - start
+    summary = summarize(out, synth.progress.docs, wall, already)
+    out.write_summary(summary)
+    return summary
+
+
+def summarize(out: ShardedOutput, records_this_run: int, wall: float, resumed_shards: int) -> dict[str, Any]:
+    stats = out.merged_stats()
+    c = stats.counts
+    docs_out = c.get("docs_out", 0)
+    return {
+        "stage": out.stage,
+        **stats.to_dict(),
+        "pairs_per_doc_mean": round(c.get("pairs", 0) / docs_out, 4) if docs_out else 0.0,
+        "run": {
+            "wall_seconds": round(wall, 3),
+            "records_this_run": records_this_run,
+            "docs_per_second": round(records_this_run / wall, 3) if wall > 0 else None,
+            "shards_total": len(out.completed()),
+            "shards_resumed": resumed_shards,
+        },
+    }

@@ -1,0 +1,142 @@
+"""Builds a tiny instruction synthesizer for tests: a byte-level BPE tokenizer and a 2-layer Mistral.
+
+Nothing is downloaded. The tokenizer is trained on Python's own documentation text plus generated wire-format
+examples; the model is trained for a short while on CPU with loss on the pair tokens only (SPEC §6), until greedy
+decoding writes well-formed ``<QUE> ... <ANS> ... </END>`` pairs and stops at ``</s>``. Its answers are not
+meant to be right — tests check the pipeline, not the model's knowledge.
+
+Build once per test session (``build_tiny_synthesizer(dir)``); the result is cached under ``.cache/`` keyed by a
+hash of this file, so repeated local runs skip training (CI starts clean).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+from pathlib import Path
+
+from instructpt.records import QAPair
+from instructpt.synthesizer.format import example_segments
+
+NOUNS = ["river", "doctor", "engine", "garden", "market", "teacher", "planet", "bridge", "farmer", "cell",
+         "library", "signal", "harbor", "patient", "crystal", "village", "sensor", "forest", "bank", "queen"]
+VERBS = ["moves", "holds", "builds", "feeds", "measures", "protects", "opens", "follows", "heats", "carries"]
+ADJS = ["small", "bright", "old", "quiet", "rapid", "green", "heavy", "careful", "distant", "warm"]
+
+
+def _sentence(rng: random.Random) -> tuple[str, str, str, str]:
+    a, n1, v, n2 = rng.choice(ADJS), rng.choice(NOUNS), rng.choice(VERBS), rng.choice(NOUNS)
+    return f"The {a} {n1} {v} the {n2}.", n1, v, n2
+
+
+def make_example(rng: random.Random, n_sentences: int | None = None) -> tuple[str, list[QAPair]]:
+    """A generated context and 1-2 pairs grounded in it (mostly one, so greedy output stops cleanly)."""
+    n = n_sentences or rng.randint(2, 5)
+    sents = [_sentence(rng) for _ in range(n)]
+    context = " ".join(s[0] for s in sents)
+    pairs: list[QAPair] = []
+    seen: set[str] = set()
+    for _, n1, v, n2 in rng.sample(sents, k=min(len(sents), 1 if rng.random() < 0.65 else 2)):
+        q = f"What {v.removesuffix('s')}s the {n1}?" if rng.random() < 0.5 else f"Which thing does the {n1} {v[:-1]}?"
+        if q.casefold() in seen:
+            continue
+        seen.add(q.casefold())
+        pairs.append(QAPair(q, f"The {n2}."))
+    return context, pairs
+
+
+def _corpus_text() -> str:
+    from pydoc_data.topics import topics
+
+    return "\n".join(topics.values())
+
+
+def train_tokenizer(out_dir: Path, rng: random.Random):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from instructpt.synthesizer.format import serialize_example
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    wire = [serialize_example(*make_example(rng)) for _ in range(2000)]
+    tok.train_from_iterator([_corpus_text(), *wire], trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   padding_side="left")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def _training_batch(tokenizer, rng: random.Random, batch: int, shots: int = 2):
+    import torch
+
+    rows, labels = [], []
+    for _ in range(batch):
+        ids, lab = [], []
+        for _ in range(rng.randint(1, shots)):
+            for text, target in example_segments(*make_example(rng)):
+                seg = tokenizer.encode(text, add_special_tokens=False)
+                ids += seg
+                lab += seg if target else [-100] * len(seg)
+        rows.append(ids)
+        labels.append(lab)
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    label_t = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return input_ids, mask, label_t
+
+
+def train_model(out_dir: Path, tokenizer, rng: random.Random, steps: int = 300) -> None:
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=96, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=24, max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, sliding_window=None,
+    )
+    model = MistralForCausalLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    model.train()
+    for _ in range(steps):
+        input_ids, mask, labels = _training_batch(tokenizer, rng, batch=16)
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+
+def _fingerprint() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def build_tiny_synthesizer(out_dir: Path, cache_root: Path | None = None) -> Path:
+    """Train (or copy from cache) the tiny synthesizer into ``out_dir``; returns ``out_dir``."""
+    cache = (cache_root or Path(__file__).resolve().parents[1] / ".cache") / f"tiny-synth-{_fingerprint()}"
+    if not (cache / "model.safetensors").exists():
+        tmp = cache.with_name(cache.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        rng = random.Random(1234)
+        tokenizer = train_tokenizer(tmp, rng)
+        train_model(tmp, tokenizer, rng)
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(cache, out_dir)
+    return out_dir
