@@ -134,7 +134,7 @@ def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"unknown config key {_where}{unknown[0]!r} (valid: {', '.join(sorted(names))})")
+        raise ConfigError(f"unknown config key '{_where}{unknown[0]}' (valid: {', '.join(sorted(names))})")
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         tp = hints[name]

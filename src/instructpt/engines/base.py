@@ -190,7 +190,7 @@ class Engine(ABC):
         """Synthesizer identity recorded with every output record."""
         return {"engine": self.name, "model": self.config.model, "revision": self.config.revision}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release
         """Release the backend (GPU memory, server connections, worker threads)."""
 
     def __enter__(self) -> Engine:

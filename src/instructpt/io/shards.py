@@ -49,11 +49,19 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     _atomic_write(path, write)
 
 
+_JSON_COLUMNS_KEY = b"instructpt.json_columns"
+
+
 def write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows as a parquet table; mapping-valued columns (free-form keys) are stored as JSON text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    json_cols = sorted({k for row in rows for k, v in row.items() if isinstance(v, dict)})
+    if json_cols:
+        rows = [{k: json.dumps(v) if k in json_cols else v for k, v in row.items()} for row in rows]
     table = pa.Table.from_pylist(rows)
+    table = table.replace_schema_metadata({_JSON_COLUMNS_KEY: json.dumps(json_cols).encode()})
     _atomic_write(path, lambda f: pq.write_table(table, f, compression="zstd"))
 
 
@@ -63,8 +71,15 @@ def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
-            yield from batch.to_pylist()
+        pf = pq.ParquetFile(path)
+        meta = pf.schema_arrow.metadata or {}
+        json_cols = json.loads(meta.get(_JSON_COLUMNS_KEY, b"[]"))
+        for batch in pf.iter_batches(batch_size=2048):
+            for row in batch.to_pylist():
+                for k in json_cols:
+                    if isinstance(row.get(k), str):
+                        row[k] = json.loads(row[k])
+                yield row
         return
     with open(path, encoding="utf-8") as f:
         for line in f:

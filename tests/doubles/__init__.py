@@ -1,0 +1,1 @@
+"""Test doubles: stand-ins for engines, tokenizers and servers, used only by the tests."""

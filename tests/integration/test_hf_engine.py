@@ -1,0 +1,82 @@
+"""The transformers engine on the tiny trained synthesizer: real generation, batching, failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from instructpt.engines.base import EngineConfig, Request, load_engine
+from instructpt.synthesizer.format import build_prompt, parse_generation
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "The small river feeds the garden. The old doctor opens the bank.",
+    "The bright engine heats the bridge.",
+    "The careful farmer builds the library. The warm cell moves the forest. The quiet queen holds the sensor.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_synth):
+    cfg = EngineConfig(
+        name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=48, batch_size=2
+    )
+    eng = load_engine(cfg)
+    yield eng
+    eng.close()
+
+
+def _requests(engine, texts):
+    return [
+        Request(i, p, engine.codec.encode(p), f"r{i}")
+        for i, p in enumerate(build_prompt([], t) for t in texts)
+    ]
+
+
+def test_generates_parseable_pairs_in_order(engine) -> None:
+    gens = engine.generate(_requests(engine, TEXTS))
+    assert [g.key for g in gens] == [0, 1, 2]
+    for g in gens:
+        assert g.finish_reason in ("stop", "length") and g.ok
+        assert g.token_ids and g.generated_tokens == len(g.token_ids)
+        assert g.prompt_tokens > 0
+    stopped = [g for g in gens if g.finish_reason == "stop"]
+    assert stopped, "the trained tiny synthesizer should stop at EOS"
+    for g in stopped:
+        assert g.token_ids[-1] == engine.codec.eos_token_id
+        assert parse_generation(g.text).pairs
+
+
+def test_prompt_has_a_single_bos(engine) -> None:
+    ids = engine.codec.encode(build_prompt([], TEXTS[0]))
+    assert ids[0] == engine.codec.bos_token_id and ids.count(engine.codec.bos_token_id) == 1
+
+
+def test_batched_equals_one_at_a_time(engine) -> None:
+    batched = engine.generate(_requests(engine, TEXTS))
+    single = [engine.generate([r])[0] for r in _requests(engine, TEXTS)]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+
+
+def test_over_long_prompt_fails_alone(engine) -> None:
+    reqs = _requests(engine, [TEXTS[0], "word " * 600, TEXTS[1]])
+    gens = engine.generate(reqs)
+    assert [g.ok for g in gens] == [True, False, True]
+    assert "max_model_len" in gens[1].error
+
+
+def test_a_failing_request_does_not_fail_its_batch(engine, monkeypatch) -> None:
+    """Fault injection: generate() raises whenever the poisoned prompt is in the batch."""
+    poison = engine.codec.encode(build_prompt([], TEXTS[1]))
+    real = engine.model.generate
+
+    def flaky(input_ids, **kw):
+        for row in input_ids.tolist():
+            if row[len(row) - len(poison) :] == poison:
+                raise RuntimeError("injected fault")
+        return real(input_ids=input_ids, **kw)
+
+    monkeypatch.setattr(engine.model, "generate", flaky)
+    gens = engine.generate(_requests(engine, TEXTS))
+    assert [g.ok for g in gens] == [True, False, True]
+    assert "injected fault" in gens[1].error

@@ -1,0 +1,135 @@
+"""The synthesize stage end to end with a scripted test-double engine: shards, rejects, stats, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from instructpt.engines.base import EngineConfig
+from instructpt.io.shards import ResumeError, read_shard
+from instructpt.synthesizer.run import SynthesizeConfig, synthesize
+from tests.doubles.scripted_engine import ScriptedEngine, WordCodec, canned_pairs, last_context
+
+
+def _corpus(path: Path, n: int = 23) -> Path:
+    lines = [
+        json.dumps({"text": f"Document number {i} talks about topic {i % 5}. It has two sentences."})
+        for i in range(n)
+    ]
+    lines.insert(5, "{broken json")
+    lines.insert(9, json.dumps({"text": ""}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, corpus: Path, **kw) -> SynthesizeConfig:
+    engine = kw.pop("engine", EngineConfig(name="rules", max_model_len=4096, max_new_tokens=64))
+    return SynthesizeConfig(
+        inputs=[str(corpus)], output=str(tmp_path / "out"), shard_size=7, progress=False, engine=engine, **kw
+    )
+
+
+def _all_records(out: Path) -> list[dict]:
+    return [r for p in sorted((out / "data").glob("shard-*")) for r in read_shard(p)]
+
+
+def test_stage_writes_records_rejects_and_stats(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=2)
+    summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=cfg.engine))
+    out = Path(cfg.output)
+    records = _all_records(out)
+    assert len(records) == 23 and len({r["id"] for r in records}) == 23
+    assert all(len(r["pairs"]) == 2 for r in records)
+    assert {r["chain_pos"] for r in records} == {0, 1}
+    rejects = [
+        json.loads(line) for p in (out / "rejects").glob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert sorted(r["reason"] for r in rejects) == ["empty_text", "invalid_json"]
+    c = summary["counts"]
+    assert (c["docs_in"], c["docs_rejected"], c["docs_out"], c["pairs"]) == (25, 2, 23, 46)
+    assert summary["by"]["pairs_per_doc"] == {"2": 23}
+    assert json.loads((out / "stats.json").read_text())["counts"] == c
+    assert (out / "config.yaml").exists() and len(list((out / "done").iterdir())) == 4
+    first = records[0]
+    for key in (
+        "id",
+        "source",
+        "text",
+        "pairs",
+        "chain_id",
+        "chain_pos",
+        "finish_reason",
+        "prompt_tokens",
+        "generated_tokens",
+        "synthesizer",
+        "sampling",
+    ):
+        assert key in first
+
+
+def test_resume_skips_done_shards_and_matches_uninterrupted_run(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    full = _config(tmp_path / "full", corpus, rounds=3, max_inflight=3)
+    synthesize(full, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=full.engine))
+
+    part = _config(tmp_path / "part", corpus, rounds=3, max_inflight=3)
+    calls = {"n": 0}
+
+    def crash_after_some(req):
+        calls["n"] += 1
+        if calls["n"] > 14:
+            raise KeyboardInterrupt  # stands in for a crash mid-run
+        return canned_pairs(req)
+
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(part, engine=ScriptedEngine(crash_after_some, codec=WordCodec(), config=part.engine))
+    done_before = len(list((Path(part.output) / "done").iterdir()))
+    assert 0 < done_before < 4
+    second = ScriptedEngine(canned_pairs, codec=WordCodec(), config=part.engine)
+    summary = synthesize(part, engine=second)
+    assert summary["run"]["shards_resumed"] == done_before
+    assert len(second.seen) < 23  # finished shards were not redone
+    for name in ("data", "rejects"):
+        a = sorted((Path(full.output) / name).iterdir())
+        b = sorted((Path(part.output) / name).iterdir())
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_resume_refuses_a_different_configuration(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    cfg = _config(tmp_path, corpus, rounds=2)
+    synthesize(cfg, engine=ScriptedEngine(canned_pairs, config=cfg.engine))
+    with pytest.raises(ResumeError, match="rounds: 2 -> 3"):
+        synthesize(_config(tmp_path, corpus, rounds=3), engine=ScriptedEngine(canned_pairs))
+    other = EngineConfig(name="rules", model="another/model")
+    with pytest.raises(ResumeError, match="model"):
+        synthesize(_config(tmp_path, corpus, rounds=2, engine=other), engine=ScriptedEngine(canned_pairs))
+
+
+def test_failed_requests_are_rejected_not_lost(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=2)
+    fail = {"Document number 3 talks"}
+    engine = ScriptedEngine(
+        lambda r: None if any(f in last_context(r.prompt) for f in fail) else canned_pairs(r),
+        config=cfg.engine,
+    )
+    summary = synthesize(cfg, engine=engine)
+    assert summary["by"]["rejects"]["engine_error"] == 1
+    assert summary["counts"]["records_out"] == 22
+    rejects = [
+        json.loads(line)
+        for p in (Path(cfg.output) / "rejects").glob("*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    assert any(r["reason"] == "engine_error" and r["detail"] == "scripted failure" for r in rejects)
+
+
+def test_parquet_output(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), format="parquet")
+    synthesize(cfg, engine=ScriptedEngine(canned_pairs, config=cfg.engine))
+    shards = sorted((Path(cfg.output) / "data").glob("*.parquet"))
+    assert len(shards) == 4
+    rows = [r for p in shards for r in read_shard(p)]
+    assert len(rows) == 23 and rows[0]["pairs"][0]["question"] == "What does the text begin with?"

@@ -1,0 +1,73 @@
+"""Config resolution: defaults < YAML < flags, unknown keys and bad values named, nested sections."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from instructpt.config import ConfigError, add_arguments, build, parse_mapping, resolve
+from instructpt.synthesizer.run import SynthesizeConfig
+
+
+def _flags(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser()
+    add_arguments(p, SynthesizeConfig)
+    return vars(p.parse_args(argv))
+
+
+def test_defaults_then_yaml_then_flags(tmp_path) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("inputs: [a.jsonl]\noutput: out\nrounds: 3\nengine:\n  name: rules\n  seed: 7\n")
+    cfg = resolve(SynthesizeConfig, str(cfg_file), _flags(["--rounds", "4", "--model", "m"]))
+    assert cfg.rounds == 4  # flag beats YAML
+    assert cfg.engine.name == "rules" and cfg.engine.seed == 7  # YAML beats default
+    assert cfg.engine.model == "m"
+    assert cfg.engine.max_new_tokens == 400  # default
+    assert cfg.inputs == ["a.jsonl"] and cfg.output == "out"
+
+
+def test_flags_only_and_positional_inputs() -> None:
+    cfg = resolve(SynthesizeConfig, None, _flags(["x.jsonl", "y/", "-o", "o", "--engine", "rules"]))
+    assert cfg.inputs == ["x.jsonl", "y/"] and cfg.engine.name == "rules"
+
+
+def test_unknown_keys_are_named(tmp_path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("inputs: [a]\noutput: o\nroundz: 2\n")
+    with pytest.raises(ConfigError, match="roundz"):
+        resolve(SynthesizeConfig, str(f), {})
+    f.write_text("inputs: [a]\noutput: o\nengine:\n  modle: x\n")
+    with pytest.raises(ConfigError, match="engine.modle"):
+        resolve(SynthesizeConfig, str(f), {})
+
+
+def test_bad_values_name_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--rounds"):
+        build(SynthesizeConfig, {"inputs": ["a"], "output": "o", "rounds": 0})
+    with pytest.raises(ConfigError, match="--max-model-len"):
+        build(SynthesizeConfig, {"inputs": ["a"], "output": "o", "engine": {"max_model_len": 100}})
+    with pytest.raises(ConfigError, match="must be int"):
+        build(SynthesizeConfig, {"inputs": ["a"], "output": "o", "rounds": "two"})
+    with pytest.raises(ConfigError, match="INPUT"):
+        build(SynthesizeConfig, {"output": "o"})
+
+
+def test_yaml_errors(tmp_path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("- a list\n- not a mapping\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve(SynthesizeConfig, str(f), {})
+    with pytest.raises(ConfigError, match="cannot read"):
+        resolve(SynthesizeConfig, str(tmp_path / "missing.yaml"), {})
+
+
+def test_parse_mapping() -> None:
+    assert parse_mapping("classic=0.8, dialog=0.2") == {"classic": 0.8, "dialog": 0.2}
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_mapping("classic")
+
+
+def test_secure_default_no_remote_code() -> None:
+    cfg = build(SynthesizeConfig, {"inputs": ["a"], "output": "o"})
+    assert cfg.engine.trust_remote_code is False

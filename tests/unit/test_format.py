@@ -1,0 +1,107 @@
+"""The wire format is byte-exact (SPEC §3): golden strings, prompts, parsing and its drop reasons."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from instructpt.records import QAPair
+from instructpt.synthesizer.format import (
+    MARKERS,
+    build_prompt,
+    context_block,
+    example_segments,
+    parse_generation,
+    serialize_example,
+    serialize_pairs,
+)
+
+PAIRS = [QAPair("What is X?", "A letter."), QAPair("Why?", "Because.")]
+
+
+def test_golden_example() -> None:
+    assert serialize_example("Some text.", PAIRS) == (
+        "<s> <CON> Some text. </CON>\n\n<QUE> What is X? <ANS> A letter. </END>\n\n"
+        "<QUE> Why? <ANS> Because. </END></s>"
+    )
+
+
+def test_golden_prompt_few_shot_has_nothing_between_examples() -> None:
+    prompt = build_prompt([("First.", PAIRS[:1]), ("Second.", PAIRS[1:])], "Third.")
+    assert prompt == (
+        "<s> <CON> First. </CON>\n\n<QUE> What is X? <ANS> A letter. </END></s>"
+        "<s> <CON> Second. </CON>\n\n<QUE> Why? <ANS> Because. </END></s>"
+        "<s> <CON> Third. </CON>\n\n"
+    )
+    assert build_prompt([], "Alone.") == context_block("Alone.") == "<s> <CON> Alone. </CON>\n\n"
+
+
+def test_segments_concatenate_to_the_example() -> None:
+    segs = example_segments("Ctx.", PAIRS)
+    assert "".join(t for t, _ in segs) == serialize_example("Ctx.", PAIRS)
+    assert [target for _, target in segs] == [False, True, True]
+
+
+def test_parse_clean_generation() -> None:
+    result = parse_generation(serialize_pairs(PAIRS))
+    assert result.pairs == PAIRS and result.clean
+
+
+def test_parse_tolerates_trailing_eos_and_whitespace() -> None:
+    result = parse_generation("\n\n<QUE>  What is X?  <ANS>  A letter.  </END></s>")
+    assert result.pairs == [QAPair("What is X?", "A letter.")]
+    assert result.clean
+
+
+def test_parse_drops_unfinished_last_pair() -> None:
+    result = parse_generation("<QUE> a? <ANS> b </END>\n\n<QUE> c? <ANS> d")
+    assert result.pairs == [QAPair("a?", "b")]
+    assert result.drops == {"unfinished_pair": 1}
+
+
+def test_parse_counts_every_drop_reason() -> None:
+    text = (
+        "<QUE> ok? <ANS> yes </END>"
+        "<QUE> no answer marker </END>"
+        "<QUE> two <ANS> ans <ANS> wers </END>"
+        "question without marker <ANS> x </END>"
+        "<QUE>  <ANS> empty question </END>"
+        "<QUE> empty answer? <ANS>   </END>"
+        "<QUE> OK? <ANS> duplicate in another case </END>"
+        "<QUE> stray <CON> marker? <ANS> x </END>"
+        "   </END>"
+    )
+    result = parse_generation(text)
+    assert result.pairs == [QAPair("ok?", "yes")]
+    assert result.drops == {
+        "missing_answer_marker": 1,
+        "multiple_answer_markers": 1,
+        "missing_question_marker": 1,
+        "empty_question": 1,
+        "empty_answer": 1,
+        "duplicate_question": 1,
+        "stray_marker": 1,
+        "empty_piece": 1,
+    }
+
+
+def test_parse_keeps_options_and_cot_conventions() -> None:
+    q = "Is it red?\nOptions:\n- yes\n- no"
+    cot = "How many?\nLet's think step by step."
+    gen = f"<QUE> {q} <ANS> yes </END>\n\n<QUE> {cot} <ANS> Two and two.\nTherefore, the answer is 4 </END>"
+    pairs = parse_generation(gen).pairs
+    assert pairs[0].question == q and pairs[0].answer == "yes"
+    assert pairs[1].answer.endswith("Therefore, the answer is 4")
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
+    lambda s: s.strip() == s and s and not any(m in s for m in MARKERS) and "</" not in s and "<" not in s
+)
+
+
+@given(st.lists(st.tuples(_text, _text), min_size=1, max_size=5, unique_by=lambda t: t[0].casefold()))
+def test_serialize_then_parse_round_trips(raw: list[tuple[str, str]]) -> None:
+    pairs = [QAPair(q, a) for q, a in raw]
+    result = parse_generation(serialize_pairs(pairs) + "</s>")
+    assert result.pairs == pairs
+    assert result.clean

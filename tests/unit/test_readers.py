@@ -1,0 +1,114 @@
+"""Readers: every input form, stable ids, and every kind of bad record rejected with its reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from instructpt.io.readers import InputError, ReadOptions, count_records, read_docs, resolve_inputs
+from instructpt.records import RawDoc, Reject
+
+
+def _write(path, lines: list[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def _split(items):
+    items = list(items)
+    return [i for i in items if isinstance(i, RawDoc)], [i for i in items if isinstance(i, Reject)]
+
+
+def test_bad_records_are_rejected_with_reasons(tmp_path) -> None:
+    _write(
+        tmp_path / "c.jsonl",
+        [
+            json.dumps({"text": "good one"}).encode(),
+            b"{not json",
+            b'"a string"',
+            json.dumps({"body": "no text field"}).encode(),
+            json.dumps({"text": 42}).encode(),
+            json.dumps({"text": "   "}).encode(),
+            json.dumps({"text": "nul\u0000byte"}).encode(),
+            b'{"text": "bad \xff utf8"}',
+            b"",
+            json.dumps({"text": "x" * 300}).encode(),
+            json.dumps({"text": "good two"}).encode(),
+        ],
+    )
+    docs, rejects = _split(read_docs([str(tmp_path / "c.jsonl")], ReadOptions(max_line_bytes=200)))
+    assert [d.text for d in docs] == ["good one", "good two"]
+    assert [d.id for d in docs] == ["c.jsonl:1", "c.jsonl:11"]
+    assert [r.reason for r in rejects] == [
+        "invalid_json",
+        "not_an_object",
+        "missing_text",
+        "text_not_string",
+        "empty_text",
+        "nul_bytes",
+        "invalid_utf8",
+        "line_too_long",
+    ]
+    assert all(r.source == "c.jsonl" and r.stage == "read" for r in rejects)
+
+
+def test_id_field_gz_parquet_dir_and_glob(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with (
+        gzip.open(tmp_path / "d" / "sub" / "a.jsonl.gz", "wb")
+        if (tmp_path / "d" / "sub").mkdir(parents=True) is None
+        else None as f
+    ):
+        f.write(
+            (json.dumps({"doc": "x1", "text": "alpha"}) + "\n" + json.dumps({"text": "beta"}) + "\n").encode()
+        )
+    pq.write_table(pa.table({"text": ["gamma", None], "doc": ["p1", "p2"]}), tmp_path / "d" / "b.parquet")
+    opts = ReadOptions(id_field="doc")
+    docs, rejects = _split(read_docs([str(tmp_path / "d")], opts))
+    assert [(d.id, d.text) for d in docs] == [("p1", "gamma"), ("x1", "alpha"), ("sub/a.jsonl.gz:2", "beta")]
+    assert [(r.id, r.reason) for r in rejects] == [("p2", "missing_text")]
+    globbed = list(read_docs([str(tmp_path / "d" / "**" / "*.jsonl.gz")], opts))
+    assert [d.id for d in globbed] == ["x1", "sub/a.jsonl.gz:2"]
+
+
+def test_ids_do_not_depend_on_mount_point(tmp_path) -> None:
+    for root in ("m1", "m2"):
+        _write(tmp_path / root / "corpus" / "f.jsonl", [json.dumps({"text": "t"}).encode()])
+    a = next(read_docs([str(tmp_path / "m1" / "corpus")], ReadOptions()))
+    b = next(read_docs([str(tmp_path / "m2" / "corpus")], ReadOptions()))
+    assert a.id == b.id == "f.jsonl:1"
+
+
+def test_unreadable_file_is_a_reject_not_a_crash(tmp_path) -> None:
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    items = list(read_docs([str(tmp_path)], ReadOptions()))
+    assert [r.reason for r in items] == ["unreadable_file", "unreadable_file"]
+
+
+def test_hf_dataset_on_disk(tmp_path) -> None:
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["one", ""], "id": ["a", "b"]}).save_to_disk(str(tmp_path / "ds"))
+    docs, rejects = _split(read_docs([str(tmp_path / "ds")], ReadOptions(id_field="id")))
+    assert [d.id for d in docs] == ["a"] and [r.reason for r in rejects] == ["empty_text"]
+
+
+def test_missing_inputs_raise_clear_errors(tmp_path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_inputs([str(tmp_path / "nope.jsonl")])
+    with pytest.raises(InputError, match="matches no"):
+        resolve_inputs([str(tmp_path / "*.jsonl")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no"):
+        resolve_inputs([str(tmp_path / "empty")])
+    assert resolve_inputs(["org/dataset"]) == [("hf_hub", "org/dataset")]
+
+
+def test_count_records(tmp_path) -> None:
+    _write(tmp_path / "a.jsonl", [b"{}", b"{}", b"{}"])
+    assert count_records([str(tmp_path / "a.jsonl")]) == 3
+    assert count_records(["org/dataset"]) is None
