@@ -30,6 +30,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "templify",
         "Synthesized pairs -> instruction-augmented pre-training documents.",
     ),
+    "demo": (
+        "instructpt.demo",
+        "DemoConfig",
+        "demo",
+        "Rules synthesizer -> templify on the shipped demo corpus, offline, with a summary.",
+    ),
 }
 
 
@@ -112,7 +118,16 @@ def _run(
 
 def _print_summary(name: str, summary: dict[str, Any]) -> None:
     counts = summary.get("counts", {})
-    keys = ("docs_in", "docs_rejected", "docs_out", "records_out", "chains", "pairs", "documents_out")
+    keys = (
+        "docs_in",
+        "docs_rejected",
+        "docs_out",
+        "records_out",
+        "chains",
+        "pairs",
+        "chains_in",
+        "documents_out",
+    )
     shown = ", ".join(f"{k}={counts[k]:,}" for k in keys if k in counts)
     run = summary.get("run", {})
     print(f"instructpt {name}: {shown}; {run.get('wall_seconds', 0):.1f}s", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 
 from instructpt.config import ConfigError, option
 from instructpt.engines.base import Engine, EngineConfig, load_engine
-from instructpt.io.readers import ReadOptions, count_records, read_docs
+from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
 from instructpt.io.shards import FORMATS, ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
@@ -262,6 +262,7 @@ def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[s
     """Run the stage; returns the summary also written to ``OUT/stats.json``."""
     from instructpt.config import dump_yaml
 
+    resolve_inputs(config.inputs)  # fail on a missing input before loading a model
     out = ShardedOutput(config.output, "synthesize", config.fingerprint(), config.format)
     dump_yaml(config, out.root / "config.yaml")
     already = len(out.completed())

@@ -1,0 +1,66 @@
+"""The command line as a user meets it: fast help that imports no torch, accurate subcommand help, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from instructpt.cli import COMMANDS, main
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "instructpt", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_top_level_help_lists_commands_and_imports_no_torch() -> None:
+    code = (
+        "import sys; from instructpt.cli import main; main([]); "
+        "bad = [m for m in ('torch', 'transformers', 'vllm', 'datasets') if m in sys.modules]; "
+        "print('HEAVY', bad)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "HEAVY []" in proc.stdout
+    for name in COMMANDS:
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_subcommand_help_imports_no_torch(name: str) -> None:
+    code = (
+        f"import sys\ntry:\n    from instructpt.cli import main; main(['{name}', '--help'])\n"
+        "except SystemExit: pass\nprint('HEAVY', [m for m in ('torch', 'vllm') if m in sys.modules])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stderr
+    assert "--config" in proc.stdout and "--output" in proc.stdout
+
+
+def test_synthesize_help_shows_defaults() -> None:
+    out = _run("synthesize", "--help").stdout
+    for flag in (
+        "--engine",
+        "--model",
+        "--rounds",
+        "--max-model-len",
+        "--trust-remote-code",
+        "--api-key-env",
+    ):
+        assert flag in out
+    assert "instruction-pretrain/instruction-synthesizer" in out
+
+
+def test_errors_are_clear_and_exit_nonzero(tmp_path) -> None:
+    proc = _run("synthesize", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o"), "--engine", "rules")
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    proc = _run("synthesize", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "INPUT" in proc.stderr
+    proc = _run("synthesize", "x.jsonl", "-o", "o", "--rounds", "0")
+    assert proc.returncode == 2 and "--rounds" in proc.stderr
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
