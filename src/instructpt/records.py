@@ -85,9 +85,10 @@ class AugmentedDoc:
     record_ids: list[str]
     source_ids: list[str]
     layout: str
-    template_ids: list[str]
+    template_ids: list[str]  # pair patterns ("qa_options/017")
     seed: int
     n_pairs: int = 0
+    piece_ids: list[str] = field(default_factory=list)  # layout pieces, option styles, reasoning wordings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,9 +22,7 @@ from instructpt.io.shards import FORMATS, ShardedOutput, read_shard
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import AugmentedDoc, QAPair, Reject
-from instructpt.templates import TemplifyOptions, inventory_fingerprint, render_chain
-
-DEFAULT_WEIGHTS = dict(TemplifyOptions().layout_weights)
+from instructpt.templates import DEFAULT_LAYOUT_WEIGHTS, TemplifyOptions, inventory_fingerprint, render_chain
 
 
 @dataclass
@@ -34,7 +32,14 @@ class TemplifyConfig:
     inputs: list[str] = option([], "synthesize output directories or their shard files.", positional=True)
     output: str = option("", "Output directory (created; re-running resumes into it).", short="-o")
     seed: int = option(0, "Global seed; every chain's draws come from (seed, chain id).")
-    layout_weights: dict[str, float] = option(DEFAULT_WEIGHTS, "Relative weight of each chain layout.")
+    layout_weights: dict[str, float] = option(
+        dict(DEFAULT_LAYOUT_WEIGHTS), "Relative weight of each chain layout."
+    )
+    intro_prob: float = option(0.5, "classic layout: chance of an intro line around the context.")
+    instruction_prob: float = option(0.5, "classic layout: chance of an 'answer these questions' line.")
+    fewshot_rationale_prob: float = option(
+        0.5, "inline_fewshot layout: chance the test item keeps its rationale."
+    )
     format: str = option("jsonl", "Output shard format.", choices=FORMATS)
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
 
@@ -48,9 +53,14 @@ class TemplifyConfig:
     @property
     def options(self) -> TemplifyOptions:
         try:
-            return TemplifyOptions(layout_weights=dict(self.layout_weights))
+            return TemplifyOptions(
+                layout_weights=dict(self.layout_weights),
+                intro_prob=self.intro_prob,
+                instruction_prob=self.instruction_prob,
+                fewshot_rationale_prob=self.fewshot_rationale_prob,
+            )
         except ConfigError as exc:
-            raise ConfigError(f"--layout-weights: {exc}") from exc
+            raise ConfigError(f"--layout-weights / --*-prob: {exc}") from exc
 
     def fingerprint(self) -> dict[str, Any]:
         return {
