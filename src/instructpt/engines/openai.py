@@ -1,0 +1,382 @@
+"""The ``openai`` engine: a client for any OpenAI-compatible ``/v1/completions`` server.
+
+Works with ``vllm serve``, SGLang, TGI and the llama.cpp server. Start a server with the synthesizer, then::
+
+    vllm serve instruction-pretrain/instruction-synthesizer --max-model-len 4096
+    instructpt synthesize --engine openai --api-base http://127.0.0.1:8000/v1 ...
+
+Prompts go out as exact token ids by default (``--prompt-mode ids``), encoded here with the synthesizer's own
+tokenizer and ``add_special_tokens=False``, so the literal ``<s>`` of the wire format is the only BOS (SPEC §3).
+``--prompt-mode text`` lets the server tokenize; a server that prepends BOS itself then doubles it, which is why
+that mode warns and asks the server not to add special tokens (vLLM honours ``add_special_tokens``).
+
+Requests run on an asyncio loop in a background thread with at most ``--concurrency`` HTTP requests in flight.
+Each is retried with exponential backoff and jitter on 429, 5xx, connection errors, timeouts and unreadable
+responses (honouring a capped ``Retry-After``); other 4xx fail at once. A request that still fails comes back as a
+generation with ``finish_reason == "error"``; the rest of the batch is unaffected. The API key is read from the
+environment variable named by ``--api-key-env`` and never appears in logs, errors, reprs or :meth:`describe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from instructpt.engines.base import Engine, EngineConfig, EngineError, Generation, Request, TextCodec
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({408, 429})  # plus every 5xx
+MESSAGE_CHARS = 200  # how much of a server's error message is kept
+
+
+class _Retryable(Exception):
+    """One failed attempt that may succeed when tried again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Fatal(Exception):
+    """A failed attempt that will fail the same way again (bad request, auth, unknown model)."""
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment, so credentials embedded in it are never shown."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def server_message(response: httpx.Response) -> str:
+    """The human part of an error response (OpenAI, vLLM and TGI shapes), trimmed."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    msg: Any = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+        msg = msg or data.get("message") or data.get("detail")
+    text = str(msg) if msg else response.text
+    text = " ".join(text.split())
+    return text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")
+
+
+class OpenAIEngine(Engine):
+    """Completions from an OpenAI-compatible server; see the module docstring.
+
+    ``codec`` may be given to skip loading the tokenizer (tests); the backoff arguments bound how long retries
+    wait: ``backoff_base * 2**(attempt - 1)`` seconds with jitter, at most ``backoff_cap``, and a server's
+    ``Retry-After`` at most ``retry_after_cap``.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        codec: TextCodec | None = None,
+        *,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 30.0,
+        retry_after_cap: float = 60.0,
+    ) -> None:
+        super().__init__(config)
+        self.mode = config.prompt_mode
+        self.codec = codec if codec is not None else self._load_codec(config)
+        self.max_model_len = config.max_model_len
+        self.api_base = config.api_base.rstrip("/")
+        self.url = self.api_base + "/completions"
+        self.model_name = config.api_model or config.model
+        self.backoff_base, self.backoff_cap, self.retry_after_cap = backoff_base, backoff_cap, retry_after_cap
+        key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        # The key lives only here: never in describe(), repr or logs; errors pass through _redact().
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._secret = key or None
+        self._jitter = random.Random()  # timing only; never touches data, so no seed needed
+        self._done: queue.Queue[Generation] = queue.Queue()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._futures: set[Future] = set()
+        self._closed = False
+        if self.mode == "text":
+            log.warning(
+                "prompt_mode=text: the server tokenizes prompts; one that prepends BOS itself doubles the literal "
+                "<s> (SPEC §3). add_special_tokens=false is sent (vLLM honours it); prompt_mode=ids is exact."
+            )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
+        self._thread.start()
+        self._client, self._slots = self._call(self._open_client())
+
+    @staticmethod
+    def _load_codec(config: EngineConfig) -> TextCodec | None:
+        from instructpt.engines.tokenizer import load_codec
+
+        if config.prompt_mode == "ids":
+            return load_codec(config)  # required: without it there are no ids to send
+        try:
+            return load_codec(config)
+        except EngineError as exc:
+            log.warning(
+                "no tokenizer (%s); prompts are not budgeted and token counts come from the server", exc
+            )
+            return None
+
+    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+        """Run ``coro`` on the engine's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _open_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        # Created on the loop's own thread: asyncio primitives belong to the loop that runs them.
+        n = self.config.concurrency
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.config.request_timeout),
+            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        )
+        return client, asyncio.Semaphore(n)
+
+    # ---- the Engine protocol ----
+    def submit(self, requests: Sequence[Request]) -> None:
+        """Schedule ``requests``; returns at once."""
+        if self._closed:
+            raise EngineError("the openai engine is closed")
+        bodies = [self._body(r) for r in requests]
+        with self._lock:
+            self._pending += len(bodies)
+        for request, body in bodies:
+            fut = asyncio.run_coroutine_threadsafe(self._run(request, body), self._loop)
+            with self._lock:
+                self._futures.add(fut)
+            fut.add_done_callback(lambda f, r=request: self._finished(f, r))
+
+    def poll(self) -> list[Generation]:
+        """All finished generations; blocks until there is one, ``[]`` when nothing is pending."""
+        if not self.pending:
+            return []
+        out: list[Generation] = []
+        while not out:
+            try:
+                out.append(self._done.get(timeout=1.0))
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise EngineError(
+                        "the openai engine's event loop stopped with requests pending"
+                    ) from None
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        with self._lock:
+            self._pending -= len(out)
+        return out
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(api_base=public_url(self.api_base), api_model=self.model_name, prompt_mode=self.mode)
+        return info
+
+    def close(self) -> None:
+        """Cancel what is in flight, close the HTTP client and stop the loop thread."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            futures = list(self._futures)
+        for fut in futures:
+            fut.cancel()
+        try:
+            self._call(self._client.aclose(), timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - closing is best effort
+            log.debug("closing the HTTP client failed: %s", type(exc).__name__)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAIEngine(api_base={public_url(self.api_base)!r}, model={self.model_name!r}, mode={self.mode!r})"
+
+    # ---- one request ----
+    def _body(self, request: Request) -> tuple[Request, dict[str, Any]]:
+        """The request (with its ids, encoded here when missing; the caller's object is left alone) and body."""
+        s = self.sampling
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "n": 1,
+        }
+        if self.mode == "ids":
+            if request.prompt_ids is None:
+                if self.codec is None:
+                    raise EngineError("prompt_mode=ids needs the synthesizer's tokenizer")
+                request = dataclasses.replace(request, prompt_ids=self.codec.encode(request.prompt))
+            body["prompt"] = list(request.prompt_ids)
+        else:
+            body["prompt"] = request.prompt
+            body["add_special_tokens"] = False
+        if not s.greedy:
+            body["seed"] = s.seed
+        return request, body
+
+    def _finished(self, fut: Future, request: Request) -> None:
+        with self._lock:
+            self._futures.discard(fut)
+        if fut.cancelled():
+            gen = self._error(request, "cancelled: the engine was closed")
+        elif fut.exception() is not None:  # _run catches everything; this is a last guard
+            gen = self._error(request, f"internal error: {type(fut.exception()).__name__}")
+        else:
+            gen = fut.result()
+        self._done.put(gen)
+
+    async def _run(self, request: Request, body: dict[str, Any]) -> Generation:
+        """POST with bounded retries; every outcome becomes a Generation."""
+        attempts = self.config.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                data = await self._attempt(body)
+                return self._generation(request, data)
+            except _Fatal as exc:
+                return self._error(request, self._redact(str(exc)))
+            except _Retryable as exc:
+                reason = self._redact(str(exc))
+                if attempt == attempts:
+                    log.warning(
+                        "request %s failed after %d attempts: %s", self._label(request), attempt, reason
+                    )
+                    return self._error(request, f"{reason} (after {attempt} attempts)")
+                delay = self._delay(attempt, exc.retry_after)
+                level = logging.DEBUG if reason.startswith("HTTP 429") else logging.WARNING
+                log.log(
+                    level,
+                    "request %s attempt %d/%d: %s; retrying in %.2fs",
+                    self._label(request),
+                    attempt,
+                    attempts,
+                    reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except Exception as exc:  # noqa: BLE001 - a bug here must fail one request, not the loop
+                log.exception("request %s: unexpected error", self._label(request))
+                return self._error(request, self._redact(f"client error: {type(exc).__name__}: {exc}"))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One HTTP exchange; raises _Retryable or _Fatal, or returns the decoded response."""
+        timeout = self.config.request_timeout
+        try:
+            async with self._slots:  # the concurrency bound counts HTTP exchanges, not backoff sleeps
+                response = await asyncio.wait_for(
+                    self._client.post(self.url, json=body, headers=self._headers), timeout
+                )
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise _Retryable(f"timeout after {timeout:g}s") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error: {type(exc).__name__}") from exc
+        status = response.status_code
+        if status in RETRY_STATUS or status >= 500:
+            raise _Retryable(
+                f"HTTP {status}: {server_message(response)}",
+                parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status != 200:
+            raise _Fatal(f"HTTP {status}: {server_message(response)}")
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            if not isinstance(choice.get("text"), str):
+                raise TypeError("no text")
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            # A body cut off by a proxy or an overloaded server: worth another try.
+            raise _Retryable(f"invalid response: {type(exc).__name__}") from exc
+        return data
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_cap)
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        # Jitter spreads out the clients a server rejected together, so they do not all come back at once.
+        return ceiling * (0.5 + 0.5 * self._jitter.random())
+
+    def _generation(self, request: Request, data: dict[str, Any]) -> Generation:
+        choice = data["choices"][0]
+        text: str = choice["text"]
+        ids = choice.get("token_ids")  # vLLM returns them when asked (return_token_ids)
+        token_ids = list(ids) if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else None
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens = usage.get("prompt_tokens")
+        if not isinstance(prompt_tokens, int):
+            prompt_tokens = self._count(request.prompt, request.prompt_ids if self.mode == "ids" else None)
+        generated = usage.get("completion_tokens")
+        if not isinstance(generated, int):
+            generated = len(token_ids) if token_ids is not None else self._count(text, None)
+        reason = choice.get("finish_reason")
+        return Generation(
+            key=request.key,
+            text=text,
+            finish_reason=str(reason) if reason else "unknown",
+            token_ids=token_ids,
+            prompt_tokens=prompt_tokens,
+            generated_tokens=generated,
+        )
+
+    def _count(self, text: str, ids: list[int] | None) -> int:
+        if ids is not None:
+            return len(ids)
+        return len(self.codec.encode(text)) if self.codec is not None else 0
+
+    def _error(self, request: Request, message: str) -> Generation:
+        n = len(request.prompt_ids) if self.mode == "ids" and request.prompt_ids is not None else 0
+        return Generation(key=request.key, text="", finish_reason="error", prompt_tokens=n, error=message)
+
+    def _redact(self, text: str) -> str:
+        # A proxy may echo request headers into its error page; the key must not travel on from there.
+        return text.replace(self._secret, "***") if self._secret else text
+
+    @staticmethod
+    def _label(request: Request) -> str:
+        return request.record_id or repr(request.key)[:60]
