@@ -321,3 +321,9 @@ def test_helpers() -> None:
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: go now
     assert public_url("https://u:p@api.example.com:8443/v1?key=k#x") == "https://api.example.com:8443/v1"
+
+
+def test_tgi_finish_reason_names_map_to_stop(serve, engine_for, codec) -> None:
+    server = serve(finish_reason="eos_token")
+    gens = engine_for(server).generate(requests_for(codec, 2))
+    assert [g.finish_reason for g in gens] == ["stop", "stop"]

@@ -51,6 +51,10 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+# Servers that name "stopped at EOS" differently (TGI) map to the OpenAI name the scheduler relies on.
+_FINISH_ALIASES = {"eos_token": "stop", "stop_sequence": "stop", "eos": "stop"}
+
+
 class _Fatal(Exception):
     """A failed attempt that will fail the same way again (bad request, auth, unknown model)."""
 
@@ -355,10 +359,11 @@ class OpenAIEngine(Engine):
         if not isinstance(generated, int):
             generated = len(token_ids) if token_ids is not None else self._count(text, None)
         reason = choice.get("finish_reason")
+        reason = _FINISH_ALIASES.get(str(reason), str(reason)) if reason else "unknown"
         return Generation(
             key=request.key,
             text=text,
-            finish_reason=str(reason) if reason else "unknown",
+            finish_reason=reason,
             token_ids=token_ids,
             prompt_tokens=prompt_tokens,
             generated_tokens=generated,
