@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instructpt.engines.base import EngineConfig
-from instructpt.synthesizer.chains import ChainRunner, Item
+from instructpt.io.stats import Stats
+from instructpt.records import RawDoc
+from instructpt.synthesizer.chains import ChainRunner, Item, make_items
 from instructpt.synthesizer.format import EOS, context_block, serialize_pairs
 from tests.doubles.scripted_engine import ScriptedEngine, WordCodec, last_context
 
@@ -91,9 +93,6 @@ def test_engine_error_rejects_the_item_and_resets_the_chain() -> None:
 )
 def test_no_prompt_ever_exceeds_the_budget(lengths: list[int], n_pairs: list[int], budget: int) -> None:
     """Property: whatever the texts and outputs, every prompt fits max_model_len - max_new_tokens."""
-    from instructpt.io.stats import Stats
-    from instructpt.synthesizer.run import SynthesizeConfig, Synthesizer
-
     codec = WordCodec()
     outputs = iter(n_pairs * 20)
 
@@ -101,16 +100,11 @@ def test_no_prompt_ever_exceeds_the_budget(lengths: list[int], n_pairs: list[int
         k = next(outputs)
         return "\n\n".join(f"<QUE> q{i} word word <ANS> a{i} word </END>" for i in range(k))
 
-    cfg = SynthesizeConfig(
-        inputs=["x"], output="o", rounds=3, engine=EngineConfig(max_model_len=budget + 16, max_new_tokens=16)
+    engine = ScriptedEngine(
+        script, codec=codec, config=EngineConfig(max_model_len=budget + 16, max_new_tokens=16)
     )
-    engine = ScriptedEngine(script, codec=codec, config=cfg.engine)
-    synth = Synthesizer.__new__(Synthesizer)
-    synth.codec, synth.budget, synth.config = codec, budget, cfg
-    from instructpt.records import RawDoc
-
     docs = [RawDoc(f"d{i}", " ".join(f"w{j}" for j in range(n)) + ".", "s") for i, n in enumerate(lengths)]
-    items = synth._items(docs, Stats())
+    items = make_items(docs, codec, budget, Stats())
     for i in range(0, len(items), 3):
         _run(ChainRunner(items[i : i + 3], codec, budget, {}, {}), engine)
     assert engine.seen

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instructpt.engines.base import Generation, Request, TextCodec
-from instructpt.records import QAPair, Reject, SynthRecord
+from instructpt.io.stats import Stats
+from instructpt.records import QAPair, RawDoc, Reject, SynthRecord
 from instructpt.synthesizer.format import EOS, context_block, parse_generation, serialize_pairs
+from instructpt.synthesizer.split import split_to_fit
 
 
 @dataclass
@@ -34,6 +36,27 @@ class Item:
     piece: int = 0
     n_pieces: int = 1
     ctx_ids: list[int] | None = None  # exact ids of context_block(text) when the engine has a codec
+
+
+def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None, stats: Stats) -> list[Item]:
+    """Items for a shard's documents: exact context-block ids, and long texts split into fitting pieces."""
+    if codec is None:
+        return [Item(d.id, d.id, d.source, d.text) for d in docs]
+    encode_batch = getattr(codec, "encode_batch", None)
+    blocks = [context_block(d.text) for d in docs]
+    all_ids = encode_batch(blocks) if encode_batch else [codec.encode(b) for b in blocks]
+    items: list[Item] = []
+    for doc, ids in zip(docs, all_ids):
+        if len(ids) <= budget:
+            items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
+            continue
+        pieces = split_to_fit(doc.text, lambda t: len(codec.encode(context_block(t))) <= budget)
+        stats.add("docs_split")
+        stats.add("pieces_from_splits", len(pieces))
+        for k, piece in enumerate(pieces):
+            ids_k = codec.encode(context_block(piece))
+            items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
+    return items
 
 
 @dataclass

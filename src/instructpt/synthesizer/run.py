@@ -26,9 +26,8 @@ from instructpt.io.shards import FORMATS, ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import RawDoc, Reject
-from instructpt.synthesizer.chains import ChainRunner, Item, StepResult
-from instructpt.synthesizer.format import FORMAT_VERSION, context_block
-from instructpt.synthesizer.split import split_to_fit
+from instructpt.synthesizer.chains import ChainRunner, StepResult, make_items
+from instructpt.synthesizer.format import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -127,28 +126,6 @@ class Synthesizer:
             yield index, chunk
             index += 1
 
-    def _fits(self, text: str) -> bool:
-        return len(self.codec.encode(context_block(text))) <= self.budget
-
-    def _items(self, docs: list[RawDoc], stats: Stats) -> list[Item]:
-        if self.codec is None:
-            return [Item(d.id, d.id, d.source, d.text) for d in docs]
-        encode_batch = getattr(self.codec, "encode_batch", None)
-        blocks = [context_block(d.text) for d in docs]
-        all_ids = encode_batch(blocks) if encode_batch else [self.codec.encode(b) for b in blocks]
-        items: list[Item] = []
-        for doc, ids in zip(docs, all_ids):
-            if len(ids) <= self.budget:
-                items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
-                continue
-            pieces = split_to_fit(doc.text, self._fits)
-            stats.add("docs_split")
-            stats.add("pieces_from_splits", len(pieces))
-            for k, piece in enumerate(pieces):
-                ids_k = self.codec.encode(context_block(piece))
-                items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
-        return items
-
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
         docs = [d for d in chunk if isinstance(d, RawDoc)]
@@ -157,7 +134,7 @@ class Synthesizer:
         stats.add("docs_rejected", len(rejects))
         for r in rejects:
             stats.count("rejects", r.reason)
-        items = self._items(docs, stats)
+        items = make_items(docs, self.codec, self.budget, stats)
         stats.add("items", len(items))
         m = self.config.rounds
         runners = [
