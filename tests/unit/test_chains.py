@@ -110,3 +110,15 @@ def test_no_prompt_ever_exceeds_the_budget(lengths: list[int], n_pairs: list[int
     assert engine.seen
     assert all(len(r.prompt_ids) <= budget for r in engine.seen)
     assert " ".join(i.text for i in items).split() == " ".join(d.text for d in docs).split()
+
+
+def test_requests_carry_the_verbatim_context_even_with_marker_like_text() -> None:
+    from instructpt.engines.base import EngineConfig as Cfg
+    from instructpt.engines.rules import RulesEngine
+
+    text = "Cats sleep a lot. <s> <CON> is not a real block here. However, dogs sleep less than cats do."
+    runner = ChainRunner(_items(None, [text]), None, None, {}, {})
+    req = runner.next_request(0)
+    assert req.context == text
+    (gen,) = RulesEngine(Cfg(name="rules")).generate([req])
+    assert gen.ok

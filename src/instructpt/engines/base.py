@@ -73,6 +73,7 @@ class Request:
     prompt: str
     prompt_ids: list[int] | None = None
     record_id: str = ""  # stable id of the text being synthesized (seeds engines that draw at random)
+    context: str | None = None  # the text being synthesized, verbatim (engines that read it need no parsing)
 
 
 @dataclass
@@ -145,6 +146,8 @@ class EngineConfig:
             raise ConfigError("--batch-size and --concurrency must be >= 1")
         if self.max_retries < 0:
             raise ConfigError("--max-retries must be >= 0")
+        if self.rules_max_per_type < 0:
+            raise ConfigError("--rules-max-per-type must be >= 0")
 
     @property
     def sampling(self) -> SamplingParams:

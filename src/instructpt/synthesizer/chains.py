@@ -109,7 +109,13 @@ class ChainRunner:
         if not self.chain_id:
             self.chain_id = item.id
         self._prompt_text = self.history_text + block
-        return Request(key=key, prompt=self._prompt_text, prompt_ids=self._prompt_ids, record_id=item.id)
+        return Request(
+            key=key,
+            prompt=self._prompt_text,
+            prompt_ids=self._prompt_ids,
+            record_id=item.id,
+            context=item.text,
+        )
 
     def on_result(self, gen: Generation) -> StepResult:
         """Consume the generation of the item just requested; decide how the chain goes on."""

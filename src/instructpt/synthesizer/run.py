@@ -86,7 +86,10 @@ class SynthesizeConfig:
             "format": self.format,
         }
         if e.name == "rules":
+            from instructpt.engines.rules import RULES_VERSION
+
             fp["rules_max_per_type"] = e.rules_max_per_type
+            fp["rules_version"] = RULES_VERSION
         return fp
 
 

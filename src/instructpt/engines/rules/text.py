@@ -1,0 +1,209 @@
+"""Text analysis for the rules miner: language and length checks, title detection, sentence splitting, casing.
+
+Everything here is cheap: precompiled regular expressions and set look-ups, no models. :func:`analyse` turns a
+raw text into a :class:`Doc` (optional title, body sentences) or a reason to skip it.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from instructpt.engines.rules.lexicon import ABBREVIATIONS, COMMON_WORDS, FUNCTION_WORDS
+
+MIN_WORDS = 30  # texts with fewer whitespace-separated words are "too_short"
+MIN_FUNCTION_SHARE = 0.12  # English prose is typically 30-45% function words from our list
+MAX_NON_ASCII_SHARE = 0.3  # mostly non-Latin script: not English
+MAX_SENTENCE_WORDS = 80  # longer "sentences" are usually unsegmented lists or tables: never quoted
+MIN_SENTENCE_WORDS = 4
+TITLE_MAX_WORDS = 20
+TITLE_MAX_CHARS = 160
+MIN_BODY_WORDS = 20  # a first line counts as a title only when a real body follows it
+
+MAX_CHARS = 100_000  # a very long text is mined from its beginning only: bounded time per text
+MAX_SENTENCES = 400
+ENGLISH_SAMPLE_CHARS = 6000  # the language check reads this much of a text
+
+# ASCII punctuation (but hyphens and apostrophes, which belong to words) and digits become spaces.
+_NOT_WORD = (string.punctuation + string.digits).replace("-", "").replace("'", "").encode()
+_TO_SPACE = bytes.maketrans(_NOT_WORD, b" " * len(_NOT_WORD))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# A candidate sentence end: terminal punctuation (plus closing quotes/brackets), space, then an opener.
+_SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_TITLE_BAD_END = re.compile(r"[.,;:]$")
+_BULLET = re.compile(r"^(?:[-*•·>#]|\d+[.)]\s)")
+# Words a title or a finished line does not end with; a line ending with one goes on in the next line.
+_DANGLING = FUNCTION_WORDS | {"a", "an", "in", "of", "the", "to", "and", "or", "nor", "with"}
+_LINE_END_PUNCT = tuple(".!?:;\"')]")
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A text ready for mining: optional title, body sentences (whitespace-normalized) in order.
+
+    ``full[i]`` tells whether sentence ``i`` is a quotable statement (see :func:`is_full_sentence`); ``body`` is
+    the sentences joined by spaces, for cheap look-ups of how words are used in the text.
+    """
+
+    title: str | None
+    sentences: list[str]
+    full: list[bool]
+    body: str
+
+
+def squash(s: str) -> str:
+    """Collapse runs of whitespace (newlines included) to single spaces and strip the ends."""
+    return " ".join(s.split())
+
+
+def skip_reason(text: str) -> str | None:
+    """``"not_english"`` or ``"too_short"`` when a text should not be mined, else ``None``."""
+    sample = text[:ENGLISH_SAMPLE_CHARS]
+    if sample and not sample.isascii():
+        non_ascii = len(_NON_ASCII.findall(sample))
+        if non_ascii > MAX_NON_ASCII_SHARE * (len(sample) - sample.count(" ")):
+            return "not_english"
+    if len(text.split(None, MIN_WORDS)) < MIN_WORDS:
+        return "too_short"
+    words = lower_words(sample)
+    hits = sum(map(FUNCTION_WORDS.__contains__, words))
+    if not words or hits < MIN_FUNCTION_SHARE * len(words):
+        return "not_english"
+    return None
+
+
+def analyse(text: str) -> Doc:
+    """Split ``text`` into an optional title and body sentences."""
+    stripped = text.strip()
+    title = None
+    head, sep, rest = stripped.partition("\n")
+    if sep and _looks_like_title(head.strip(), rest):
+        title = squash(head)
+        stripped = rest
+    sentences = split_sentences(stripped[:MAX_CHARS])[:MAX_SENTENCES]
+    return Doc(title, sentences, [is_full_sentence(s) for s in sentences], " ".join(sentences))
+
+
+def _looks_like_title(line: str, body: str) -> bool:
+    n = len(line.split())
+    return (
+        2 <= n <= TITLE_MAX_WORDS
+        and len(line) <= TITLE_MAX_CHARS
+        and line[0].isalnum()
+        and not line[0].islower()
+        and not _TITLE_BAD_END.search(line)
+        and not _BULLET.match(line)
+        and _SENT_END.search(line) is None
+        and line.rsplit(" ", 1)[-1].lower() not in _DANGLING  # "... the budget for the" is a wrapped line
+        and not body.lstrip()[:1].islower()
+        and len(body.split(None, MIN_BODY_WORDS)) >= MIN_BODY_WORDS
+    )
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` in order: line breaks end sentences unless the next line goes on in lower case."""
+    out: list[str] = []
+    for line in _join_wrapped(text.splitlines()):
+        out.extend(_split_line(line))
+    return out
+
+
+def _join_wrapped(lines: list[str]) -> list[str]:
+    # Hard-wrapped prose: a line that does not end a sentence, followed by one starting in lower case.
+    out: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if out and not out[-1].endswith(_LINE_END_PUNCT) and _continues(out[-1], line):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+    return out
+
+
+def _continues(previous: str, line: str) -> bool:
+    """Whether ``line`` goes on with the unfinished ``previous`` line rather than starting something new."""
+    return line[0].islower() or line[0] == "(" or previous.rsplit(" ", 1)[-1].lower() in _DANGLING
+
+
+def _split_line(line: str) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    for m in _SENT_END.finditer(line):
+        end = m.start() + 1
+        word = line[max(line.rfind(" ", start, end) + 1, start) : end].lstrip("\"'“‘([").lower()
+        # "e.g.", "Fig.", initials ("J. Smith") and the like do not end a sentence.
+        if word in ABBREVIATIONS or (len(word) == 2 and word[0].isalpha()):
+            continue
+        piece = squash(line[start : m.end()])
+        if piece:
+            pieces.append(piece)
+        start = m.end()
+    tail = squash(line[start:])
+    if tail:
+        pieces.append(tail)
+    return pieces
+
+
+def n_words(s: str) -> int:
+    return s.count(" ") + 1 if s else 0
+
+
+def is_full_sentence(s: str) -> bool:
+    """A quotable statement: sensible length, starts like a sentence, ends with a period."""
+    return (
+        MIN_SENTENCE_WORDS <= n_words(s) <= MAX_SENTENCE_WORDS
+        and s.endswith(".")
+        and (s[0].isupper() or s[0].isdigit() or s[0] in "\"'“(")
+    )
+
+
+def lower_first(s: str, body: str = "") -> str:
+    """Lower-case the first letter when the first word is an ordinary word ("The study" -> "the study").
+
+    Ordinary: in the common-word list, or used in lower case elsewhere in ``body`` (the text), which keeps
+    names and acronyms ("Paris", "DNA") as they are.
+    """
+    first = s.split(" ", 1)[0]
+    if not first[:1].isupper() or not (len(first) == 1 or first[1:].islower()):
+        return s  # already lower case, or an acronym / mixed-case name
+    low = first.lower().rstrip(",;:.")
+    return s[0].lower() + s[1:] if low in COMMON_WORDS or _used_in_lower_case(low, body) else s
+
+
+def _used_in_lower_case(word: str, body: str) -> bool:
+    needle = " " + word
+    i = body.find(needle)
+    while i >= 0:
+        j = i + len(needle)
+        if j == len(body) or not body[j].isalpha():
+            return True
+        i = body.find(needle, j)
+    return False
+
+
+def upper_first(s: str) -> str:
+    """Capitalize the first letter when the first word is plain lower case (leaves "mRNA" or "iPhone")."""
+    first = s.split(" ", 1)[0]
+    if first.islower() and first[:1].isalpha():
+        return s[0].upper() + s[1:]
+    return s
+
+
+def bare(s: str) -> str:
+    """A sentence without its final punctuation, for embedding in a question."""
+    return s.rstrip(" .!?;:,")
+
+
+def as_sentence(s: str) -> str:
+    """A clause as a stand-alone sentence: capitalized, ending with a period."""
+    s = upper_first(bare(s).strip())
+    return s + "." if s else s
+
+
+def lower_words(s: str) -> list[str]:
+    """The words of ``s`` in lower case, split at whitespace, digits and ASCII punctuation (fast: bytes ops)."""
+    data = s.lower().encode("utf-8", "surrogatepass").translate(_TO_SPACE)
+    return data.decode("utf-8", "surrogatepass").split()

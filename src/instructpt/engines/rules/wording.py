@@ -1,0 +1,145 @@
+"""Question wordings of the rules miner, kept as data: several phrasings per task type.
+
+Each wording is a ``str.format`` pattern; the fields it may use are listed above each table. The miner picks one
+with the text's seeded RNG. Multiple-choice questions get their ``\\nOptions:\\n- ...`` block appended by the
+miner, so no wording here ends with options or contains a wire marker.
+"""
+
+from __future__ import annotations
+
+# summarize: no fields (the answer is the text's title).
+SUMMARIZE = (
+    "What would be a good title for this text?",
+    "Give the article above a headline.",
+    "Suggest a short title that captures what the passage is about.",
+    "Sum up the text in a single line that could serve as its title.",
+    "What is the title of this piece?",
+    "Write a headline for the passage.",
+    "In a few words, name this article.",
+)
+
+# title_to_article: {title}. The answer is the opening of the body.
+TITLE_TO_ARTICLE = (
+    'Write the opening of an article titled "{title}".',
+    'Here is a headline: "{title}". Write the first few sentences of the article that goes with it.',
+    'Compose the beginning of a piece with the title "{title}".',
+    "Title: {title}\nWrite an introduction for this article.",
+    'Draft the first paragraph of an article called "{title}".',
+    'How might an article with the headline "{title}" begin?',
+)
+
+# nli: {premise}, {premise_bare}, {hypothesis}, {hypothesis_bare}, {hypothesis_lower_bare}. Options are appended.
+NLI = (
+    'Premise: "{premise}"\nHypothesis: "{hypothesis}"\nDoes the premise entail the hypothesis?',
+    '"{premise}" Based on this sentence, is it true that "{hypothesis_bare}"?',
+    "Read the sentence: {premise}\nCan we conclude that the following is true? {hypothesis}",
+    'Given that "{premise_bare}", does it follow that "{hypothesis_bare}"?',
+    "Sentence A: {premise}\nSentence B: {hypothesis}\nIf sentence A is true, is sentence B also true?",
+    "{premise}\nQuestion: does this imply that {hypothesis_lower_bare}?",
+)
+# The (entailment, contradiction, neutral) answers, in the order the options are listed.
+NLI_OPTIONS = (
+    ("yes", "no", "maybe"),
+    ("Yes", "No", "It is not possible to tell"),
+    ("yes", "no", "it is not possible to tell"),
+    ("Yes", "No", "Maybe"),
+)
+
+# connective: {first}, {second}, {second_lower}. Options (connectives) are appended.
+CONNECTIVE = (
+    "Which word or phrase best connects these two sentences?\nSentence 1: {first}\nSentence 2: {second}",
+    "Fill in the blank: {first} ____, {second_lower}",
+    "Choose the connective that links the two sentences most naturally.\n{first}\n{second}",
+    "How should the second sentence begin so that it follows from the first?\nFirst: {first}\n"
+    "Second: ..., {second_lower}",
+    '"{first} ___, {second_lower}"\nWhat fits best in the gap?',
+    "Pick the linking expression that fits between these sentences.\nFirst: {first}\nSecond: {second}",
+)
+
+# cause_effect (forward, premise -> consequence): {cause}, {cause_bare}, {cause_lower_bare}.
+CAUSE_EFFECT = (
+    "{cause}\nWhat happened as a result?",
+    'According to the text, what follows from this: "{cause_bare}"?',
+    "Given that {cause_lower_bare}, what does the passage conclude?",
+    '"{cause}" What is the consequence of this, according to the passage?',
+    "What outcome does the text link to the following? {cause}",
+    "The passage says: {cause}\nWhat is the effect?",
+)
+
+# effect_cause (backward, effect -> reason): {effect}, {effect_bare}, {effect_lower_bare}.
+EFFECT_CAUSE = (
+    "According to the passage, what is the reason for the following? {effect}",
+    '"{effect}" What caused this, according to the text?',
+    'What explanation does the text give for this: "{effect_bare}"?',
+    "Identify the cause: {effect}",
+    "The text states that {effect_lower_bare}. Why?",
+    "{effect}\nWhy is that, according to the passage?",
+)
+
+# paraphrase, generation: {sentence}, {sentence_bare}.
+PARAPHRASE = (
+    "Rewrite this sentence in other words: {sentence}",
+    'Paraphrase the following: "{sentence}"',
+    "How could this be restated more plainly? {sentence}",
+    "Express the same idea differently: {sentence}",
+    "Say this another way: {sentence}",
+    'Put "{sentence_bare}" in different words.',
+)
+# paraphrase, detection: {first}, {second}. Options (yes/no) are appended.
+PARAPHRASE_DETECT = (
+    "Do these two sentences say the same thing?\n1. {first}\n2. {second}",
+    "Is the second sentence a paraphrase of the first?\nFirst: {first}\nSecond: {second}",
+    '"{first}" and "{second}" -- do they mean the same?',
+    "Sentence A: {first}\nSentence B: {second}\nDoes B restate A?",
+    "Are the following sentences paraphrases of each other?\n{first}\n{second}",
+)
+DETECT_OPTIONS = (("yes", "no"), ("Yes", "No"))
+# paraphrase, inline clarification ("X, i.e., Y"): {before}. The answer is Y.
+CLARIFY = (
+    'The passage mentions "{before}". What does it say this means, specifically?',
+    'What does the text spell out right after "{before}"?',
+    'Explain more precisely what is meant in: "{before}"',
+    '"{before}" -- how does the text make this explicit?',
+    'The text says "{before}". Restate the point it clarifies.',
+)
+
+# definition: {term}. The answer is the defining sentence.
+DEFINITION = (
+    'What does "{term}" mean?',
+    "Define {term} as used in the text.",
+    'How does the passage define "{term}"?',
+    'Explain the term "{term}".',
+    "Write a sentence that defines {term}.",
+    'Give the definition of "{term}" from the text.',
+)
+
+# topic, about the subject: {subject_lower}; word-to-text from the topic: {topic}. The answer is the sentence.
+TOPIC = (
+    "What is {subject_lower} about?",
+    "According to the text, what does {subject_lower} focus on?",
+    "Describe, in one sentence, what {subject_lower} deals with.",
+    "State the subject of {subject_lower} in a sentence.",
+    "Write a sentence about {topic}.",
+    'Use the phrase "{topic}" in a sentence that states a topic.',
+    "Compose one sentence on the topic of {topic}.",
+)
+
+# keywords: {words} (comma-separated) or {words_and} ("a, b and c"). The answer contains every word.
+KEYWORDS = (
+    "Write a sentence that uses all of these words: {words}.",
+    "Make a sentence containing the following terms: {words}.",
+    "Use these keywords in one sentence: {words}.",
+    "Keywords: {words}\nWrite a sentence that includes them.",
+    "Form a single sentence that mentions {words_and}.",
+    "Here are some terms from a text: {words}. Write a sentence that contains them all.",
+)
+
+# completion: {before} (the sentence or two before the split). The answer is what follows.
+COMPLETION = (
+    "Continue the text: {before}",
+    'What comes next in the passage after "{before}"?',
+    "{before}\nHow does the text go on?",
+    "Complete the passage. {before} ...",
+    "Write what follows this in the text: {before}",
+    "Pick up where this leaves off: {before}",
+)

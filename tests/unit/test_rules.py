@@ -1,0 +1,393 @@
+"""The model-free rules miner (SPEC §9): every task type, the options convention, determinism, skips, safety."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instructpt.engines.base import EngineConfig, Request, load_engine
+from instructpt.engines.rules import TASK_TYPES, RulesEngine, last_context, mine
+from instructpt.engines.rules.lexicon import CONNECTIVES
+from instructpt.engines.rules.text import analyse, lower_first, skip_reason, split_sentences
+from instructpt.records import QAPair
+from instructpt.synthesizer.format import (
+    MARKERS,
+    build_prompt,
+    context_block,
+    parse_generation,
+    serialize_pairs,
+)
+
+FILLER = (
+    "The volunteers were recruited from two university clinics and followed for six weeks. "
+    "All measurements were taken in the morning by trained staff who did not know the group allocation. "
+)
+
+ABSTRACT = (
+    "Sleep Deprivation and Memory Consolidation in Young Adults\n"
+    "This study examines the effect of sleep loss on memory consolidation in healthy volunteers. "
+    "Memory consolidation is defined as the process by which fragile new memories become stable over time. "
+    "Participants who slept normally recalled more word pairs than those who stayed awake. "
+    "Therefore, sleep appears to protect newly learned information from interference. "
+    "The deprived group also reported higher fatigue scores. "
+    "However, their reaction times did not differ from the rested group. "
+    "Moreover, hippocampal activity measured with functional imaging was reduced after the night without sleep. "
+    "Recall declined sharply in the second session due to the accumulated sleep debt of the volunteers. "
+    "In other words, the missing night of sleep made new memories fragile. "
+    "The term polysomnography refers to the overnight recording of brain waves, eye movements and muscle tone. "
+    "Hippocampal replay, i.e., the reactivation of recent experiences during rest, was reduced in the deprived "
+    "group. Polysomnography confirmed that hippocampal replay occurs mainly during slow-wave sleep in the "
+    "volunteers."
+)
+
+
+def by_type(pairs: list[QAPair]) -> dict[str, list[QAPair]]:
+    out: dict[str, list[QAPair]] = {}
+    for p in pairs:
+        out.setdefault(p.task_type or "", []).append(p)
+    return out
+
+
+def options_of(question: str) -> list[str] | None:
+    """The options of a multiple-choice question in the synthesizer's convention, else None."""
+    if "\nOptions:\n" not in question:
+        return None
+    head, block = question.rsplit("\nOptions:\n", 1)
+    assert head.strip(), question
+    lines = block.split("\n")
+    assert all(line.startswith("- ") and line[2:].strip() for line in lines), question
+    return [line[2:] for line in lines]
+
+
+def listed_keywords(question: str) -> list[str]:
+    """The words a keywords question lists (after ": " or "mentions ", up to a period or line end)."""
+    m = re.search(r"(?:: |mentions )([^.\n]+)", question)
+    assert m, question
+    return m.group(1).replace(" and ", ", ").split(", ")
+
+
+def assert_well_formed(pairs: list[QAPair], max_per_type: int = 2) -> None:
+    counts = Counter(p.task_type for p in pairs)
+    assert all(t in TASK_TYPES for t in counts) and max(counts.values(), default=0) <= max_per_type
+    questions = [p.question.casefold() for p in pairs]
+    assert len(questions) == len(set(questions))
+    for p in pairs:
+        assert p.question and p.answer and p.question == p.question.strip() and p.answer == p.answer.strip()
+        assert not any(m in p.question or m in p.answer for m in MARKERS)
+        options = options_of(p.question)
+        if options is not None:
+            assert len(options) == len(set(options)) >= 2 and p.answer in options
+
+
+# One crafted text per task type, and what its mined pair must look like.
+CRAFTED = {
+    "summarize": (
+        ABSTRACT,
+        lambda p: p.answer == "Sleep Deprivation and Memory Consolidation in Young Adults",
+    ),
+    "title_to_article": (
+        ABSTRACT,
+        lambda p: "Sleep Deprivation and Memory" in p.question and p.answer.startswith("This study examines"),
+    ),
+    "nli": (
+        FILLER
+        + "The river flooded the valley after days of rain. Therefore, the harvest in the region was lost.",
+        lambda p: options_of(p.question) is not None and p.answer.lower() == "yes",
+    ),
+    "connective": (
+        FILLER
+        + "Prices rose sharply during the winter months. However, demand for heating oil stayed stable.",
+        lambda p: options_of(p.question) is not None and p.answer == "However",
+    ),
+    "cause_effect": (
+        FILLER + "The bridge was closed for repairs all summer. Consequently, traffic moved to the old road.",
+        lambda p: "bridge was closed" in p.question and p.answer == "Traffic moved to the old road.",
+    ),
+    "effect_cause": (
+        FILLER + "The launch of the satellite was postponed twice because of strong winds over the coast.",
+        lambda p: (
+            "launch of the satellite" in p.question and p.answer == "Because of strong winds over the coast."
+        ),
+    ),
+    "paraphrase": (
+        FILLER
+        + "The committee rejected the proposal by a wide margin. In other words, almost nobody supported it.",
+        lambda p: (
+            "committee rejected" in p.question
+            and p.answer in ("Almost nobody supported it.", "yes", "Yes", "no", "No")
+        ),
+    ),
+    "definition": (
+        FILLER
+        + "Photosynthesis is defined as the conversion of light energy into chemical energy by plants.",
+        lambda p: "photosynthesis" in p.question.lower() and p.answer.startswith("Photosynthesis is defined"),
+    ),
+    "topic": (
+        FILLER + "This review focuses on the history of glassmaking in medieval Venice.",
+        lambda p: p.answer == "This review focuses on the history of glassmaking in medieval Venice.",
+    ),
+    "keywords": (
+        FILLER + "The chromatography column separated the enzymes before spectrometry. " * 2,
+        lambda p: (
+            len(listed_keywords(p.question)) >= 2 and all(w in p.answer for w in listed_keywords(p.question))
+        ),
+    ),
+    "completion": (
+        ABSTRACT,
+        lambda p: p.answer.endswith(".") and p.answer in " ".join(analyse(ABSTRACT).sentences),
+    ),
+}
+
+
+@pytest.mark.parametrize("task_type", TASK_TYPES)
+def test_each_task_type_triggers_on_a_crafted_text(task_type: str) -> None:
+    text, check = CRAFTED[task_type]
+    result = mine(text, "doc-" + task_type)
+    assert result.skip_reason is None
+    assert_well_formed(result.pairs)
+    mined = by_type(result.pairs).get(task_type)
+    assert mined, f"no {task_type} pair in {result.pairs}"
+    assert all(check(p) for p in mined), mined
+
+
+def test_the_abstract_yields_every_task_type_with_at_most_two_each() -> None:
+    result = mine(ABSTRACT, "abstract", max_per_type=2)
+    assert set(by_type(result.pairs)) == set(TASK_TYPES)
+    assert_well_formed(result.pairs, max_per_type=2)
+    one = mine(ABSTRACT, "abstract", max_per_type=1).pairs
+    assert set(Counter(p.task_type for p in one).values()) == {1}
+    assert mine(ABSTRACT, "abstract", max_per_type=0).pairs == []
+
+
+def test_keyword_answers_contain_every_listed_word() -> None:
+    for i in range(20):
+        for p in by_type(mine(ABSTRACT, f"kw-{i}").pairs)["keywords"]:
+            words = listed_keywords(p.question)
+            assert 2 <= len(words) <= 4 and all(w in p.answer for w in words), p
+
+
+def test_nli_labels_follow_the_connective() -> None:
+    answers = {"However": {"no"}, "Moreover": {"maybe", "it is not possible to tell"}, "Thus": {"yes"}}
+    for conn, expected in answers.items():
+        text = FILLER + f"The old mill stopped working last year. {conn}, the village lost its main employer."
+        for i in range(6):
+            nli = by_type(mine(text, f"n{i}").pairs)["nli"]
+            assert {p.answer.lower() for p in nli} <= expected
+
+
+def test_connective_options_come_one_from_each_relation() -> None:
+    text = (
+        FILLER
+        + "Prices rose sharply during the winter months. However, demand for heating oil stayed stable."
+    )
+    for i in range(10):
+        for p in by_type(mine(text, f"c{i}").pairs)["connective"]:
+            options = options_of(p.question)
+            assert options and sorted(CONNECTIVES[o] for o in options) == [
+                "contradiction",
+                "entailment",
+                "neutral",
+            ]
+
+
+def test_paraphrase_detection_and_clarification() -> None:
+    text = (
+        FILLER
+        + "The committee rejected the proposal by a wide margin. In other words, almost nobody supported it. "
+        "Free cash flow, i.e., cash from operations minus spending, rose."
+    )
+    answers = set()
+    for i in range(30):
+        for p in by_type(mine(text, f"p{i}", max_per_type=3).pairs)["paraphrase"]:
+            answers.add(p.answer)
+            if p.answer.lower() == "yes":
+                assert "almost nobody supported it" in p.question.lower()
+            elif p.answer.lower() == "no":
+                assert "almost nobody" not in p.question.lower()
+            elif "Free cash flow" in p.question:
+                assert p.answer == "Cash from operations minus spending."
+    assert {"Cash from operations minus spending.", "Almost nobody supported it."} <= answers
+    assert answers & {"yes", "Yes"} and answers & {"no", "No"}
+
+
+def test_deterministic_across_calls_and_processes() -> None:
+    first = serialize_pairs(mine(ABSTRACT, "same-id", seed=7).pairs)
+    assert serialize_pairs(mine(ABSTRACT, "same-id", seed=7).pairs) == first
+    code = (
+        "import sys; from tests.unit.test_rules import ABSTRACT; from instructpt.engines.rules import mine; "
+        "from instructpt.synthesizer.format import serialize_pairs; "
+        "sys.stdout.write(serialize_pairs(mine(ABSTRACT, 'same-id', seed=7).pairs))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True
+    )
+    assert out.stdout == first
+
+
+def test_record_id_and_seed_change_the_choices() -> None:
+    by_id = {serialize_pairs(mine(ABSTRACT, f"id-{i}").pairs) for i in range(8)}
+    by_seed = {serialize_pairs(mine(ABSTRACT, "x", seed=s).pairs) for s in range(8)}
+    assert len(by_id) > 1 and len(by_seed) > 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Die Untersuchung zeigt, dass der Schlafentzug die Gedächtnisleistung bei jungen Erwachsenen deutlich "
+        "verringert. In der zweiten Sitzung erinnerten sich die Teilnehmer an weniger Wortpaare als in der "
+        "ersten. Außerdem war die Aktivität im Hippocampus nach der Nacht ohne Schlaf geringer, was auf eine "
+        "gestörte Konsolidierung hinweist.",
+        "Cette étude examine l'effet de la privation de sommeil sur la consolidation de la mémoire chez des "
+        "volontaires en bonne santé. Les participants qui ont dormi normalement se sont souvenus de plus de "
+        "paires de mots que ceux qui sont restés éveillés, ce qui suggère un effet protecteur du sommeil.",
+        "这项研究考察了睡眠剥夺对健康志愿者记忆巩固的影响。正常睡眠的参与者比保持清醒的参与者记住了更多的词对。"
+        * 4,
+    ],
+)
+def test_non_english_texts_are_skipped(text: str) -> None:
+    assert mine(text, "x") == type(mine(text, "x"))([], "not_english")
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "Too short. Therefore, nothing to mine here.", "word " * 29])
+def test_short_texts_are_skipped(text: str) -> None:
+    result = mine(text, "x")
+    assert result.pairs == [] and result.skip_reason == "too_short"
+
+
+def test_markers_in_the_text_never_reach_the_pairs() -> None:
+    poisoned = ABSTRACT.replace("fatigue scores", "fatigue <ANS> scores").replace(
+        "muscle tone", "muscle </END>"
+    )
+    poisoned = (
+        poisoned.replace("Therefore, sleep", "Therefore, <QUE> sleep") + " Thus, <s> and </s> and <CON>."
+    )
+    for i in range(10):
+        result = mine(poisoned, f"p{i}")
+        assert result.pairs
+        assert_well_formed(result.pairs)
+
+
+def test_pairs_survive_the_wire_format() -> None:
+    pairs = mine(ABSTRACT, "wire").pairs
+    parsed = parse_generation(serialize_pairs(pairs))
+    assert parsed.clean and parsed.pairs == [QAPair(p.question, p.answer) for p in pairs]
+
+
+def test_title_needs_a_short_unpunctuated_first_line_and_a_body() -> None:
+    assert analyse(ABSTRACT).title == "Sleep Deprivation and Memory Consolidation in Young Adults"
+    assert analyse(ABSTRACT.replace("Adults\n", "Adults.\n")).title is None
+    assert analyse(ABSTRACT.replace("Adults\n", "Adults of the\n")).title is None  # a wrapped line
+    assert analyse(ABSTRACT.replace("Adults\nThis", "Adults\nthis")).title is None
+    assert analyse("One Line Only").title is None
+    assert "summarize" not in by_type(mine(FILLER * 3, "no-title").pairs)
+
+
+def test_sentence_splitting_keeps_abbreviations_and_joins_wrapped_lines() -> None:
+    text = (
+        "Dr. Smith measured it, e.g. Fig. 2 shows this. The next one\nwraps here. New line starts.\nAnother.\n"
+        "It was moved to the\nMuseum in\nMarch. A Heading\nBody text."
+    )
+    assert split_sentences(text) == [
+        "Dr. Smith measured it, e.g. Fig. 2 shows this.",
+        "The next one wraps here.",
+        "New line starts.",
+        "Another.",
+        "It was moved to the Museum in March.",
+        "A Heading",
+        "Body text.",
+    ]
+
+
+def test_lower_first_keeps_names_and_acronyms() -> None:
+    assert lower_first("The study ended.") == "the study ended."
+    assert lower_first("DNA was extracted.") == "DNA was extracted."
+    assert lower_first("Venice grew rich.") == "Venice grew rich."
+    assert lower_first("Glassmaking grew.", "Venetian glassmaking, old.") == "glassmaking grew."
+    assert skip_reason(ABSTRACT) is None
+
+
+def _engine(**kw) -> RulesEngine:
+    engine = load_engine(EngineConfig(name="rules", **kw))
+    assert isinstance(engine, RulesEngine) and engine.codec is None and engine.max_model_len is None
+    return engine
+
+
+def test_engine_mines_only_the_last_context_of_a_few_shot_prompt() -> None:
+    earlier = FILLER + "The river flooded the valley. Therefore, the harvest was lost."
+    history = [(earlier, [QAPair("What flooded?", "The river.")])]
+    prompt = build_prompt(history, ABSTRACT)
+    assert last_context(prompt) == ABSTRACT and last_context("no context here") is None
+    engine = _engine(seed=3, rules_max_per_type=1)
+    requests = [
+        Request("a", prompt, record_id="rec-a"),
+        Request("b", context_block("Too short."), record_id="b"),
+    ]
+    engine.submit(requests[:1])
+    assert engine.pending == 1
+    engine.poll()
+    assert engine.pending == 0 and engine.poll() == []
+    gen_a, gen_b = engine.generate(requests)
+    expected = mine(ABSTRACT, "rec-a", seed=3, max_per_type=1).pairs
+    assert (
+        gen_a.finish_reason == "stop" and gen_a.pairs == expected and gen_a.text == serialize_pairs(expected)
+    )
+    assert gen_a.extra == {} and gen_a.prompt_tokens == gen_a.generated_tokens == 0
+    assert not any("river" in p.question or "harvest" in p.answer for p in gen_a.pairs)
+    assert gen_b.pairs == [] and gen_b.extra == {"skip_reason": "too_short"} and gen_b.text == ""
+    assert engine.describe()["engine"] == "rules"
+
+
+def test_engine_reports_a_malformed_prompt_as_an_error() -> None:
+    (gen,) = _engine().generate([Request("k", "plain text without a context block")])
+    assert gen.finish_reason == "error" and gen.error and gen.pairs is None
+
+
+_SENTENCE = st.lists(
+    st.sampled_from(
+        [
+            "However,",
+            "Therefore,",
+            "the",
+            "cells",
+            "<ANS>",
+            "</END>",
+            "i.e.,",
+            "due to",
+            "is defined as",
+            "In other",
+            "words,",
+            "This study",
+            "examines",
+            "Moreover,",
+            "refers to",
+            "is about",
+            "\n",
+            ".",
+            "<s>",
+            "keratinocyte",
+        ]
+    ),
+    min_size=3,
+    max_size=14,
+).map(lambda ws: " ".join(ws).capitalize() + ".")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(st.text(max_size=400), st.lists(_SENTENCE, min_size=4, max_size=20).map(" ".join)),
+    st.text(max_size=8),
+)
+def test_mine_never_raises_nor_emits_bad_pairs(text: str, record_id: str) -> None:
+    result = mine(text, record_id)
+    assert result.skip_reason in (None, "not_english", "too_short")
+    assert not (result.pairs and result.skip_reason)
+    assert_well_formed(result.pairs)
