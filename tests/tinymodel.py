@@ -19,8 +19,28 @@ from pathlib import Path
 from instructpt.records import QAPair
 from instructpt.synthesizer.format import example_segments
 
-NOUNS = ["river", "doctor", "engine", "garden", "market", "teacher", "planet", "bridge", "farmer", "cell",
-         "library", "signal", "harbor", "patient", "crystal", "village", "sensor", "forest", "bank", "queen"]
+NOUNS = [
+    "river",
+    "doctor",
+    "engine",
+    "garden",
+    "market",
+    "teacher",
+    "planet",
+    "bridge",
+    "farmer",
+    "cell",
+    "library",
+    "signal",
+    "harbor",
+    "patient",
+    "crystal",
+    "village",
+    "sensor",
+    "forest",
+    "bank",
+    "queen",
+]
 VERBS = ["moves", "holds", "builds", "feeds", "measures", "protects", "opens", "follows", "heats", "carries"]
 ADJS = ["small", "bright", "old", "quiet", "rapid", "green", "heavy", "careful", "distant", "warm"]
 
@@ -38,7 +58,11 @@ def make_example(rng: random.Random, n_sentences: int | None = None) -> tuple[st
     pairs: list[QAPair] = []
     seen: set[str] = set()
     for _, n1, v, n2 in rng.sample(sents, k=min(len(sents), 1 if rng.random() < 0.65 else 2)):
-        q = f"What {v.removesuffix('s')}s the {n1}?" if rng.random() < 0.5 else f"Which thing does the {n1} {v[:-1]}?"
+        q = (
+            f"What {v.removesuffix('s')}s the {n1}?"
+            if rng.random() < 0.5
+            else f"Which thing does the {n1} {v[:-1]}?"
+        )
         if q.casefold() in seen:
             continue
         seen.add(q.casefold())
@@ -61,12 +85,16 @@ def train_tokenizer(out_dir: Path, rng: random.Random):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     wire = [serialize_example(*make_example(rng)) for _ in range(2000)]
     tok.train_from_iterator([_corpus_text(), *wire], trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   padding_side="left")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", padding_side="left"
+    )
     fast.save_pretrained(out_dir)
     return fast
 
@@ -98,10 +126,19 @@ def train_model(out_dir: Path, tokenizer, rng: random.Random, steps: int = 300) 
 
     torch.manual_seed(0)
     config = MistralConfig(
-        vocab_size=len(tokenizer), hidden_size=96, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=24, max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, sliding_window=None,
+        vocab_size=len(tokenizer),
+        hidden_size=96,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=24,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        sliding_window=None,
     )
     model = MistralForCausalLM(config)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)

@@ -182,6 +182,8 @@ class Engine(ABC):
         """Batch form: the generations of ``requests`` in the same order."""
         if self.pending:
             raise EngineError("generate() needs an idle engine")
+        if len({r.key for r in requests}) != len(requests):
+            raise ValueError("generate() needs a distinct key per request")
         self.submit(requests)
         done: dict[Hashable, Generation] = {}
         while self.pending:
