@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 from instructpt.records import QAPair
@@ -161,18 +162,31 @@ def _fingerprint() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
+_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+def _complete(cache: Path) -> bool:
+    return all((cache / f).exists() for f in _FILES)
+
+
 def build_tiny_synthesizer(out_dir: Path, cache_root: Path | None = None) -> Path:
-    """Train (or copy from cache) the tiny synthesizer into ``out_dir``; returns ``out_dir``."""
+    """Train (or copy from cache) the tiny synthesizer into ``out_dir``; returns ``out_dir``.
+
+    Safe with concurrent builders: each trains into its own temporary directory and the first rename wins.
+    """
     cache = (cache_root or Path(__file__).resolve().parents[1] / ".cache") / f"tiny-synth-{_fingerprint()}"
-    if not (cache / "model.safetensors").exists():
-        tmp = cache.with_name(cache.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    if not _complete(cache):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
         rng = random.Random(1234)
         tokenizer = train_tokenizer(tmp, rng)
         train_model(tmp, tokenizer, rng)
-        shutil.rmtree(cache, ignore_errors=True)
-        tmp.rename(cache)
+        if cache.exists() and not _complete(cache):
+            shutil.rmtree(cache, ignore_errors=True)  # left by an interrupted build
+        try:
+            tmp.rename(cache)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(cache, out_dir)
