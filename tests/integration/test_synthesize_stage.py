@@ -126,6 +126,24 @@ def test_failed_requests_are_rejected_not_lost(tmp_path: Path) -> None:
     assert any(r["reason"] == "engine_error" and r["detail"] == "scripted failure" for r in rejects)
 
 
+def test_duplicate_ids_in_a_shard_are_rejected(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": i, "text": f"Text {n} here."}) + "\n"
+            for n, i in enumerate(["a", "b", "a", "c"])
+        )
+    )
+    cfg = _config(tmp_path, corpus, id_field="id")
+    summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, config=cfg.engine))
+    assert summary["by"]["rejects"] == {"duplicate_id": 1}
+    assert [r["text"] for r in _all_records(Path(cfg.output))] == [
+        "Text 0 here.",
+        "Text 1 here.",
+        "Text 3 here.",
+    ]
+
+
 def test_parquet_output(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), format="parquet")
     synthesize(cfg, engine=ScriptedEngine(canned_pairs, config=cfg.engine))

@@ -131,8 +131,22 @@ class Synthesizer:
 
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
-        docs = [d for d in chunk if isinstance(d, RawDoc)]
-        rejects = [r for r in chunk if isinstance(r, Reject)]
+        docs, rejects, seen = [], [], set()
+        for d in chunk:
+            if isinstance(d, RawDoc) and d.id in seen:  # ids seed and name everything downstream
+                d = Reject(
+                    d.id,
+                    d.source,
+                    "duplicate_id",
+                    "an earlier record in this shard has this id",
+                    "read",
+                    d.text[:200],
+                )
+            if isinstance(d, RawDoc):
+                seen.add(d.id)
+                docs.append(d)
+            else:
+                rejects.append(d)
         stats.add("docs_in", len(chunk))
         stats.add("docs_rejected", len(rejects))
         for r in rejects:
