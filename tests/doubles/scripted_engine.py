@@ -10,10 +10,9 @@ exact-budget tests that must not depend on a trained tokenizer.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from collections.abc import Callable, Sequence
 
-from instructpt.engines.base import Engine, EngineConfig, Generation, Request
+from instructpt.engines.base import EngineConfig, Generation, QueuedEngine, Request
 from instructpt.synthesizer.format import CON_CLOSE, CON_OPEN
 
 
@@ -52,7 +51,7 @@ class WordCodec:
         return " ".join(self._words[i] for i in ids)
 
 
-class ScriptedEngine(Engine):
+class ScriptedEngine(QueuedEngine):
     """Answers every request at once with ``script(request)``; records every request it saw."""
 
     name = "scripted-test-double"
@@ -69,21 +68,14 @@ class ScriptedEngine(Engine):
         self.max_model_len = self.config.max_model_len if codec else None
         self.batch = batch
         self.seen: list[Request] = []
-        self._queue: deque[Request] = deque()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
 
     def submit(self, requests: Sequence[Request]) -> None:
-        self._queue.extend(requests)
+        super().submit(requests)
         self.seen.extend(requests)
 
     def poll(self) -> list[Generation]:
-        n = len(self._queue) if self.batch is None else min(self.batch, len(self._queue))
         out = []
-        for _ in range(n):
-            req = self._queue.popleft()
+        for req in self.take(self.batch):
             text = self.script(req)
             if text is None:
                 out.append(Generation(req.key, "", "error", error="scripted failure"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -203,6 +204,26 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class QueuedEngine(Engine):
+    """An engine that works synchronously: ``submit`` queues, ``poll`` takes the next batch via :meth:`take`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self._queue: deque[Request] = deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def submit(self, requests: Sequence[Request]) -> None:
+        self._queue.extend(requests)
+
+    def take(self, limit: int | None = None) -> list[Request]:
+        """Up to ``limit`` queued requests (all when None), oldest first."""
+        n = len(self._queue) if limit is None else min(limit, len(self._queue))
+        return [self._queue.popleft() for _ in range(n)]
 
 
 def load_engine(config: EngineConfig) -> Engine:

@@ -9,11 +9,9 @@ generation, so one bad request never fails its batch.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
-from instructpt.engines.base import Engine, EngineConfig, EngineError, Generation, Request
+from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request
 from instructpt.engines.tokenizer import HFCodec, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
         raise EngineError(f"bad --device {device!r} or --dtype {dtype!r}: {exc}") from exc
 
 
-class HFEngine(Engine):
+class HFEngine(QueuedEngine):
     name = "transformers"
 
     def __init__(self, config: EngineConfig, model: Any = None, tokenizer: Any = None) -> None:
@@ -63,20 +61,11 @@ class HFEngine(Engine):
         self.model = model.to(self.device).eval()
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.codec.eos_token_id
-        self._queue: deque[Request] = deque()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def submit(self, requests: Sequence[Request]) -> None:
-        self._queue.extend(requests)
 
     def poll(self) -> list[Generation]:
-        if not self._queue:
+        batch = self.take(self.config.batch_size)
+        if not batch:
             return []
-        n = min(self.config.batch_size, len(self._queue))
-        batch = [self._queue.popleft() for _ in range(n)]
         too_long = [r for r in batch if len(self._ids(r)) > self.max_model_len - self.sampling.max_new_tokens]
         out = [
             Generation(r.key, "", "error", error="prompt longer than max_model_len - max_new_tokens")

@@ -8,11 +8,9 @@ No model, no tokenizer, no token budget: ``codec`` and ``max_model_len`` are ``N
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
-from instructpt.engines.base import Engine, EngineConfig, Generation, Request
+from instructpt.engines.base import EngineConfig, Generation, QueuedEngine, Request
 from instructpt.engines.rules.miner import mine
 from instructpt.synthesizer.format import BOS, CON_CLOSE, CON_OPEN, PAIR_SEP, serialize_pairs
 
@@ -29,7 +27,7 @@ def last_context(prompt: str) -> str | None:
     return prompt[start + len(_OPEN) : len(prompt) - len(_CLOSE)]
 
 
-class RulesEngine(Engine):
+class RulesEngine(QueuedEngine):
     """Mines pairs with regular expressions; deterministic per (seed, record id), instant, offline."""
 
     name = "rules"
@@ -39,19 +37,9 @@ class RulesEngine(Engine):
     def __init__(self, config: EngineConfig) -> None:
         super().__init__(config)
         self.max_per_type = config.rules_max_per_type
-        self._queue: deque[Request] = deque()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def submit(self, requests: Sequence[Request]) -> None:
-        self._queue.extend(requests)
 
     def poll(self) -> list[Generation]:
-        out = [self._run(req) for req in self._queue]
-        self._queue.clear()
-        return out
+        return [self._run(req) for req in self.take()]
 
     def _run(self, req: Request) -> Generation:
         # the verbatim context when the scheduler passes it; parsing the prompt cannot tell a marker-like
