@@ -48,6 +48,7 @@ def demo(config: DemoConfig) -> dict[str, Any]:
             output=str(out / "pairs"),
             rounds=config.rounds,
             progress=config.progress,
+            id_field="id",
             engine=EngineConfig(name="rules", model="rules", seed=config.seed),
         )
     )
@@ -98,17 +99,15 @@ def report(synth: dict[str, Any], aug: dict[str, Any], out: Path, samples: int) 
     return "\n".join(lines)
 
 
-def _samples(root: Path, n: int) -> list[dict[str, Any]]:
-    """The first ``n`` documents that carry pairs, taken from evenly spaced shards for variety."""
+def _samples(root: Path, n: int, pool: int = 200) -> list[dict[str, Any]]:
+    """``n`` documents that carry pairs, evenly spaced over the first ``pool`` such documents."""
+    from itertools import islice
+
     from instructpt.io.shards import read_shard
 
-    shards = sorted((root / "data").glob("shard-*"))
-    picked: list[dict[str, Any]] = []
-    for path in shards[:: max(1, len(shards) // max(n, 1))]:
-        for doc in read_shard(path):
-            if doc.get("n_pairs"):
-                picked.append(doc)
-                break
-        if len(picked) >= n:
-            break
-    return picked
+    docs = (d for p in sorted((root / "data").glob("shard-*")) for d in read_shard(p) if d.get("n_pairs"))
+    candidates = list(islice(docs, pool))
+    if n <= 0 or not candidates:
+        return []
+    step = max(1, len(candidates) // n)
+    return candidates[::step][:n]
