@@ -80,3 +80,11 @@ def test_a_failing_request_does_not_fail_its_batch(engine, monkeypatch) -> None:
     gens = engine.generate(_requests(engine, TEXTS))
     assert [g.ok for g in gens] == [True, False, True]
     assert "injected fault" in gens[1].error
+
+
+def test_batch_encoding_equals_one_by_one(tiny_tokenizer) -> None:
+    from instructpt.engines.tokenizer import HFCodec
+
+    codec = HFCodec(tiny_tokenizer)
+    texts = [build_prompt([], t) for t in TEXTS] + ["ünïcode — text", "", "</s><s> <CON>"]
+    assert codec.encode_batch(texts) == [codec.encode(t) for t in texts]

@@ -120,6 +120,7 @@ def _parse_piece(piece: str) -> tuple[str, QAPair | None]:
         return "empty_question", None
     if not answer:
         return "empty_answer", None
-    if any(m in question or m in answer for m in MARKERS):
+    # every marker starts with "<": the cheap test first
+    if ("<" in question or "<" in answer) and any(m in question or m in answer for m in MARKERS):
         return "stray_marker", None
     return "", QAPair(question, answer)
