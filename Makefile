@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_synthesize.py
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_templify.py
+	$(PY) bench/bench_chains.py
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache .hypothesis
