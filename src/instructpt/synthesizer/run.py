@@ -114,7 +114,10 @@ class Synthesizer:
         self.budget = e.max_model_len - e.max_new_tokens if self.codec is not None else None
         self.synth_info = engine.describe()
         self.sampling = e.sampling.to_dict()
-        self.progress = Progress("synthesize", enabled=config.progress)
+        total = None
+        if config.progress:
+            total = count_records(config.inputs) if config.limit is None else config.limit
+        self.progress = Progress("synthesize", total=total, enabled=config.progress)
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
@@ -265,8 +268,6 @@ def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[s
     start = time.monotonic()
     try:
         synth = Synthesizer(config, engine, out)
-        if config.progress:
-            synth.progress.total = count_records(config.inputs) if config.limit is None else config.limit
         synth.run()
     finally:
         if own_engine:
