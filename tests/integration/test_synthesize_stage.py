@@ -151,3 +151,18 @@ def test_parquet_output(tmp_path: Path) -> None:
     assert len(shards) == 4
     rows = [r for p in shards for r in read_shard(p)]
     assert len(rows) == 23 and rows[0]["pairs"][0]["question"] == "What does the text begin with?"
+
+
+def test_cached_prompt_tokens_reported_by_the_engine_are_counted(tmp_path: Path) -> None:
+    class CachingDouble(ScriptedEngine):
+        """Test double: claims every prompt token but the last context block came from its cache."""
+
+        def poll(self):
+            gens = super().poll()
+            for g in gens:
+                g.extra["num_cached_tokens"] = 3
+            return gens
+
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"))
+    summary = synthesize(cfg, engine=CachingDouble(canned_pairs, codec=WordCodec(), config=cfg.engine))
+    assert summary["counts"]["cached_prompt_tokens"] == 3 * 23

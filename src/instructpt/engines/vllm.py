@@ -142,9 +142,8 @@ class VLLMEngine(Engine):
 
     def _add(self, request: Request, ids: list[int]) -> None:
         rid = str(next(self._ids))
-        params = self._params(
-            request
-        )  # outside the try: bad sampling settings fail the run, not each request
+        # built outside the try: bad sampling settings must fail the run, not each request
+        params = self._params(request)
         try:
             self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params)
         except self._dead_errors as exc:

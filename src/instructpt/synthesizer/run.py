@@ -208,6 +208,8 @@ class Synthesizer:
         result = runner.on_result(gen)
         shard.results[r].append(result)
         self._count(shard.stats, result)
+        # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
+        shard.stats.add("cached_prompt_tokens", gen.extra.get("num_cached_tokens", 0))
         n_pairs = len(result.record.pairs) if result.record else 0
         self.progress.update(docs=1, pairs=n_pairs, tokens=gen.generated_tokens)
         if runner.done:
