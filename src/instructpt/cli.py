@@ -61,7 +61,7 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, type, Any]:
     module_name, cls_name, fn_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     cls = getattr(module, cls_name)
-    p = argparse.ArgumentParser(prog=f"instructpt {name}", description=(cls.__doc__ or help_text).strip())
+    p = argparse.ArgumentParser(prog=f"instructpt {name}", description=help_text)
     p.add_argument("--config", metavar="FILE", help="YAML config file; flags override its values.")
     p.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     p.add_argument("-q", "--quiet", action="store_true", help="Warnings and errors only.")
