@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instructpt.records import QAPair
@@ -99,6 +99,7 @@ _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1
 )
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(st.lists(st.tuples(_text, _text), min_size=1, max_size=5, unique_by=lambda t: t[0].casefold()))
 def test_serialize_then_parse_round_trips(raw: list[tuple[str, str]]) -> None:
     pairs = [QAPair(q, a) for q, a in raw]
