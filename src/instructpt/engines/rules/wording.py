@@ -35,7 +35,7 @@ NLI = (
     "Read the sentence: {premise}\nCan we conclude that the following is true? {hypothesis}",
     'Given that "{premise_bare}", does it follow that "{hypothesis_bare}"?',
     "Sentence A: {premise}\nSentence B: {hypothesis}\nIf sentence A is true, is sentence B also true?",
-    "{premise}\nQuestion: does this imply that {hypothesis_lower_bare}?",
+    "{premise}\nDoes this imply that {hypothesis_lower_bare}?",
 )
 # The (entailment, contradiction, neutral) answers, in the order the options are listed.
 NLI_OPTIONS = (
