@@ -166,3 +166,15 @@ def test_cached_prompt_tokens_reported_by_the_engine_are_counted(tmp_path: Path)
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"))
     summary = synthesize(cfg, engine=CachingDouble(canned_pairs, codec=WordCodec(), config=cfg.engine))
     assert summary["counts"]["cached_prompt_tokens"] == 3 * 23
+
+
+def test_a_continuing_chain_is_submitted_before_waiting_chains(tmp_path: Path) -> None:
+    """With one request in flight, each chain runs to its end before the next chain starts (its prefix is hot)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": f"Text number {i}."}) + "\n" for i in range(6))
+    )
+    cfg = _config(tmp_path, corpus, rounds=3, shard_size=6, max_inflight=1, id_field="id")
+    engine = ScriptedEngine(canned_pairs, config=cfg.engine)
+    synthesize(cfg, engine=engine)
+    assert [r.record_id for r in engine.seen] == ["d0", "d1", "d2", "d3", "d4", "d5"]

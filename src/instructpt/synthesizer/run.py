@@ -217,7 +217,9 @@ class Synthesizer:
             if shard.active == 0:
                 self._finish(shard, open_shards)
         else:
-            ready.append((index, r))
+            # a continuing chain goes first: its prompt extends what the engine just cached, and waiting
+            # behind every other open chain would let that prefix be evicted
+            ready.appendleft((index, r))
 
     @staticmethod
     def _count(stats: Stats, result: StepResult) -> None:
