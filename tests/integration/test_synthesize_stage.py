@@ -25,10 +25,9 @@ def _corpus(path: Path, n: int = 23) -> Path:
 
 
 def _config(tmp_path: Path, corpus: Path, **kw) -> SynthesizeConfig:
-    engine = kw.pop("engine", EngineConfig(name="rules", max_model_len=4096, max_new_tokens=64))
-    return SynthesizeConfig(
-        inputs=[str(corpus)], output=str(tmp_path / "out"), shard_size=7, progress=False, engine=engine, **kw
-    )
+    kw.setdefault("engine", EngineConfig(name="rules", max_model_len=4096, max_new_tokens=64))
+    kw.setdefault("shard_size", 7)
+    return SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "out"), progress=False, **kw)
 
 
 def _all_records(out: Path) -> list[dict]:
