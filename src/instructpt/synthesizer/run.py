@@ -96,7 +96,6 @@ class SynthesizeConfig:
 @dataclass
 class _Shard:
     index: int
-    n_input: int
     runners: list[ChainRunner]
     rejects: list[Reject]
     stats: Stats
@@ -161,7 +160,7 @@ class Synthesizer:
             ChainRunner(items[i : i + m], self.codec, self.budget, self.synth_info, self.sampling)
             for i in range(0, len(items), m)
         ]
-        return _Shard(index, len(chunk), runners, rejects, stats, [[] for _ in runners], len(runners))
+        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners))
 
     # ---- the scheduling loop ----
     def run(self) -> None:
@@ -183,7 +182,7 @@ class Synthesizer:
                 shard = self._open(index, chunk)
                 open_shards[index] = shard
                 ready.extend((index, r) for r, runner in enumerate(shard.runners) if not runner.done)
-                if shard.active == 0 or all(r.done for r in shard.runners):
+                if shard.active == 0:  # every record of the shard was rejected at read time
                     self._finish(shard, open_shards)
             batch = []
             while ready and len(inflight) < self.config.max_inflight:
