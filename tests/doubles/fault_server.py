@@ -66,6 +66,7 @@ class FaultServer:
         script: dict[str, Fault] | None = None,
         *,
         decode: Callable[[list[int]], str] | None = None,
+        encode: Callable[[str], list[int]] | None = None,
         latency: float = 0.0,
         usage: bool = True,
         finish_reason: str = "stop",
@@ -73,6 +74,7 @@ class FaultServer:
     ) -> None:
         self.script = dict(script or {})
         self.decode = decode  # turns id prompts into text so the script can be keyed by text alike
+        self.encode = encode  # answers return_token_ids requests with the ids of the canned text
         self.latency = latency  # seconds each healthy answer takes, so concurrent requests overlap
         self.usage = usage
         self.finish_reason = finish_reason
@@ -145,6 +147,8 @@ class FaultServer:
             "model": body.get("model"),
             "choices": [{"index": 0, "text": text, "finish_reason": self.finish_reason, "logprobs": None}],
         }
+        if body.get("return_token_ids") and self.encode is not None:
+            out["choices"][0]["token_ids"] = self.encode(text)
         if self.usage:
             n_prompt = len(body["prompt"]) if isinstance(body.get("prompt"), list) else len(prompt.split())
             out["usage"] = {

@@ -121,8 +121,19 @@ def test_ids_mode_sends_exact_ids_and_keeps_order(serve, engine_for, codec) -> N
     assert body["prompt"].count(codec.bos_token_id) == len(HISTORY) + 1
     assert body["model"] == "tiny-synth" and body["max_tokens"] == 16 and body["n"] == 1
     assert body["temperature"] == 0.0 and body["top_p"] == 1.0
-    assert "seed" not in body and "add_special_tokens" not in body
+    assert "seed" not in body and "add_special_tokens" not in body and "return_token_ids" not in body
+    assert all(g.token_ids is None for g in gens)  # not asked for: the scheduler re-encodes the text
     assert {tuple(r.body["prompt"]) for r in server.requests} == {tuple(r.prompt_ids) for r in reqs}
+
+
+def test_return_token_ids_asks_for_and_keeps_the_generated_ids(serve, engine_for, codec) -> None:
+    reqs = requests_for(codec, 3)
+    server = serve(encode=codec.encode)
+    gens = engine_for(server, return_token_ids=True).generate(reqs)
+    assert all(r.body["return_token_ids"] is True for r in server.requests)
+    for req, gen in zip(reqs, gens):
+        assert gen.ok and gen.token_ids == codec.encode(canned_completion(req.prompt))
+        assert gen.generated_tokens == len(gen.text.split())  # usage still counts, as the server reports it
 
 
 def test_ids_mode_encodes_prompts_without_ids(serve, engine_for, codec) -> None:

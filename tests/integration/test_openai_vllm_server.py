@@ -123,7 +123,7 @@ def server(offline, vllm_synth: Path, tmp_path_factory: pytest.TempPathFactory):
         stop(proc)
 
 
-def openai_engine(server: str, model: Path, mode: str):
+def openai_engine(server: str, model: Path, mode: str, **overrides):
     from instructpt.engines.openai import OpenAIEngine
 
     cfg = EngineConfig(
@@ -138,6 +138,7 @@ def openai_engine(server: str, model: Path, mode: str):
         concurrency=4,
         request_timeout=60.0,
         max_retries=1,
+        **overrides,
     )
     return OpenAIEngine(cfg)
 
@@ -159,3 +160,20 @@ def test_server_outputs_equal_the_offline_engine(server: str, offline, vllm_synt
         assert got.generated_tokens == want.generated_tokens
     stopped = [g for g in gens if g.finish_reason == "stop"]
     assert stopped and all(parse_generation(g.text).pairs for g in stopped)
+
+
+def test_server_returns_the_generated_ids_of_the_offline_engine(server: str, offline, vllm_synth: Path) -> None:
+    """With return_token_ids, vLLM's server hands back the same ids (EOS included) as the offline engine, so the
+    chain scheduler extends prompts token for token through the server too."""
+    reqs, expected = offline
+    engine = openai_engine(server, vllm_synth, "ids", return_token_ids=True)
+    try:
+        gens = engine.generate(reqs)
+    finally:
+        engine.close()
+    for want, got in zip(expected, gens):
+        assert got.ok, got.error
+        assert got.token_ids == want.token_ids
+        assert got.generated_tokens == len(got.token_ids)
+    eos = engine.codec.eos_token_id
+    assert any(g.finish_reason == "stop" and g.token_ids[-1] == eos for g in gens)

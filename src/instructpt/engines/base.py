@@ -127,6 +127,11 @@ class EngineConfig:
     prompt_mode: str = option(
         "ids", "openai: send token ids (exact) or text (server tokenizes).", choices=("ids", "text")
     )
+    return_token_ids: bool = option(
+        False,
+        "openai: ask the server for the generated token ids (vLLM's return_token_ids), so clean generations "
+        "extend the next prompt token for token; servers that reject unknown fields need it off.",
+    )
     concurrency: int = option(16, "openai: requests in flight at once.")
     request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
     max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")

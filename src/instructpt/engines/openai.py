@@ -10,6 +10,12 @@ tokenizer and ``add_special_tokens=False``, so the literal ``<s>`` of the wire f
 ``--prompt-mode text`` lets the server tokenize; a server that prepends BOS itself then doubles it, which is why
 that mode warns and asks the server not to add special tokens (vLLM honours ``add_special_tokens``).
 
+Generated ids: with ``--return-token-ids`` the request asks for them (vLLM's ``return_token_ids``) and a clean
+generation's ids extend the chain's next prompt verbatim, as with the offline engines, so the server's prefix cache
+serves the previous prompt and generation. Without them (the default, since other servers may reject the field)
+the generated text is re-encoded with the codec: the same ids whenever the text round-trips, which the
+tokenizer does not promise.
+
 Requests run on an asyncio loop in a background thread with at most ``--concurrency`` HTTP requests in flight.
 Each is retried with exponential backoff and jitter on 429, 5xx, connection errors, timeouts and unreadable
 responses (honouring a capped ``Retry-After``); other 4xx fail at once. A request that still fails comes back as a
@@ -261,6 +267,8 @@ class OpenAIEngine(Engine):
         else:
             body["prompt"] = request.prompt
             body["add_special_tokens"] = False
+        if self.config.return_token_ids:
+            body["return_token_ids"] = True
         if not s.greedy:
             body["seed"] = s.seed
         return request, body
