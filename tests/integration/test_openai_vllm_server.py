@@ -162,7 +162,9 @@ def test_server_outputs_equal_the_offline_engine(server: str, offline, vllm_synt
     assert stopped and all(parse_generation(g.text).pairs for g in stopped)
 
 
-def test_server_returns_the_generated_ids_of_the_offline_engine(server: str, offline, vllm_synth: Path) -> None:
+def test_server_returns_the_generated_ids_of_the_offline_engine(
+    server: str, offline, vllm_synth: Path
+) -> None:
     """With return_token_ids, vLLM's server hands back the same ids (EOS included) as the offline engine, so the
     chain scheduler extends prompts token for token through the server too."""
     reqs, expected = offline
