@@ -112,3 +112,34 @@ def test_count_records(tmp_path) -> None:
     _write(tmp_path / "a.jsonl", [b"{}", b"{}", b"{}"])
     assert count_records([str(tmp_path / "a.jsonl")]) == 3
     assert count_records(["org/dataset"]) is None
+
+
+def test_derived_ids_stay_unique_across_inputs_with_the_same_file_names(tmp_path) -> None:
+    for part in ("a", "b"):
+        _write(tmp_path / "corpus" / part / "x.jsonl", [json.dumps({"text": f"from {part}"}).encode()])
+    alone, _ = _split(read_docs([str(tmp_path / "corpus" / "a")], ReadOptions()))
+    assert [d.id for d in alone] == ["x.jsonl:1"]  # one input: names relative to it, as before
+    both, _ = _split(read_docs([str(tmp_path / "corpus" / "a"), str(tmp_path / "corpus" / "b")], ReadOptions()))
+    assert [(d.id, d.source, d.text) for d in both] == [
+        ("a/x.jsonl:1", "a/x.jsonl", "from a"),
+        ("b/x.jsonl:1", "b/x.jsonl", "from b"),
+    ]
+
+
+def test_a_file_named_by_two_inputs_is_read_once(tmp_path, caplog) -> None:
+    _write(tmp_path / "d" / "x.jsonl", [json.dumps({"text": "once"}).encode()])
+    specs = [str(tmp_path / "d"), str(tmp_path / "d" / "*.jsonl"), str(tmp_path / "d" / "x.jsonl")]
+    assert resolve_inputs(specs) == [("file", str(tmp_path / "d" / "x.jsonl"))]
+    with caplog.at_level("WARNING", logger="instructpt.io.readers"):
+        docs, _ = _split(read_docs(specs, ReadOptions()))
+    assert [d.id for d in docs] == ["x.jsonl:1"]
+    assert caplog.text.count("read once") == 2
+    assert count_records(specs) == 1
+
+
+def test_symlinked_files_are_named_by_the_link(tmp_path) -> None:
+    _write(tmp_path / "elsewhere" / "real.jsonl", [json.dumps({"text": "linked"}).encode()])
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "link.jsonl").symlink_to(tmp_path / "elsewhere" / "real.jsonl")
+    docs, _ = _split(read_docs([str(tmp_path / "d")], ReadOptions()))
+    assert [d.id for d in docs] == ["link.jsonl:1"]

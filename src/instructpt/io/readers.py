@@ -3,7 +3,8 @@
 Inputs: jsonl / jsonl.gz / parquet files, directories of them (searched recursively, sorted), glob patterns, local
 ``datasets`` directories (``save_to_disk``) and HF dataset ids (streamed). Records without an id field get a stable
 id ``{source}:{line or row}`` where ``source`` is the file's path relative to the input it was found under, so ids do
-not depend on where the corpus is mounted.
+not depend on where the corpus is mounted (relative to the inputs' common parent when two inputs hold files of the
+same name, so derived ids are always unique). A file named by several inputs is read once.
 
 Nothing is dropped silently: invalid JSON, invalid UTF-8, NUL bytes, non-object rows, missing / non-string / empty
 text, absurdly long lines and unreadable files each come out as a ``Reject`` with a reason.
@@ -15,12 +16,17 @@ import glob
 import gzip
 import io
 import json
+import logging
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from instructpt.records import RawDoc, Reject
+
+log = logging.getLogger(__name__)
 
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson", ".parquet")
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -42,57 +48,85 @@ class ReadOptions:
 def resolve_inputs(inputs: list[str]) -> list[tuple[str, str]]:
     """Expand inputs into ``(kind, location)`` pairs: kind is ``file``, ``hf_disk`` or ``hf_hub``.
 
-    Raises :class:`InputError` for names that match nothing (the message says what was tried).
+    A file named by two inputs (a directory and a glob inside it, or the same path twice) is read once, where it
+    first appears. Raises :class:`InputError` for names that match nothing (the message says what was tried).
     """
-    out: list[tuple[str, str]] = []
+    return [(kind, location) for kind, location, _ in _resolve(inputs)]
+
+
+def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path | None]]:
+    """``(kind, location, root)`` per input file or dataset; ``root`` is the directory a file's name is taken from."""
+    out: list[tuple[str, str, Path | None]] = []
+    seen: set[Path] = set()
+
+    def add_file(location: str, root: Path) -> None:
+        key = Path(location).resolve()
+        if key in seen:
+            if warn:
+                log.warning("input file %s is named by more than one input; it is read once", location)
+            return
+        seen.add(key)
+        out.append(("file", location, root))
+
     for spec in inputs:
         path = Path(spec)
         if any(ch in spec for ch in "*?["):
             matches = sorted(p for p in glob.glob(spec, recursive=True) if _is_data_file(Path(p)))
             if not matches:
                 raise InputError(f"input pattern {spec!r} matches no {'/'.join(DATA_SUFFIXES)} file")
-            out += [("file", m) for m in matches]
+            root = _abs(re.split(r"[*?\[]", spec, maxsplit=1)[0] or ".")
+            root = root if root.is_dir() else root.parent
+            for m in matches:
+                add_file(m, root)
         elif path.is_file():
-            out.append(("file", spec))
+            add_file(spec, _abs(spec).parent)
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-                out.append(("hf_disk", spec))
+                out.append(("hf_disk", spec, None))
                 continue
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_data_file(p))
             if not files:
                 raise InputError(f"input directory {spec!r} holds no {'/'.join(DATA_SUFFIXES)} file")
-            out += [("file", f) for f in files]
+            for f in files:
+                add_file(f, _abs(spec))
         elif path.suffix or spec.startswith((".", "/")):
             raise InputError(f"input {spec!r} does not exist")
         else:
-            out.append(("hf_hub", spec))
+            out.append(("hf_hub", spec, None))
     return out
+
+
+def _abs(path: str) -> Path:
+    """An absolute, normalized path with symlinks left as they are (names must not depend on link targets)."""
+    return Path(os.path.abspath(path))
 
 
 def _is_data_file(p: Path) -> bool:
     return p.name.endswith(DATA_SUFFIXES)
 
 
-def _source_name(location: str, inputs: list[str]) -> str:
-    """The stable name of a file: its path relative to the input directory/glob root it came from."""
-    loc = Path(location).resolve()
-    for spec in inputs:
-        root = Path(spec.split("*")[0].split("?")[0].split("[")[0] or ".")
-        root = root.resolve() if root.is_dir() else root.resolve().parent
-        try:
-            return loc.relative_to(root).as_posix()
-        except ValueError:
-            continue
-    return loc.name
+def source_names(files: list[tuple[str, Path]]) -> dict[str, str]:
+    """The stable name of each ``(location, root)`` file: its path relative to the input it was found under.
+
+    When two files would share a name (``a/x.jsonl`` and ``b/x.jsonl`` given as inputs ``a`` and ``b``), every file
+    is named relative to the common parent of all the roots instead, so names (and the ids derived from them)
+    stay unique.
+    """
+    names = {loc: _abs(loc).relative_to(root).as_posix() for loc, root in files}
+    if len(set(names.values())) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(root) for _, root in files]))
+    return {loc: _abs(loc).relative_to(common).as_posix() for loc, _ in files}
 
 
 def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
     """Stream every input record, in a deterministic order, as a RawDoc or a Reject."""
-    for kind, location in resolve_inputs(inputs):
+    resolved = _resolve(inputs, warn=True)
+    names = source_names([(loc, root) for kind, loc, root in resolved if kind == "file" and root is not None])
+    for kind, location, _ in resolved:
         if kind == "file":
-            source = _source_name(location, inputs)
             reader = _read_parquet if location.endswith(".parquet") else _read_jsonl
-            yield from reader(location, source, options)
+            yield from reader(location, names[location], options)
         else:
             yield from _read_hf(kind, location, options)
 
