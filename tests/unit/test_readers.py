@@ -119,7 +119,9 @@ def test_derived_ids_stay_unique_across_inputs_with_the_same_file_names(tmp_path
         _write(tmp_path / "corpus" / part / "x.jsonl", [json.dumps({"text": f"from {part}"}).encode()])
     alone, _ = _split(read_docs([str(tmp_path / "corpus" / "a")], ReadOptions()))
     assert [d.id for d in alone] == ["x.jsonl:1"]  # one input: names relative to it, as before
-    both, _ = _split(read_docs([str(tmp_path / "corpus" / "a"), str(tmp_path / "corpus" / "b")], ReadOptions()))
+    both, _ = _split(
+        read_docs([str(tmp_path / "corpus" / "a"), str(tmp_path / "corpus" / "b")], ReadOptions())
+    )
     assert [(d.id, d.source, d.text) for d in both] == [
         ("a/x.jsonl:1", "a/x.jsonl", "from a"),
         ("b/x.jsonl:1", "b/x.jsonl", "from b"),
