@@ -43,6 +43,8 @@ def test_chain_grows_and_prompt_extends_previous_prompt_and_generation() -> None
     assert p2.prompt_ids[: len(p1.prompt_ids) + len(gen_ids)] == p1.prompt_ids + gen_ids
     assert p2.prompt == p1.prompt + GOOD + EOS + context_block("gamma three")
     assert all(r.reused_generation for r in results)
+    # Later steps ask to run sooner (vLLM priority scheduling): their prefix is the cached chain so far.
+    assert [r.priority for r in engine.seen] == [0, -1, -2]
 
 
 def test_drops_rebuild_history_from_kept_pairs() -> None:
@@ -65,6 +67,7 @@ def test_no_pairs_ends_the_chain() -> None:
         ("d2", 0, 1),
     ]
     assert engine.seen[2].prompt == context_block("c")
+    assert [r.priority for r in engine.seen] == [0, -1, 0]  # a new chain starts at the default priority
 
 
 def test_over_budget_starts_a_new_chain() -> None:

@@ -75,6 +75,9 @@ class Request:
     prompt_ids: list[int] | None = None
     record_id: str = ""  # stable id of the text being synthesized (seeds engines that draw at random)
     context: str | None = None  # the text being synthesized, verbatim (engines that read it need no parsing)
+    # Lower runs sooner on engines that schedule by priority (vLLM with --scheduling-policy priority); the chain
+    # scheduler gives a chain's later steps lower values, so they run while their cached prefix is still there.
+    priority: int = 0
 
 
 @dataclass
@@ -119,6 +122,12 @@ class EngineConfig:
     tensor_parallel_size: int = option(1, "vllm: GPUs per model replica.")
     gpu_memory_utilization: float = option(0.9, "vllm: share of GPU memory the engine may take.")
     enable_prefix_caching: bool = option(True, "vllm: reuse the KV cache of shared prompt prefixes.")
+    scheduling_policy: str = option(
+        "priority",
+        "vllm: 'priority' runs a chain's next step before waiting new chains, while its prefix is still cached; "
+        "'fcfs' is vLLM's first-come-first-served order.",
+        choices=("priority", "fcfs"),
+    )
     api_base: str = option("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
     api_key_env: str = option(
         "OPENAI_API_KEY", "openai: name of the environment variable holding the API key."

@@ -12,6 +12,12 @@ How it talks to vLLM: :meth:`VLLMEngine.submit` hands each request to ``LLM.llm_
 step joins the running batch as soon as its previous step returns. Prompts go in as token ids from the project's
 codec (``add_special_tokens=False``), never as text, so the literal ``<s>`` is the only BOS (SPEC §3).
 
+Scheduling: by default vLLM runs with ``scheduling_policy="priority"`` and each request carries the chain
+scheduler's priority (a chain's k-th step gets ``-k``). vLLM admits waiting requests by (priority, arrival), so a
+chain's next step overtakes the new chains queued before it while its prefix (the chain so far) is still in the
+KV cache, and when memory runs out it preempts new chains first. ``--scheduling-policy fcfs`` restores vLLM's
+first-come-first-served order.
+
 Outputs: ``token_ids`` are the generated ids as vLLM returns them, ending with the EOS id when the request
 stopped on EOS; ``text`` is those ids without the EOS, decoded by the codec with special tokens kept (the same
 convention as the ``transformers`` engine). ``extra["num_cached_tokens"]`` is the number of prompt tokens served
@@ -112,6 +118,7 @@ class VLLMEngine(Engine):
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
             "enable_prefix_caching": config.enable_prefix_caching,
+            "scheduling_policy": config.scheduling_policy,
             "trust_remote_code": config.trust_remote_code,
             "seed": config.seed,
         }
@@ -145,7 +152,7 @@ class VLLMEngine(Engine):
         # built outside the try: bad sampling settings must fail the run, not each request
         params = self._params(request)
         try:
-            self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params)
+            self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params, priority=request.priority)
         except self._dead_errors as exc:
             raise EngineError(f"the vLLM engine died: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - vLLM rejects one request (length, bad ids): it fails alone

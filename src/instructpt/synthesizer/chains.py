@@ -115,6 +115,7 @@ class ChainRunner:
             prompt_ids=self._prompt_ids,
             record_id=item.id,
             context=item.text,
+            priority=-self.chain_pos,  # later steps first: their prefix (the chain so far) is in the cache
         )
 
     def on_result(self, gen: Generation) -> StepResult:
