@@ -261,6 +261,7 @@ def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
         batch_size=args.batch_size,
         dtype=args.dtype,
         gpu_memory_utilization=args.gpu_memory_utilization,
+        scheduling_policy=args.scheduling_policy,
     )
     if args.engine == "vllm":
         llm_kwargs: dict[str, Any] = {"enforce_eager": True} if args.enforce_eager else {}
@@ -397,6 +398,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--max-inflight", type=int, help="chain scheduler: requests in flight (default: synthesize's)"
+    )
+    p.add_argument(
+        "--scheduling-policy",
+        choices=("priority", "fcfs"),
+        default="priority",
+        help="vllm: the engine's scheduling (priority: a chain's next step before new chains, as synthesize)",
     )
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     p.add_argument("--repeats", type=int, default=3, help="runs of each driver per M (median and best shown)")

@@ -64,3 +64,24 @@ def test_errors_are_clear_and_exit_nonzero(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["no-such-command"])
     assert exc.value.code == 2
+
+
+def test_a_command_runs_with_the_tuned_gc_threshold(tmp_path) -> None:
+    """The command-line process raises the GC threshold before the stage runs (set nowhere in the library)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "Rivers carry water. However, deserts have little rain."}\n')
+    code = (
+        "import gc, sys\n"
+        "from instructpt import cli\n"
+        "from instructpt.synthesizer import run\n"
+        "seen = []\n"
+        "real = run.synthesize\n"
+        "def spy(config):\n"
+        "    seen.append(gc.get_threshold())\n"
+        "    return real(config)\n"
+        "run.synthesize = spy\n"
+        f"rc = cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules', '-q'])\n"
+        "assert rc == 0 and seen == [cli.GC_THRESHOLD], (rc, seen)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
