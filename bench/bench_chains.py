@@ -117,13 +117,24 @@ def reset_prefix_cache(engine: Any) -> None:
 
 # ---- the two drivers ----
 def run_chains(
-    engine: Any, engine_cfg: Any, corpus: Path, out: Path, rounds: int, max_inflight: int | None = None
+    engine: Any,
+    engine_cfg: Any,
+    corpus: Path,
+    out: Path,
+    rounds: int,
+    max_inflight: int | None = None,
+    max_inflight_tokens: str = "auto",
 ) -> RunResult:
     """The project's chain scheduler through ``synthesize()``."""
     from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 
     cfg = SynthesizeConfig(
-        inputs=[str(corpus)], output=str(out), engine=engine_cfg, rounds=rounds, progress=False
+        inputs=[str(corpus)],
+        output=str(out),
+        engine=engine_cfg,
+        rounds=rounds,
+        progress=False,
+        max_inflight_tokens=max_inflight_tokens,
     )
     if max_inflight is not None:
         cfg.max_inflight = max_inflight
@@ -279,7 +290,7 @@ def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
 
             engine, seconds, _ = timed(lambda: FixedOutputVLLMEngine(cfg, fixed, args.seed, **llm_kwargs))
             print(f"fixed output: {fixed} generated tokens per request, canned pair text (test double)")
-        print(f"vLLM started in {seconds:.1f} s")
+        print(f"vLLM started in {seconds:.1f} s; KV cache {engine.kv_capacity_tokens} tokens")
         return cfg, engine
     from instructpt.engines.hf import HFEngine
 
@@ -341,7 +352,7 @@ def compare(
                     barriers.append(run)
                 else:
                     out = root / f"chains-m{m}-{rep}"
-                    run = run_chains(engine, cfg, corpus, out, m, args.max_inflight)
+                    run = run_chains(engine, cfg, corpus, out, m, args.max_inflight, args.max_inflight_tokens)
                     chains.append(run)
                 print(
                     f"  M={m} run {rep + 1} {which:<8} {run.wall:8.2f} s  {run.rate:8.2f} docs/s", flush=True
@@ -398,6 +409,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--max-inflight", type=int, help="chain scheduler: requests in flight (default: synthesize's)"
+    )
+    p.add_argument(
+        "--max-inflight-tokens",
+        default="auto",
+        help="chain scheduler: token bound in flight (auto = the vLLM KV capacity, none, or a number)",
     )
     p.add_argument(
         "--scheduling-policy",

@@ -109,8 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         blocks_path = root / "blocks.json"
         blocks_path.write_text(json.dumps(blocks), encoding="utf-8")
         chars = sum(len(b) for b in blocks) / len(blocks)
-        print(f"{len(blocks):,} context blocks, mean {chars:,.0f} characters; cores available: {os.cpu_count()}")
-        print(f"{'layout':<14} {'threads':>7} {'tokens/doc':>10} {'µs/doc':>8} {'docs/s':>9} {'x 20k':>6}  exact")
+        print(
+            f"{len(blocks):,} context blocks, mean {chars:,.0f} characters; cores available: {os.cpu_count()}"
+        )
+        print(
+            f"{'layout':<14} {'threads':>7} {'tokens/doc':>10} {'µs/doc':>8} {'docs/s':>9} {'x 20k':>6}  exact"
+        )
         for name in LAYOUTS:
             for threads in args.threads:
                 env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "true"}

@@ -163,6 +163,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return {str(k): _coerce(v, typing.get_args(base)[1], f"{where}.{k}") for k, v in value.items()}
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if base is str and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # YAML reads `revision: 1234` or `max_inflight_tokens: 20000` as ints
     if base in (int, float, str, bool) and not isinstance(value, base):
         raise ConfigError(f"config key {where!r} must be {base.__name__}, got {value!r}")
     return value

@@ -177,3 +177,42 @@ def test_a_continuing_chain_is_submitted_before_waiting_chains(tmp_path: Path) -
     engine = ScriptedEngine(canned_pairs, config=cfg.engine)
     synthesize(cfg, engine=engine)
     assert [r.record_id for r in engine.seen] == ["d0", "d1", "d2", "d3", "d4", "d5"]
+
+
+class _CapacityDouble(ScriptedEngine):
+    """Test double: a ScriptedEngine that reports a KV capacity and answers two requests per poll, recording the
+    prompt + max-new tokens pending after every submit."""
+
+    def __init__(self, capacity: int | None, **kw) -> None:
+        super().__init__(canned_pairs, codec=WordCodec(), batch=2, **kw)
+        self.kv_capacity_tokens = capacity
+        self.loads: list[int] = []
+
+    def submit(self, requests) -> None:
+        super().submit(requests)
+        new = self.config.max_new_tokens
+        self.loads.append(sum(len(r.prompt_ids) + new for r in self._queue))
+
+
+@pytest.mark.parametrize(("setting", "capacity"), [("auto", 180), ("180", None)])
+def test_tokens_in_flight_stay_within_the_bound(tmp_path: Path, setting: str, capacity: int | None) -> None:
+    """'auto' takes the engine's KV capacity, a number is used as given; without a bound (an engine that reports
+    no capacity, or 'none') far more is in flight. The order of submission changes, the output does not."""
+    corpus = _corpus(tmp_path / "c.jsonl")
+    engine_cfg = EngineConfig(name="rules", max_model_len=4096, max_new_tokens=16)
+    runs = {}
+    for name, engine, bound in [
+        ("free", _CapacityDouble(None, config=engine_cfg), "auto"),
+        ("none", _CapacityDouble(180, config=engine_cfg), "none"),
+        ("bounded", _CapacityDouble(capacity, config=engine_cfg), setting),
+    ]:
+        cfg = _config(tmp_path / name, corpus, engine=engine_cfg, rounds=3, max_inflight_tokens=bound)
+        synthesize(cfg, engine)
+        runs[name] = engine
+    assert max(runs["free"].loads) > 180 and max(runs["none"].loads) > 180
+    assert max(runs["bounded"].loads) <= 180
+    assert len(runs["bounded"].loads) > len(
+        runs["free"].loads
+    )  # the bound made it submit in more, smaller steps
+    records = _all_records(tmp_path / "free" / "out")
+    assert _all_records(tmp_path / "bounded" / "out") == records == _all_records(tmp_path / "none" / "out")

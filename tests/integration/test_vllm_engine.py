@@ -256,3 +256,10 @@ def test_sampling_is_seeded_per_record(engine, monkeypatch) -> None:
     assert alone.token_ids == together[2].token_ids
     assert [g.token_ids for g in again] == [g.token_ids for g in together]
     assert len({tuple(g.token_ids) for g in together}) > 1
+
+
+def test_reports_its_kv_cache_capacity(engine) -> None:
+    """The capacity the scheduler's 'auto' token bound uses: the engine core's blocks times the block size."""
+    cache = engine.llm.llm_engine.vllm_config.cache_config
+    assert engine.kv_capacity_tokens == cache.num_gpu_blocks * cache.block_size
+    assert engine.kv_capacity_tokens >= MAX_MODEL_LEN

@@ -175,6 +175,9 @@ class Engine(ABC):
     name: str = "engine"
     codec: TextCodec | None = None  # None: the engine has no token budget (rules)
     max_model_len: int | None = None
+    # Tokens the engine's KV cache holds, where it knows (vllm); the scheduler keeps at most this many prompt +
+    # new tokens in flight, so finished steps' cached prefixes are still there when their chains go on.
+    kv_capacity_tokens: int | None = None
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config

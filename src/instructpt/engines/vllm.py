@@ -102,6 +102,7 @@ class VLLMEngine(Engine):
         self.max_model_len = config.max_model_len
         self._dead_errors = _dead_engine_errors()
         self.llm: Any = self._build_llm(vllm, config, llm_kwargs)
+        self.kv_capacity_tokens = self._kv_capacity(self.llm)
         self._ids = itertools.count()
         self._inflight: dict[str, Request] = {}  # vLLM request id -> request
         self._failed: list[Generation] = []  # rejected at submit, handed out by the next poll
@@ -127,6 +128,19 @@ class VLLMEngine(Engine):
             return vllm.LLM(**kwargs)
         except Exception as exc:  # noqa: BLE001 - config, memory and loader errors all stop the run the same way
             raise EngineError(f"cannot start vLLM for {config.model!r}: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _kv_capacity(llm: Any) -> int | None:
+        """KV-cache tokens of one replica: blocks (as the engine core reported them) times the block size."""
+        try:
+            cache = llm.llm_engine.vllm_config.cache_config
+            blocks, size = int(cache.num_gpu_blocks or 0), int(cache.block_size or 0)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        if blocks <= 0 or size <= 0:
+            return None
+        log.info("vLLM KV cache: %d blocks of %d tokens (%d tokens)", blocks, size, blocks * size)
+        return blocks * size
 
     # ---- the Engine protocol ----
     @property

@@ -96,6 +96,14 @@ class ChainRunner:
     def done(self) -> bool:
         return self.next_index >= len(self.items)
 
+    def next_prompt_tokens(self) -> int | None:
+        """Exact length of the prompt :meth:`next_request` will build (None without a codec); changes nothing."""
+        if self.codec is None:
+            return None
+        ctx = len(self.items[self.next_index].ctx_ids)
+        with_history = len(self.history_ids) + ctx
+        return ctx if self.history_ids and with_history > self.budget else with_history
+
     def next_request(self, key: Any) -> Request:
         """The prompt for the next item: after the chain so far if it fits, else alone as a new chain."""
         item = self.items[self.next_index]

@@ -50,6 +50,11 @@ class SynthesizeConfig:
     format: str = option("jsonl", "Output shard format.", choices=FORMATS)
     shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
     max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
+    max_inflight_tokens: str = option(
+        "auto",
+        "Prompt + max-new tokens kept in flight: 'auto' = the engine's KV-cache capacity where it reports one "
+        "(vllm), so cached chain prefixes are not evicted before their next step; 'none' = no bound; or a number.",
+    )
     limit: int | None = option(None, "Read at most this many input records.")
     max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
@@ -65,6 +70,21 @@ class SynthesizeConfig:
             raise ConfigError("--shard-size and --max-inflight must be >= 1")
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+        self.max_inflight_tokens = str(self.max_inflight_tokens).strip().lower()
+        if self.max_inflight_tokens not in ("auto", "none") and not (
+            self.max_inflight_tokens.isdigit() and int(self.max_inflight_tokens) > 0
+        ):
+            raise ConfigError(
+                f"--max-inflight-tokens must be auto, none or a positive number, got {self.max_inflight_tokens!r}"
+            )
+
+    def inflight_token_cap(self, engine: Engine) -> int | None:
+        """The token bound on requests in flight for ``engine`` (None: none); see --max-inflight-tokens."""
+        if engine.codec is None or self.max_inflight_tokens == "none":
+            return None
+        if self.max_inflight_tokens == "auto":
+            return engine.kv_capacity_tokens
+        return int(self.max_inflight_tokens)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a run to resume into an existing output directory."""
@@ -117,6 +137,14 @@ class Synthesizer:
         if config.progress:
             total = count_records(config.inputs) if config.limit is None else config.limit
         self.progress = Progress("synthesize", total=total, enabled=config.progress)
+        self.token_cap = config.inflight_token_cap(engine)
+        self.max_new_tokens = e.max_new_tokens
+        if self.token_cap is not None:
+            log.info(
+                "in flight: at most %d requests and %d prompt + new tokens",
+                config.max_inflight,
+                self.token_cap,
+            )
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
@@ -167,7 +195,8 @@ class Synthesizer:
         shards = self._shards()
         open_shards: dict[int, _Shard] = {}
         ready: deque[tuple[int, int]] = deque()  # (shard index, runner index) with a step to submit
-        inflight: dict[tuple[int, int], None] = {}
+        inflight: dict[tuple[int, int], int] = {}  # -> prompt + max new tokens
+        inflight_tokens = 0
         exhausted = False
         while True:
             while not exhausted and len(ready) + len(inflight) < self.config.max_inflight:
@@ -186,9 +215,17 @@ class Synthesizer:
                     self._finish(shard, open_shards)
             batch = []
             while ready and len(inflight) < self.config.max_inflight:
-                key = ready.popleft()
-                batch.append(open_shards[key[0]].runners[key[1]].next_request(key))
-                inflight[key] = None
+                key = ready[0]
+                runner = open_shards[key[0]].runners[key[1]]
+                cost = (runner.next_prompt_tokens() or 0) + self.max_new_tokens
+                # Over the token bound, the queue waits (in order: continuations stay first) unless nothing is
+                # in flight; a single request always fits the KV cache, since prompts fit max_model_len.
+                if self.token_cap is not None and inflight and inflight_tokens + cost > self.token_cap:
+                    break
+                ready.popleft()
+                batch.append(runner.next_request(key))
+                inflight[key] = cost
+                inflight_tokens += cost
             if batch:
                 self.engine.submit(batch)
             if not inflight:
@@ -196,7 +233,7 @@ class Synthesizer:
                     break
                 continue
             for gen in self.engine.poll():
-                del inflight[gen.key]
+                inflight_tokens -= inflight.pop(gen.key)
                 self._on_result(gen, open_shards, ready)
         self.progress.close()
 
