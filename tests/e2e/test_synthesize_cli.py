@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,3 +134,28 @@ def test_resume_with_other_settings_is_refused(corpus: Path, tiny_synth: Path, t
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "different configuration" in proc.stderr and "rounds: 3 -> 2" in proc.stderr
+
+
+def test_a_hub_id_loads_from_the_cache_and_records_its_commit(
+    corpus: Path, tiny_synth: Path, tmp_path: Path
+) -> None:
+    """``--model org/name`` goes through the Hugging Face hub loaders (offline, from a cache laid out as the hub
+    client writes it), and every record names the commit the id resolved to."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--instructpt-test--tiny-synth"
+    shutil.copytree(tiny_synth, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "out"
+    args = _args(corpus, "instructpt-test/tiny-synth", out, "--limit", "8")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    records = [
+        json.loads(line) for p in sorted((out / "data").iterdir()) for line in p.read_text().splitlines()
+    ]
+    assert records and all(
+        r["synthesizer"]
+        == {"engine": "transformers", "model": "instructpt-test/tiny-synth", "revision": None, "commit": sha}
+        for r in records
+    )

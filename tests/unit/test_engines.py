@@ -40,3 +40,10 @@ def test_generate_keeps_order_and_rejects_duplicate_keys() -> None:
     assert [g.key for g in engine.generate(reqs)] == ["b", "a", "c"]
     with pytest.raises(ValueError, match="distinct key"):
         engine.generate([Request(1, "p"), Request(1, "q")])
+
+
+def test_hub_commit_is_none_for_local_directories_and_unknown_ids(tmp_path) -> None:
+    from instructpt.engines.tokenizer import hub_commit
+
+    assert hub_commit(str(tmp_path), None) is None
+    assert hub_commit("instructpt-test/not-in-any-cache", None) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from instructpt.engines.base import EngineConfig, EngineError
@@ -59,6 +60,26 @@ def load_tokenizer(config: EngineConfig) -> Any:
         )
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
         raise EngineError(f"cannot load tokenizer {name!r}: {exc}") from exc
+
+
+def hub_commit(name: str, revision: str | None) -> str | None:
+    """The commit a hub model id resolves to in the local Hugging Face cache (no network); None for a local
+    directory, or when the cache does not hold it. Recorded with every output record, so outputs name the exact
+    weights even when no ``--revision`` was given."""
+    if Path(name).exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers brings huggingface_hub
+        return None
+    try:
+        path = try_to_load_from_cache(name, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - a malformed id or cache: no commit to record, nothing else changes
+        return None
+    if not isinstance(path, str):
+        return None
+    parts = Path(path).parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
 
 
 def load_codec(config: EngineConfig) -> HFCodec:

@@ -142,6 +142,15 @@ class VLLMEngine(Engine):
         log.info("vLLM KV cache: %d blocks of %d tokens (%d tokens)", blocks, size, blocks * size)
         return blocks * size
 
+    def describe(self) -> dict[str, Any]:
+        from instructpt.engines.tokenizer import hub_commit
+
+        info = super().describe()
+        commit = hub_commit(self.config.model, self.config.revision)
+        if commit:
+            info["commit"] = commit
+        return info
+
     # ---- the Engine protocol ----
     @property
     def pending(self) -> int:
