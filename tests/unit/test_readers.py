@@ -145,3 +145,17 @@ def test_symlinked_files_are_named_by_the_link(tmp_path) -> None:
     (tmp_path / "d" / "link.jsonl").symlink_to(tmp_path / "elsewhere" / "real.jsonl")
     docs, _ = _split(read_docs([str(tmp_path / "d")], ReadOptions()))
     assert [d.id for d in docs] == ["link.jsonl:1"]
+
+
+def test_seen_ids_membership_through_merges_and_packing() -> None:
+    from instructpt.io.ids import SeenIds, id_hash, pack, unpack
+
+    seen = SeenIds()
+    seen.MIN_MERGE = 8  # merge often, so lookups go through the sorted part too
+    hashes = [id_hash(f"doc-{i}") for i in range(200)]
+    for start in range(0, 150, 10):
+        seen.add_many(hashes[start : start + 10] + hashes[:3])  # repeats are stored once
+    assert len(seen) == 150
+    assert all(h in seen for h in hashes[:150]) and not any(h in seen for h in hashes[150:])
+    assert list(unpack(pack(hashes))) == hashes and len(pack(hashes)) == 8 * len(hashes)
+    assert id_hash("doc-1") == id_hash("doc-1") != id_hash("doc-2")

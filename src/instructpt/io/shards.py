@@ -130,14 +130,31 @@ class ShardedOutput:
     def completed(self) -> list[int]:
         return sorted(int(p.name.split("-")[1]) for p in (self.root / "done").glob("shard-*"))
 
+    def ids_path(self, index: int) -> Path:
+        return self.root / "ids" / f"{self.name(index)}.u64"
+
+    def read_ids(self, index: int) -> bytes | None:
+        """The packed id hashes a finished shard kept; None when it stored none."""
+        path = self.ids_path(index)
+        return path.read_bytes() if path.exists() else None
+
     def data_path(self, index: int) -> Path:
         return self.root / "data" / f"{self.name(index)}.{self.fmt}"
 
     def write_shard(
-        self, index: int, records: list[dict[str, Any]], rejects: list[dict[str, Any]], stats: Stats
+        self,
+        index: int,
+        records: list[dict[str, Any]],
+        rejects: list[dict[str, Any]],
+        stats: Stats,
+        ids: bytes | None = None,
     ) -> None:
-        """Write a shard's data, rejects and stats, then its completion marker."""
+        """Write a shard's data, rejects, stats and (optionally) the packed hashes of the ids it kept, then its
+        completion marker."""
         name = self.name(index)
+        if ids is not None:
+            self.ids_path(index).parent.mkdir(exist_ok=True)
+            _atomic_write(self.ids_path(index), lambda f: f.write(ids))
         if self.fmt == "parquet":
             write_parquet(self.data_path(index), records) if records else write_jsonl(
                 self.data_path(index), []

@@ -21,6 +21,7 @@ from typing import Any
 
 from instructpt.config import ConfigError, option
 from instructpt.engines.base import Engine, EngineConfig, load_engine
+from instructpt.io.ids import SeenIds, id_hash, pack, unpack
 from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
 from instructpt.io.shards import FORMATS, ShardedOutput
 from instructpt.io.stats import Stats
@@ -121,6 +122,7 @@ class _Shard:
     stats: Stats
     results: list[list[StepResult]] = field(default_factory=list)
     active: int = 0
+    kept_ids: list[int] | None = None
 
 
 class Synthesizer:
@@ -137,6 +139,8 @@ class Synthesizer:
         if config.progress:
             total = count_records(config.inputs) if config.limit is None else config.limit
         self.progress = Progress("synthesize", total=total, enabled=config.progress)
+        # Derived ids (file + line) are unique by construction; ids read from --id-field are checked across shards.
+        self.earlier_ids = SeenIds() if config.id_field else None
         self.token_cap = config.inflight_token_cap(engine)
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
@@ -159,24 +163,43 @@ class Synthesizer:
             yield index, chunk
             index += 1
 
+    def _skip_done(self, index: int) -> None:
+        """A finished shard is not run again; the ids it kept still count for the shards after it."""
+        if self.earlier_ids is None:
+            return
+        packed = self.out.read_ids(index)
+        if packed is None:
+            log.warning("finished shard %d stored no ids; duplicates of its ids are not detected", index)
+            return
+        self.earlier_ids.add_many(unpack(packed))
+
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
         docs, rejects, seen = [], [], set()
+        kept: list[int] = []  # id hashes of this shard's documents, for the shards after it
         for d in chunk:
-            if isinstance(d, RawDoc) and d.id in seen:  # ids seed and name everything downstream
+            # ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one
+            if isinstance(d, RawDoc) and d.id in seen:
                 d = Reject(
-                    d.id,
-                    d.source,
-                    "duplicate_id",
-                    "an earlier record in this shard has this id",
-                    "read",
+                    d.id, d.source, "duplicate_id", "an earlier record in this shard has this id", "read",
                     d.text[:200],
-                )
+                )  # fmt: skip
+            elif isinstance(d, RawDoc) and self.earlier_ids is not None:
+                h = id_hash(d.id)
+                if h in self.earlier_ids:
+                    d = Reject(
+                        d.id, d.source, "duplicate_id", "an earlier shard has this id (64-bit hash match)", "read",
+                        d.text[:200],
+                    )  # fmt: skip
+                else:
+                    kept.append(h)
             if isinstance(d, RawDoc):
                 seen.add(d.id)
                 docs.append(d)
             else:
                 rejects.append(d)
+        if self.earlier_ids is not None:
+            self.earlier_ids.add_many(kept)
         stats.add("docs_in", len(chunk))
         stats.add("docs_rejected", len(rejects))
         for r in rejects:
@@ -188,7 +211,7 @@ class Synthesizer:
             ChainRunner(items[i : i + m], self.codec, self.budget, self.synth_info, self.sampling)
             for i in range(0, len(items), m)
         ]
-        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners))
+        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept)
 
     # ---- the scheduling loop ----
     def run(self) -> None:
@@ -206,6 +229,7 @@ class Synthesizer:
                     break
                 index, chunk = nxt
                 if self.out.is_done(index):
+                    self._skip_done(index)
                     self.progress.skip(len(chunk))
                     continue
                 shard = self._open(index, chunk)
@@ -289,8 +313,9 @@ class Synthesizer:
         shard.stats.add("docs_out", len(per_doc))
         shard.stats.add("chains", len({rec.chain_id for rec in records}))
         shard.stats.add("shards")
+        ids = pack(shard.kept_ids) if self.earlier_ids is not None else None
         self.out.write_shard(
-            shard.index, [r.to_dict() for r in records], [r.to_dict() for r in rejects], shard.stats
+            shard.index, [r.to_dict() for r in records], [r.to_dict() for r in rejects], shard.stats, ids
         )
         open_shards.pop(shard.index, None)
 
