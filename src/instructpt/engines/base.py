@@ -178,6 +178,7 @@ class Engine(ABC):
     # Tokens the engine's KV cache holds, where it knows (vllm); the scheduler keeps at most this many prompt +
     # new tokens in flight, so finished steps' cached prefixes are still there when their chains go on.
     kv_capacity_tokens: int | None = None
+    loads_weights = False  # True: --model names the weights this process runs (their hub commit is recorded)
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -211,7 +212,14 @@ class Engine(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Synthesizer identity recorded with every output record."""
-        return {"engine": self.name, "model": self.config.model, "revision": self.config.revision}
+        info = {"engine": self.name, "model": self.config.model, "revision": self.config.revision}
+        if self.loads_weights:
+            from instructpt.engines.tokenizer import hub_commit
+
+            commit = hub_commit(self.config.model, self.config.revision)
+            if commit:
+                info["commit"] = commit
+        return info
 
     def close(self) -> None:  # noqa: B027 - optional hook; most engines hold nothing to release
         """Release the backend (GPU memory, server connections, worker threads)."""

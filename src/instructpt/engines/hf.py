@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request
-from instructpt.engines.tokenizer import HFCodec, hub_commit, load_tokenizer
+from instructpt.engines.tokenizer import HFCodec, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
 
 class HFEngine(QueuedEngine):
     name = "transformers"
+    loads_weights = True
 
     def __init__(self, config: EngineConfig, model: Any = None, tokenizer: Any = None) -> None:
         super().__init__(config)
@@ -61,13 +62,6 @@ class HFEngine(QueuedEngine):
         self.model = model.to(self.device).eval()
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.codec.eos_token_id
-
-    def describe(self) -> dict[str, Any]:
-        info = super().describe()
-        commit = hub_commit(self.config.model, self.config.revision)
-        if commit:
-            info["commit"] = commit
-        return info
 
     def poll(self) -> list[Generation]:
         batch = self.take(self.config.batch_size)

@@ -90,6 +90,7 @@ class VLLMEngine(Engine):
     """
 
     name = "vllm"
+    loads_weights = True
 
     def __init__(self, config: EngineConfig, codec: TextCodec | None = None, **llm_kwargs: Any) -> None:
         super().__init__(config)
@@ -141,15 +142,6 @@ class VLLMEngine(Engine):
             return None
         log.info("vLLM KV cache: %d blocks of %d tokens (%d tokens)", blocks, size, blocks * size)
         return blocks * size
-
-    def describe(self) -> dict[str, Any]:
-        from instructpt.engines.tokenizer import hub_commit
-
-        info = super().describe()
-        commit = hub_commit(self.config.model, self.config.revision)
-        if commit:
-            info["commit"] = commit
-        return info
 
     # ---- the Engine protocol ----
     @property
