@@ -55,6 +55,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_synthesize.py
+	$(PY) bench/bench_tokenize.py
+	$(PY) bench/bench_split.py
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_templify.py
 	$(PY) bench/bench_chains.py
