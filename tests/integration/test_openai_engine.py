@@ -338,3 +338,24 @@ def test_tgi_finish_reason_names_map_to_stop(serve, engine_for, codec) -> None:
     server = serve(finish_reason="eos_token")
     gens = engine_for(server).generate(requests_for(codec, 2))
     assert [g.finish_reason for g in gens] == ["stop", "stop"]
+
+
+def test_kv_capacity_is_read_from_vllm_metrics_text() -> None:
+    from instructpt.engines.openai import kv_capacity_from_metrics
+
+    text = (
+        "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
+        "# TYPE vllm:cache_config_info gauge\n"
+        'vllm:cache_config_info{block_size="16",cache_dtype="auto",engine="0",num_gpu_blocks="27000"} 1.0\n'
+        'vllm:cache_config_info{block_size="16",cache_dtype="auto",engine="1",num_gpu_blocks="26000"} 1.0\n'
+        'vllm:num_requests_running{engine="0",model_name="m"} 3.0\n'
+    )
+    assert kv_capacity_from_metrics(text) == 16 * (27000 + 26000)  # data-parallel engines each have a cache
+    assert kv_capacity_from_metrics('vllm:num_requests_running{engine="0"} 3.0\n') is None
+    assert (
+        kv_capacity_from_metrics('vllm:cache_config_info{block_size="16",num_gpu_blocks="None"} 1.0') is None
+    )
+
+
+def test_a_server_without_metrics_gives_no_capacity(serve, engine_for) -> None:
+    assert engine_for(serve()).kv_capacity_tokens is None

@@ -102,9 +102,11 @@ def offline(vllm_synth: Path):
     engine = start_engine(vllm_synth)
     try:
         reqs = request_sets(engine)
-        return reqs, engine.generate(reqs)
+        gens = engine.generate(reqs)
+        capacity = engine.kv_capacity_tokens
     finally:
         engine.close()
+    return reqs, gens, capacity
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,7 @@ def openai_engine(server: str, model: Path, mode: str, **overrides):
 @pytest.mark.parametrize("mode", ["ids", "text"])
 def test_server_outputs_equal_the_offline_engine(server: str, offline, vllm_synth: Path, mode: str) -> None:
     """Greedy pairs from the server equal the offline engine's; in text mode too (no second BOS is added)."""
-    reqs, expected = offline
+    reqs, expected, _ = offline
     engine = openai_engine(server, vllm_synth, mode)
     try:
         gens = engine.generate(reqs)
@@ -167,7 +169,7 @@ def test_server_returns_the_generated_ids_of_the_offline_engine(
 ) -> None:
     """With return_token_ids, vLLM's server hands back the same ids (EOS included) as the offline engine, so the
     chain scheduler extends prompts token for token through the server too."""
-    reqs, expected = offline
+    reqs, expected, _ = offline
     engine = openai_engine(server, vllm_synth, "ids", return_token_ids=True)
     try:
         gens = engine.generate(reqs)
@@ -179,3 +181,13 @@ def test_server_returns_the_generated_ids_of_the_offline_engine(
         assert got.generated_tokens == len(got.token_ids)
     eos = engine.codec.eos_token_id
     assert any(g.finish_reason == "stop" and g.token_ids[-1] == eos for g in gens)
+
+
+def test_server_reports_the_kv_capacity_of_the_same_engine_offline(
+    server: str, offline, vllm_synth: Path
+) -> None:
+    """The server's /metrics give the KV-cache size the offline engine has with the same settings, so
+    --max-inflight-tokens auto bounds a server run the same way."""
+    engine = openai_engine(server, vllm_synth, "ids")
+    engine.close()
+    assert engine.kv_capacity_tokens == offline[2] > 0

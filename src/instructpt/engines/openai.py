@@ -16,6 +16,9 @@ serves the previous prompt and generation. Without them (the default, since othe
 the generated text is re-encoded with the codec: the same ids whenever the text round-trips, which the
 tokenizer does not promise.
 
+At start the engine reads the server's ``/metrics``; a vLLM server reports its KV-cache size there, which
+``--max-inflight-tokens auto`` then uses as the bound on prompt + new tokens in flight (other servers: no bound).
+
 Requests run on an asyncio loop in a background thread with at most ``--concurrency`` HTTP requests in flight.
 Each is retried with exponential backoff and jitter on 429, 5xx, connection errors, timeouts and unreadable
 responses (honouring a capped ``Retry-After``); other 4xx fail at once. A request that still fails comes back as a
@@ -32,6 +35,7 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -106,6 +110,25 @@ def server_message(response: httpx.Response) -> str:
     return text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")
 
 
+_INFO_LINE = re.compile(r"^vllm:cache_config_info\{(?P<labels>[^}]*)\}", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def kv_capacity_from_metrics(text: str) -> int | None:
+    """KV-cache tokens from vLLM's Prometheus text: ``num_gpu_blocks * block_size``, summed over engines (data
+    parallel ranks each have their own cache); None when the metric is absent or unreadable."""
+    per_engine: dict[str, int] = {}
+    for match in _INFO_LINE.finditer(text):
+        labels = dict(_LABEL.findall(match["labels"]))
+        try:
+            tokens = int(labels["num_gpu_blocks"]) * int(labels["block_size"])
+        except (KeyError, ValueError):
+            continue
+        per_engine[labels.get("engine", "")] = tokens
+    total = sum(per_engine.values())
+    return total if total > 0 else None
+
+
 class OpenAIEngine(Engine):
     """Completions from an OpenAI-compatible server; see the module docstring.
 
@@ -152,6 +175,7 @@ class OpenAIEngine(Engine):
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
         self._thread.start()
         self._client, self._slots = self._call(self._open_client())
+        self.kv_capacity_tokens = self._call(self._server_kv_capacity())
 
     @staticmethod
     def _load_codec(config: EngineConfig) -> TextCodec | None:
@@ -179,6 +203,22 @@ class OpenAIEngine(Engine):
             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
         )
         return client, asyncio.Semaphore(n)
+
+    async def _server_kv_capacity(self) -> int | None:
+        """The KV-cache tokens a vLLM server reports in its Prometheus ``/metrics`` (``vllm:cache_config_info``),
+        so ``--max-inflight-tokens auto`` can bound what is in flight; None from any other server."""
+        root = self.api_base[: -len("/v1")] if self.api_base.endswith("/v1") else self.api_base
+        try:
+            response = await self._client.get(root + "/metrics", headers=self._headers, timeout=5.0)
+        except httpx.HTTPError as exc:
+            log.debug("no /metrics from the server: %s", type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            return None
+        capacity = kv_capacity_from_metrics(response.text)
+        if capacity:
+            log.info("the server's KV cache holds %d tokens (vLLM /metrics)", capacity)
+        return capacity
 
     # ---- the Engine protocol ----
     def submit(self, requests: Sequence[Request]) -> None:
