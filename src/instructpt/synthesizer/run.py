@@ -53,8 +53,9 @@ class SynthesizeConfig:
     max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
     max_inflight_tokens: str = option(
         "auto",
-        "Prompt + max-new tokens kept in flight: 'auto' = the engine's KV-cache capacity where it reports one "
-        "(vllm), so cached chain prefixes are not evicted before their next step; 'none' = no bound; or a number.",
+        "Prompt + max-new tokens kept in flight: 'auto' = the KV-cache capacity where the engine knows it (vllm, "
+        "or a vLLM server's /metrics), so cached chain prefixes are not evicted before their next step; 'none' = "
+        "no bound; or a number.",
     )
     limit: int | None = option(None, "Read at most this many input records.")
     max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
