@@ -136,6 +136,18 @@ def test_return_token_ids_asks_for_and_keeps_the_generated_ids(serve, engine_for
         assert gen.generated_tokens == len(gen.text.split())  # usage still counts, as the server reports it
 
 
+def test_server_priority_is_sent_only_when_asked_and_non_zero(serve, engine_for, codec) -> None:
+    reqs = requests_for(codec, 3)
+    reqs[1].priority, reqs[2].priority = -1, -2
+    server = serve()
+    engine_for(server).generate(reqs)
+    assert all("priority" not in r.body for r in server.requests)
+    server = serve()
+    engine_for(server, server_priority=True).generate(reqs)
+    by_prompt = {tuple(r.body["prompt"]): r.body.get("priority") for r in server.requests}
+    assert [by_prompt[tuple(r.prompt_ids)] for r in reqs] == [None, -1, -2]
+
+
 def test_ids_mode_encodes_prompts_without_ids(serve, engine_for, codec) -> None:
     server = serve()
     engine = engine_for(server, api_model="served-name")

@@ -7,6 +7,7 @@ outputs from it. Every wait is bounded and the server is always stopped. Skipped
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import signal
@@ -61,7 +62,7 @@ def serve_command(model: Path, port: int) -> list[str]:
     return head + [
         "--host", "127.0.0.1", "--port", str(port), "--served-model-name", SERVED_NAME,
         "--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager",
-        "--gpu-memory-utilization", "0.3", "--seed", "0",
+        "--gpu-memory-utilization", "0.3", "--seed", "0", "--scheduling-policy", "priority",
     ]  # fmt: skip
 
 
@@ -191,3 +192,17 @@ def test_server_reports_the_kv_capacity_of_the_same_engine_offline(
     engine = openai_engine(server, vllm_synth, "ids")
     engine.close()
     assert engine.kv_capacity_tokens == offline[2] > 0
+
+
+def test_priorities_reach_a_priority_scheduling_server(server: str, offline, vllm_synth: Path) -> None:
+    """With --server-priority, a chain's later steps carry their priority; a server started with
+    --scheduling-policy priority accepts them and the greedy outputs do not change."""
+    reqs, expected, _ = offline
+    prioritized = [dataclasses.replace(r, priority=-(i % 3)) for i, r in enumerate(reqs)]
+    engine = openai_engine(server, vllm_synth, "ids", server_priority=True)
+    try:
+        gens = engine.generate(prioritized)
+    finally:
+        engine.close()
+    assert [g.text for g in gens] == [g.text for g in expected]
+    assert all(g.ok for g in gens)

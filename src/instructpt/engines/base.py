@@ -141,6 +141,11 @@ class EngineConfig:
         "openai: ask the server for the generated token ids (vLLM's return_token_ids), so clean generations "
         "extend the next prompt token for token; servers that reject unknown fields need it off.",
     )
+    server_priority: bool = option(
+        False,
+        "openai: send each request's priority (a chain's later steps first); for vLLM servers started with "
+        "--scheduling-policy priority (others reject non-zero priorities).",
+    )
     concurrency: int = option(16, "openai: requests in flight at once.")
     request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
     max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")

@@ -309,6 +309,8 @@ class OpenAIEngine(Engine):
             body["add_special_tokens"] = False
         if self.config.return_token_ids:
             body["return_token_ids"] = True
+        if self.config.server_priority and request.priority:
+            body["priority"] = request.priority
         if not s.greedy:
             body["seed"] = s.seed
         return request, body
