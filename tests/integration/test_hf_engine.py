@@ -88,3 +88,25 @@ def test_batch_encoding_equals_one_by_one(tiny_tokenizer) -> None:
     codec = HFCodec(tiny_tokenizer)
     texts = [build_prompt([], t) for t in TEXTS] + ["ünïcode — text", "", "</s><s> <CON>"]
     assert codec.encode_batch(texts) == [codec.encode(t) for t in texts]
+
+
+def pickled_copy(tiny_synth, dst):
+    """The tiny synthesizer saved with pickled weights only (pytorch_model.bin, no safetensors)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(tiny_synth, dst)
+    torch.save(load_file(dst / "model.safetensors"), dst / "pytorch_model.bin")
+    (dst / "model.safetensors").unlink()
+    assert (dst / "pytorch_model.bin").exists() and not list(dst.glob("*.safetensors"))
+    return dst
+
+
+def test_pickled_weights_are_refused(tiny_synth, tmp_path) -> None:
+    from instructpt.engines.base import EngineError
+
+    model = pickled_copy(tiny_synth, tmp_path / "pickled")
+    with pytest.raises(EngineError, match="cannot load model"):
+        load_engine(EngineConfig(name="transformers", model=str(model)))

@@ -263,3 +263,18 @@ def test_reports_its_kv_cache_capacity(engine) -> None:
     cache = engine.llm.llm_engine.vllm_config.cache_config
     assert engine.kv_capacity_tokens == cache.num_gpu_blocks * cache.block_size
     assert engine.kv_capacity_tokens >= MAX_MODEL_LEN
+
+
+def test_pickled_weights_are_refused(vllm_synth: Path, tmp_path: Path, monkeypatch) -> None:
+    """vLLM loads safetensors only (load_format), as the transformers engine does."""
+    from instructpt.engines.base import EngineError
+    from tests.integration.test_hf_engine import pickled_copy
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    # the engine core in this process, so its loader error is the one raised here
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    model = pickled_copy(vllm_synth, tmp_path / "pickled")
+    with pytest.raises(EngineError, match="cannot start vLLM.*Cannot find any model weights"):
+        VLLMEngine(
+            vllm_config(model), enforce_eager=True
+        )  # the .bin is there; only safetensors are looked for

@@ -122,6 +122,7 @@ class VLLMEngine(Engine):
             "enable_prefix_caching": config.enable_prefix_caching,
             "scheduling_policy": config.scheduling_policy,
             "trust_remote_code": config.trust_remote_code,
+            "load_format": "safetensors",  # never unpickle weights (as the transformers engine)
             "seed": config.seed,
         }
         kwargs.update(llm_kwargs)
