@@ -159,3 +159,14 @@ def test_seen_ids_membership_through_merges_and_packing() -> None:
     assert all(h in seen for h in hashes[:150]) and not any(h in seen for h in hashes[150:])
     assert list(unpack(pack(hashes))) == hashes and len(pack(hashes)) == 8 * len(hashes)
     assert id_hash("doc-1") == id_hash("doc-1") != id_hash("doc-2")
+
+
+def test_dataset_dirs_with_the_same_name_get_distinct_ids(tmp_path) -> None:
+    datasets = pytest.importorskip("datasets")
+    for part in ("a", "b"):
+        datasets.Dataset.from_dict({"text": [f"from {part}"]}).save_to_disk(str(tmp_path / part / "wiki"))
+    alone, _ = _split(read_docs([str(tmp_path / "a" / "wiki")], ReadOptions()))
+    assert [d.id for d in alone] == ["wiki/train:0"]
+    specs = [str(tmp_path / "a" / "wiki"), str(tmp_path / "b" / "wiki"), str(tmp_path / "a" / "wiki")]
+    both, _ = _split(read_docs(specs, ReadOptions()))  # the repeated directory is read once
+    assert [(d.id, d.text) for d in both] == [("a/wiki/train:0", "from a"), ("b/wiki/train:0", "from b")]

@@ -57,16 +57,18 @@ def resolve_inputs(inputs: list[str]) -> list[tuple[str, str]]:
 def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path | None]]:
     """``(kind, location, root)`` per input file or dataset; ``root`` is the directory a file's name is taken from."""
     out: list[tuple[str, str, Path | None]] = []
-    seen: set[Path] = set()
+    seen: set[object] = set()
 
-    def add_file(location: str, root: Path) -> None:
-        key = Path(location).resolve()
+    def add(kind: str, location: str, root: Path | None, key: object) -> None:
         if key in seen:
             if warn:
-                log.warning("input file %s is named by more than one input; it is read once", location)
+                log.warning("input %s is named by more than one input; it is read once", location)
             return
         seen.add(key)
-        out.append(("file", location, root))
+        out.append((kind, location, root))
+
+    def add_file(location: str, root: Path) -> None:
+        add("file", location, root, Path(location).resolve())
 
     for spec in inputs:
         path = Path(spec)
@@ -82,7 +84,7 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
             add_file(spec, _abs(spec).parent)
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-                out.append(("hf_disk", spec, None))
+                add("hf_disk", spec, _abs(spec), path.resolve())
                 continue
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_data_file(p))
             if not files:
@@ -92,7 +94,7 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
         elif path.suffix or spec.startswith((".", "/")):
             raise InputError(f"input {spec!r} does not exist")
         else:
-            out.append(("hf_hub", spec, None))
+            add("hf_hub", spec, None, ("hub", spec))
     return out
 
 
@@ -119,16 +121,27 @@ def source_names(files: list[tuple[str, Path]]) -> dict[str, str]:
     return {loc: _abs(loc).relative_to(common).as_posix() for loc, _ in files}
 
 
+def _dataset_dir_names(dirs: list[str]) -> dict[str, str]:
+    """Local dataset directories are named by their last path part; by their path below the common parent when
+    two share it (``a/wiki`` and ``b/wiki``), so derived ids stay unique."""
+    names = {d: _abs(d).name for d in dirs}
+    if len(set(names.values())) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(_abs(d)) for d in dirs]))
+    return {d: _abs(d).relative_to(common).as_posix() for d in dirs}
+
+
 def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
     """Stream every input record, in a deterministic order, as a RawDoc or a Reject."""
     resolved = _resolve(inputs, warn=True)
     names = source_names([(loc, root) for kind, loc, root in resolved if kind == "file" and root is not None])
+    names.update(_dataset_dir_names([loc for kind, loc, _ in resolved if kind == "hf_disk"]))
     for kind, location, _ in resolved:
         if kind == "file":
             reader = _read_parquet if location.endswith(".parquet") else _read_jsonl
             yield from reader(location, names[location], options)
         else:
-            yield from _read_hf(kind, location, options)
+            yield from _read_hf(kind, location, options, names.get(location, location))
 
 
 def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reject:
@@ -227,7 +240,7 @@ def _read_parquet(path: str, source: str, options: ReadOptions) -> Iterator[RawD
         )
 
 
-def _read_hf(kind: str, location: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
+def _read_hf(kind: str, location: str, options: ReadOptions, name: str) -> Iterator[RawDoc | Reject]:
     try:
         import datasets
     except ImportError as exc:
@@ -243,7 +256,7 @@ def _read_hf(kind: str, location: str, options: ReadOptions) -> Iterator[RawDoc 
             ds = datasets.load_dataset(location, split=options.split, streaming=True)
     except Exception as exc:  # noqa: BLE001 - hub/network/format errors all mean "cannot read this input"
         raise InputError(f"cannot load dataset {location!r} (split {options.split!r}): {exc}") from exc
-    source = f"{location.rstrip('/').split('/')[-1] if kind == 'hf_disk' else location}/{options.split}"
+    source = f"{name}/{options.split}"
     for row, obj in enumerate(ds):
         yield to_doc(obj, source, row, options)
 
