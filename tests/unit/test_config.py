@@ -71,3 +71,21 @@ def test_parse_mapping() -> None:
 def test_secure_default_no_remote_code() -> None:
     cfg = build(SynthesizeConfig, {"inputs": ["a"], "output": "o"})
     assert cfg.engine.trust_remote_code is False
+
+
+def test_max_inflight_tokens_accepts_auto_none_or_a_count(tmp_path) -> None:
+    base = {"inputs": ["x.jsonl"], "output": "o"}
+    path = tmp_path / "c.yaml"
+    path.write_text("inputs: [x.jsonl]\noutput: o\nmax_inflight_tokens: 20000\n")
+    assert (
+        resolve(SynthesizeConfig, str(path), {}).max_inflight_tokens == "20000"
+    )  # a YAML int is read as text
+    assert (
+        resolve(SynthesizeConfig, None, {**base, "max_inflight_tokens": "AUTO"}).max_inflight_tokens == "auto"
+    )
+    assert (
+        resolve(SynthesizeConfig, None, {**base, "max_inflight_tokens": "none"}).max_inflight_tokens == "none"
+    )
+    for bad in ("0", "-5", "lots"):
+        with pytest.raises(ConfigError, match="--max-inflight-tokens"):
+            resolve(SynthesizeConfig, None, {**base, "max_inflight_tokens": bad})
