@@ -4,9 +4,11 @@
 
 Input records are cut into shards of ``--shard-size`` records (bad records included, so shard boundaries never
 move). Each open shard's texts are split to fit the token budget, grouped into chains (chains.py) and run on the
-engine; several shards are open at once so the engine always has work. A finished shard is written atomically
-with its rejects and stats, then marked done; a re-run skips done shards and produces the same output as an
-uninterrupted run (greedy decoding).
+engine; several shards are open at once so the engine always has work. What is in flight is bounded by requests
+(``--max-inflight``) and by prompt + new tokens (``--max-inflight-tokens``, by default the engine's KV-cache
+capacity); a chain's next step goes before chains not yet started. A finished shard is written atomically with its
+rejects, stats and (with ``--id-field``) the hashes of the ids it kept, then marked done; a re-run skips done shards
+and produces the same output as an uninterrupted run (greedy decoding).
 """
 
 from __future__ import annotations
