@@ -32,36 +32,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import abstract_text, train_bpe_tokenizer
+from common import abstract_text, import_test_doubles, train_bpe_tokenizer
 
 TARGET = 20_000  # docs/s on one core: the synthesize stage's overhead target
 LAYOUTS = ("byte-level", "llama-layout")
 
 
 def train_llama_layout(out_dir: Path, rng: random.Random, vocab_size: int = 32_000) -> None:
-    """A BPE in the Mistral/Llama-2 ``tokenizer.json`` layout, saved to ``out_dir``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
+    """A BPE in the Mistral/Llama-2 ``tokenizer.json`` layout (tests/tinymodel.py), saved to ``out_dir``."""
     from common import _tokenizer_training_text
 
-    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
-    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
-        show_progress=False,
-    )
-    tok.train_from_iterator(_tokenizer_training_text(rng, 2000), trainer=trainer)
-    # Encoding layout of the hub file: the normalizer marks spaces, nothing splits the text.
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.pre_tokenizer = None
-    tok.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    fast.save_pretrained(out_dir)
+    import_test_doubles()
+    from tests.tinymodel import train_llama_layout_tokenizer
+
+    train_llama_layout_tokenizer(out_dir, _tokenizer_training_text(rng, 2000), vocab_size)
 
 
 def worker(tok_dir: str, blocks_path: str, threads: int) -> dict[str, Any]:

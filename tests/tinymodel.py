@@ -100,6 +100,31 @@ def train_tokenizer(out_dir: Path, rng: random.Random):
     return fast
 
 
+def train_llama_layout_tokenizer(out_dir: Path, texts: list[str], vocab_size: int = 2000):
+    """A BPE in the layout of the Mistral-7B / Llama-2 ``tokenizer.json`` (the released synthesizer is a Mistral
+    fine-tune): normalizer ``Prepend("▁")`` + ``Replace(" ", "▁")``, no pre-tokenizer, byte fallback, ids
+    ``<unk>``, ``<s>``, ``</s>`` = 0-2 then the 256 byte tokens. Merges are learned with a Metaspace split
+    (training on unsplit texts is impractical); encoding uses the unsplit layout."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens], show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = None
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
 def _training_batch(tokenizer, rng: random.Random, batch: int, shots: int = 2):
     import torch
 

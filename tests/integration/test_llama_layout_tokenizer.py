@@ -1,0 +1,78 @@
+"""The stage with a tokenizer in the layout of the released synthesizer's (Mistral/Llama ``tokenizer.json``:
+``▁``-prepending normalizer, no pre-tokenizer, byte fallback), trained here; the engine is the scripted test
+double. The tiny model's byte-level tokenizer covers the rest of the suite; this layout treats spaces and the
+start of every piece differently, so budgets, splits and prefix reuse are checked with it too."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tokenizers")
+pytest.importorskip("transformers")
+
+from instructpt.engines.base import EngineConfig  # noqa: E402
+from instructpt.engines.tokenizer import load_codec  # noqa: E402
+from instructpt.io.shards import read_shard  # noqa: E402
+from instructpt.synthesizer.format import context_block, serialize_example  # noqa: E402
+from instructpt.synthesizer.run import SynthesizeConfig, synthesize  # noqa: E402
+from tests.doubles.scripted_engine import ScriptedEngine, canned_pairs  # noqa: E402
+from tests.tinymodel import make_example, train_llama_layout_tokenizer  # noqa: E402
+
+MAX_MODEL_LEN, MAX_NEW = 256, 32
+
+
+@pytest.fixture(scope="module")
+def codec(tmp_path_factory: pytest.TempPathFactory):
+    rng = random.Random(3)
+    texts = [serialize_example(*make_example(rng)) for _ in range(1500)]
+    out = tmp_path_factory.mktemp("llama-layout")
+    train_llama_layout_tokenizer(out, texts, vocab_size=1500)
+    return load_codec(EngineConfig(tokenizer=str(out)))
+
+
+def test_wire_tokens_map_to_the_special_ids(codec) -> None:
+    assert codec.encode("<s>") == [codec.bos_token_id] and codec.encode("</s>") == [codec.eos_token_id]
+    ids = codec.encode(context_block("Der Fluss trägt das Boot. 🚣"))  # non-ASCII goes through byte fallback
+    assert ids[0] == codec.bos_token_id and ids.count(codec.bos_token_id) == 1
+    # The layout prepends "▁" to the text after a special token, so decoding shows one more space after <s>
+    # (the ids are what a whole-text encode gives; nothing is re-encoded from decoded prompt text).
+    assert codec.decode(ids) == "<s>  <CON> Der Fluss trägt das Boot. 🚣 </CON>\n\n"
+
+
+def test_stage_budgets_splits_and_prefix_reuse(codec, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    rows = [{"id": f"d{i}", "text": make_example(rng, rng.randint(1, 6))[0]} for i in range(40)]
+    rows[7]["text"] = " ".join(make_example(rng, 40)[0] for _ in range(3))  # far over the budget: split
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    engine_cfg = EngineConfig(name="rules", max_model_len=MAX_MODEL_LEN, max_new_tokens=MAX_NEW)
+    cfg = SynthesizeConfig(
+        inputs=[str(corpus)], output=str(tmp_path / "out"), engine=engine_cfg, rounds=3, id_field="id",
+        shard_size=20, progress=False,
+    )  # fmt: skip
+    engine = ScriptedEngine(canned_pairs, codec=codec, config=engine_cfg)
+    summary = synthesize(cfg, engine=engine)
+    budget = MAX_MODEL_LEN - MAX_NEW
+    assert all(len(r.prompt_ids) <= budget for r in engine.seen)
+    # every prompt's ids are exactly what the codec gives for its text (so the budget counted the real prompt)
+    # when the chain so far was reused token for token, and the chain prefix is kept between steps
+    records = [r for p in sorted((tmp_path / "out" / "data").iterdir()) for r in read_shard(p)]
+    assert summary["counts"]["docs_split"] == 1 and any(r["id"].startswith("d7#") for r in records)
+    assert summary["counts"]["reused_generations"] > 0 and max(r["chain_pos"] for r in records) == 2
+    by_id = {r.record_id: r for r in engine.seen}
+    for rec in records:
+        if rec["chain_pos"] > 0:
+            prev = next(
+                r
+                for r in records
+                if r["chain_id"] == rec["chain_id"] and r["chain_pos"] == rec["chain_pos"] - 1
+            )
+            before, now = by_id[prev["id"]].prompt_ids, by_id[rec["id"]].prompt_ids
+            gen = codec.encode(canned_pairs(by_id[prev["id"]])) + [codec.eos_token_id]
+            assert now[: len(before) + len(gen)] == before + gen
+            assert now[len(before) + len(gen) :] == codec.encode(context_block(rec["text"]))
+    assert all(r["pairs"] for r in records)
