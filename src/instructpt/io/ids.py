@@ -2,9 +2,9 @@
 
 Ids are kept as 64-bit BLAKE2b hashes: most in a sorted ``array('Q')`` (8 bytes each) searched by bisection, the
 recent ones in a set (~70 bytes each) that is merged in when it reaches an eighth of the array, so memory stays
-under ~17 bytes per id (~1.7 GB at 100M ids). Measured: ~4 µs per id added, ~2 µs per lookup, at 3M ids. Two different ids share a hash with
-probability ~n^2 / 2^65 (about 3e-4 for 100M ids); such a record would be rejected as a duplicate, with a
-reason that says a hash matched.
+under ~17 bytes per id (~1.7 GB at 100M ids). Measured: ~4 µs per id added, ~2 µs per lookup, at 3M ids. Two
+different ids share a hash with probability ~n^2 / 2^65 (about 3e-4 for 100M ids); such a record would be
+rejected as a duplicate, with a reason that says a hash matched.
 
 Each finished shard stores the hashes of the ids it kept (:func:`pack` / :func:`unpack`), so a resumed run
 rebuilds the same set shard by shard, in input order, and decides every duplicate as the uninterrupted run did.

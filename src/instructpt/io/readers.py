@@ -55,7 +55,7 @@ def resolve_inputs(inputs: list[str]) -> list[tuple[str, str]]:
 
 
 def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path | None]]:
-    """``(kind, location, root)`` per input file or dataset; ``root`` is the directory a file's name is taken from."""
+    """``(kind, location, root)`` per input; ``root`` is the directory a file's name is taken from (None else)."""
     out: list[tuple[str, str, Path | None]] = []
     seen: set[object] = set()
 
@@ -84,7 +84,7 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
             add_file(spec, _abs(spec).parent)
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-                add("hf_disk", spec, _abs(spec), path.resolve())
+                add("hf_disk", spec, None, path.resolve())
                 continue
             files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_data_file(p))
             if not files:
@@ -121,21 +121,12 @@ def source_names(files: list[tuple[str, Path]]) -> dict[str, str]:
     return {loc: _abs(loc).relative_to(common).as_posix() for loc, _ in files}
 
 
-def _dataset_dir_names(dirs: list[str]) -> dict[str, str]:
-    """Local dataset directories are named by their last path part; by their path below the common parent when
-    two share it (``a/wiki`` and ``b/wiki``), so derived ids stay unique."""
-    names = {d: _abs(d).name for d in dirs}
-    if len(set(names.values())) == len(names):
-        return names
-    common = Path(os.path.commonpath([str(_abs(d)) for d in dirs]))
-    return {d: _abs(d).relative_to(common).as_posix() for d in dirs}
-
-
 def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
     """Stream every input record, in a deterministic order, as a RawDoc or a Reject."""
     resolved = _resolve(inputs, warn=True)
     names = source_names([(loc, root) for kind, loc, root in resolved if kind == "file" and root is not None])
-    names.update(_dataset_dir_names([loc for kind, loc, _ in resolved if kind == "hf_disk"]))
+    # local dataset directories are named like files whose root is their parent: "wiki", or "a/wiki" and "b/wiki"
+    names.update(source_names([(loc, _abs(loc).parent) for kind, loc, _ in resolved if kind == "hf_disk"]))
     for kind, location, _ in resolved:
         if kind == "file":
             reader = _read_parquet if location.endswith(".parquet") else _read_jsonl

@@ -96,24 +96,26 @@ class ChainRunner:
     def done(self) -> bool:
         return self.next_index >= len(self.items)
 
+    def _breaks_chain(self) -> bool:
+        """The next text does not fit after the chain so far (exact ids): it starts a new chain."""
+        ctx = self.items[self.next_index].ctx_ids
+        return bool(self.history_ids) and len(self.history_ids) + len(ctx) > self.budget
+
     def next_prompt_tokens(self) -> int | None:
         """Exact length of the prompt :meth:`next_request` will build (None without a codec); changes nothing."""
         if self.codec is None:
             return None
         ctx = len(self.items[self.next_index].ctx_ids)
-        with_history = len(self.history_ids) + ctx
-        return ctx if self.history_ids and with_history > self.budget else with_history
+        return ctx if self._breaks_chain() else len(self.history_ids) + ctx
 
     def next_request(self, key: Any) -> Request:
         """The prompt for the next item: after the chain so far if it fits, else alone as a new chain."""
         item = self.items[self.next_index]
         block = context_block(item.text)
         if self.codec is not None:
-            ids = self.history_ids + item.ctx_ids
-            if self.history_ids and len(ids) > self.budget:
+            if self._breaks_chain():
                 self._reset_chain()  # over budget: the chain ends here and this text starts a new one
-                ids = list(item.ctx_ids)
-            self._prompt_ids = ids
+            self._prompt_ids = self.history_ids + item.ctx_ids
         if not self.chain_id:
             self.chain_id = item.id
         self._prompt_text = self.history_text + block

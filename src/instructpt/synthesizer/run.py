@@ -182,20 +182,17 @@ class Synthesizer:
         kept: list[int] = []  # id hashes of this shard's documents, for the shards after it
         for d in chunk:
             # ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one
+            repeated = None
             if isinstance(d, RawDoc) and d.id in seen:
-                d = Reject(
-                    d.id, d.source, "duplicate_id", "an earlier record in this shard has this id", "read",
-                    d.text[:200],
-                )  # fmt: skip
+                repeated = "an earlier record in this shard has this id"
             elif isinstance(d, RawDoc) and self.earlier_ids is not None:
                 h = id_hash(d.id)
                 if h in self.earlier_ids:
-                    d = Reject(
-                        d.id, d.source, "duplicate_id", "an earlier shard has this id (64-bit hash match)", "read",
-                        d.text[:200],
-                    )  # fmt: skip
+                    repeated = "an earlier shard has this id (64-bit hash match)"
                 else:
                     kept.append(h)
+            if repeated:
+                d = Reject(d.id, d.source, "duplicate_id", repeated, "read", d.text[:200])
             if isinstance(d, RawDoc):
                 seen.add(d.id)
                 docs.append(d)

@@ -3,9 +3,9 @@
 Paragraphs first, then sentences, then words; a single "word" longer than the budget (a URL, a base64 blob) is cut
 by characters. At each level a piece takes the most consecutive units that fit, found by galloping search from the
 previous piece's size, so the work stays near-linear in the text's length (a multi-megabyte text without
-punctuation is split in seconds, not hours). Each piece is checked with the exact token count of its context block, so no piece is ever sent
-over-length and no text is dropped: joining the pieces with the separators they were split at reproduces the
-text up to whitespace at the cut points.
+punctuation is split in seconds, not hours). Each piece is checked with the exact token count of its context
+block, so no piece is ever sent over-length and no text is dropped: joining the pieces with the separators they
+were split at reproduces the text up to whitespace at the cut points.
 """
 
 from __future__ import annotations
