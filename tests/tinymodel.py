@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import example_segments
+from instructpt.synthesizer.format import encode_example, serialize_example, serialize_pairs
 
 NOUNS = [
     "river",
@@ -81,8 +81,6 @@ def train_tokenizer(out_dir: Path, rng: random.Random):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from instructpt.synthesizer.format import serialize_example
-
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -104,7 +102,8 @@ def train_llama_layout_tokenizer(out_dir: Path, texts: list[str], vocab_size: in
     """A BPE in the layout of the Mistral-7B / Llama-2 ``tokenizer.json`` (the released synthesizer is a Mistral
     fine-tune): normalizer ``Prepend("▁")`` + ``Replace(" ", "▁")``, no pre-tokenizer, byte fallback, ids
     ``<unk>``, ``<s>``, ``</s>`` = 0-2 then the 256 byte tokens. Merges are learned with a Metaspace split
-    (training on unsplit texts is impractical); encoding uses the unsplit layout."""
+    (training on unsplit texts is impractical); encoding uses the unsplit layout. As in those vocabularies, a
+    newline has no piece of its own: it is always the byte token ``<0x0A>``."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -114,7 +113,7 @@ def train_llama_layout_tokenizer(out_dir: Path, texts: list[str], vocab_size: in
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens], show_progress=False
     )
-    tok.train_from_iterator(texts, trainer=trainer)
+    tok.train_from_iterator([t.replace("\n", " ") for t in texts], trainer=trainer)
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = None
     tok.decoder = decoders.Sequence(
@@ -128,14 +127,17 @@ def train_llama_layout_tokenizer(out_dir: Path, texts: list[str], vocab_size: in
 def _training_batch(tokenizer, rng: random.Random, batch: int, shots: int = 2):
     import torch
 
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
     rows, labels = [], []
     for _ in range(batch):
         ids, lab = [], []
         for _ in range(rng.randint(1, shots)):
-            for text, target in example_segments(*make_example(rng)):
-                seg = tokenizer.encode(text, add_special_tokens=False)
-                ids += seg
-                lab += seg if target else [-100] * len(seg)
+            context, pairs = make_example(rng)
+            ctx, target = encode_example(encode, context, serialize_pairs(pairs))  # loss on the target only
+            ids += ctx + target
+            lab += [-100] * len(ctx) + target
         rows.append(ids)
         labels.append(lab)
     width = max(map(len, rows))

@@ -62,11 +62,13 @@ class ScriptedEngine(QueuedEngine):
         codec=None,
         config: EngineConfig | None = None,
         batch: int | None = None,
+        return_ids: bool = True,
     ) -> None:
         super().__init__(config or EngineConfig(name="rules"))
         self.script, self.codec = script, codec
         self.max_model_len = self.config.max_model_len if codec else None
         self.batch = batch
+        self.return_ids = return_ids  # False: like a server that returns text only
         self.seen: list[Request] = []
 
     def submit(self, requests: Sequence[Request]) -> None:
@@ -86,7 +88,7 @@ class ScriptedEngine(QueuedEngine):
                     req.key,
                     text,
                     "stop",
-                    token_ids=ids,
+                    token_ids=ids if self.return_ids else None,
                     prompt_tokens=len(req.prompt_ids or []),
                     generated_tokens=len(ids or []),
                 )

@@ -10,6 +10,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
@@ -17,6 +19,9 @@ pytest.importorskip("transformers")
 from instructpt.engines.base import EngineConfig  # noqa: E402
 from instructpt.engines.tokenizer import load_codec  # noqa: E402
 from instructpt.io.shards import read_shard  # noqa: E402
+from instructpt.io.stats import Stats  # noqa: E402
+from instructpt.records import RawDoc  # noqa: E402
+from instructpt.synthesizer.chains import ChainRunner, make_items  # noqa: E402
 from instructpt.synthesizer.format import context_block, serialize_example  # noqa: E402
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize  # noqa: E402
 from tests.doubles.scripted_engine import ScriptedEngine, canned_pairs  # noqa: E402
@@ -76,3 +81,95 @@ def test_stage_budgets_splits_and_prefix_reuse(codec, tmp_path: Path) -> None:
             assert now[: len(before) + len(gen)] == before + gen
             assert now[len(before) + len(gen) :] == codec.encode(context_block(rec["text"]))
     assert all(r["pairs"] for r in records)
+
+
+def _with_unfinished_tail(request) -> str:
+    return canned_pairs(request) + "\n\n<QUE> And then? <ANS> cut"  # parses with a drop: not reused
+
+
+@pytest.mark.parametrize(
+    ("script", "return_ids"), [(_with_unfinished_tail, True), (canned_pairs, False)], ids=["drops", "no-ids"]
+)
+def test_rebuilt_chains_are_the_whole_prompt_encoding(
+    codec, tmp_path: Path, script, return_ids: bool
+) -> None:
+    """When the generated ids are not reused, a chain's prompt ids are exactly what encoding its whole prompt text
+    gives — as the reference script and a text-prompt server have them — not the pairs encoded on their own (this
+    layout would start them with "▁<"); the previous prompt stays a token prefix."""
+    rng = random.Random(9)
+    corpus = tmp_path / "c.jsonl"
+    rows = [{"id": f"d{i}", "text": make_example(rng, rng.randint(1, 4))[0]} for i in range(12)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    engine_cfg = EngineConfig(name="rules", max_model_len=MAX_MODEL_LEN, max_new_tokens=MAX_NEW)
+    cfg = SynthesizeConfig(
+        inputs=[str(corpus)], output=str(tmp_path / "out"), engine=engine_cfg, rounds=3, id_field="id",
+        progress=False,
+    )  # fmt: skip
+    engine = ScriptedEngine(script, codec=codec, config=engine_cfg, return_ids=return_ids)
+    summary = synthesize(cfg, engine=engine)
+    assert summary["counts"].get("reused_generations", 0) == 0
+    later = [r for r in engine.seen if r.prompt.count("<s>") > 1]
+    assert len(later) >= 6  # chains went on past their first step
+    for req in engine.seen:
+        assert req.prompt_ids == codec.encode(req.prompt)
+    by_id = {r.record_id: r for r in engine.seen}
+    for i in range(0, 12, 3):  # chains of 3: each prompt extends the one before it
+        a, b = by_id[f"d{i}"].prompt_ids, by_id[f"d{i + 1}"].prompt_ids
+        assert b[: len(a)] == a
+
+
+_WORDS = [
+    "The",
+    "river",
+    "holds",
+    "Fluss",
+    "trägt",
+    "🚣",
+    "naïve",
+    "x<y",
+    "</CON>?",
+    "a\nb",
+    "\n\n",
+    "42.",
+    "—",
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from(_WORDS), min_size=1, max_size=60).map(" ".join), min_size=1, max_size=7
+    ),
+    outputs=st.lists(st.sampled_from(["two", "tail", "none", "bad"]), min_size=1, max_size=7),
+    budget=st.integers(min_value=40, max_value=220),
+    return_ids=st.booleans(),
+)
+def test_property_budgets_prefixes_and_whole_text_ids(codec, texts, outputs, budget, return_ids) -> None:
+    """Property with the Mistral/Llama layout: every prompt fits the budget; a chain's prompt extends the one
+    before it; and when generated ids are never reused, every prompt's ids are its whole text's encoding."""
+    answers = iter(outputs * 40)
+
+    def script(req) -> str:
+        kind = next(answers)
+        pairs = canned_pairs(req)
+        return {
+            "two": pairs,
+            "tail": pairs + "\n\n<QUE> more? <ANS> cut",
+            "none": "",
+            "bad": "<ANS> x </END>",
+        }[kind]
+
+    engine = ScriptedEngine(script, codec=codec, return_ids=return_ids)
+    docs = [RawDoc(f"d{i}", t, "s") for i, t in enumerate(texts)]
+    items = make_items(docs, codec, budget, Stats())
+    for i in range(0, len(items), 3):
+        runner, prev = ChainRunner(items[i : i + 3], codec, budget, {}, {}), None
+        while not runner.done:
+            req = runner.next_request(0)
+            assert len(req.prompt_ids) <= budget
+            if runner.chain_pos > 0:
+                assert req.prompt_ids[: len(prev)] == prev
+            if not return_ids:
+                assert req.prompt_ids == codec.encode(req.prompt)
+            prev = req.prompt_ids
+            runner.on_result(engine.generate([req])[0])

@@ -136,6 +136,16 @@ def test_return_token_ids_asks_for_and_keeps_the_generated_ids(serve, engine_for
         assert gen.generated_tokens == len(gen.text.split())  # usage still counts, as the server reports it
 
 
+def test_text_mode_never_hands_back_generated_ids(serve, engine_for, codec) -> None:
+    """The server tokenizes the prompt text, so the chain must count the re-encoded text, not the model's ids."""
+    server = serve(encode=codec.encode, usage=False)
+    gens = engine_for(server, prompt_mode="text", return_token_ids=True).generate(requests_for(None, 2))
+    assert all(r.body["return_token_ids"] is True for r in server.requests)
+    for gen in gens:
+        assert gen.ok and gen.token_ids is None
+        assert gen.generated_tokens == len(codec.encode(gen.text))  # the server's ids, counted
+
+
 def test_server_priority_is_sent_only_when_asked_and_non_zero(serve, engine_for, codec) -> None:
     reqs = requests_for(codec, 3)
     reqs[1].priority, reqs[2].priority = -1, -2

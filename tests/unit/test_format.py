@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -10,7 +12,7 @@ from instructpt.synthesizer.format import (
     MARKERS,
     build_prompt,
     context_block,
-    example_segments,
+    encode_example,
     parse_generation,
     serialize_example,
     serialize_pairs,
@@ -36,10 +38,37 @@ def test_golden_prompt_few_shot_has_nothing_between_examples() -> None:
     assert build_prompt([], "Alone.") == context_block("Alone.") == "<s> <CON> Alone. </CON>\n\n"
 
 
-def test_segments_concatenate_to_the_example() -> None:
-    segs = example_segments("Ctx.", PAIRS)
-    assert "".join(t for t, _ in segs) == serialize_example("Ctx.", PAIRS)
-    assert [target for _, target in segs] == [False, True, True]
+def _prepend_codec(text: str) -> list[int]:
+    """Toy tokenizer in the Mistral/Llama layout: splits at the special tokens, prepends "▁" to every other
+    piece, one id per character."""
+    ids: list[int] = []
+    for piece in re.split(r"(</?s>)", text):
+        if piece in ("<s>", "</s>"):
+            ids.append(1 if piece == "<s>" else 2)
+        elif piece:
+            ids += [ord(c) for c in "▁" + piece]
+    return ids
+
+
+def _trailing_merge_codec(text: str) -> list[int]:
+    """Toy tokenizer like a byte-level BPE: a trailing "\n\n" is one token, "\n\n" before text is two."""
+    ids = [ord(c) for c in text]
+    return ids[:-2] + [1010] if text.endswith("\n\n") else ids
+
+
+def test_example_ids_are_the_whole_text_encoding_in_the_llama_layout() -> None:
+    ctx, target = encode_example(_prepend_codec, "Ctx.", serialize_pairs(PAIRS))
+    assert ctx == _prepend_codec(context_block("Ctx."))  # what a prompt for this text ends with
+    assert ctx + target == _prepend_codec(serialize_example("Ctx.", PAIRS))  # not ..."\n\n▁<QUE>"
+    assert target[-1] == 2 and chr(target[0]) == "<"
+    ctx2, target2 = encode_example(_prepend_codec, "Ctx.", serialize_pairs(PAIRS), ctx_ids=ctx)
+    assert (ctx2, target2) == (ctx, target)
+
+
+def test_example_keeps_the_prompt_a_token_prefix_when_the_boundary_merges() -> None:
+    ctx, target = encode_example(_trailing_merge_codec, "Ctx.", serialize_pairs(PAIRS))
+    assert ctx[-1] == 1010  # the prompt's own ending...
+    assert target == _trailing_merge_codec(serialize_pairs(PAIRS) + "</s>")  # ...and the target after it
 
 
 def test_parse_clean_generation() -> None:

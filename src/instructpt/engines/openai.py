@@ -14,7 +14,8 @@ Generated ids: with ``--return-token-ids`` the request asks for them (vLLM's ``r
 generation's ids extend the chain's next prompt verbatim, as with the offline engines, so the server's prefix cache
 serves the previous prompt and generation. Without them (the default, since other servers may reject the field)
 the generated text is re-encoded with the codec: the same ids whenever the text round-trips, which the
-tokenizer does not promise.
+tokenizer does not promise. In ``--prompt-mode text`` generated ids are never reused: the server tokenizes the
+whole prompt text, and the chain's ids (its budget) are kept equal to exactly that encoding.
 
 At start the engine reads the server's ``/metrics``; a vLLM server reports its KV-cache size there, which
 ``--max-inflight-tokens auto`` then uses as the bound on prompt + new tokens in flight (other servers: no bound).
@@ -401,13 +402,16 @@ class OpenAIEngine(Engine):
         text: str = choice["text"]
         ids = choice.get("token_ids")  # vLLM returns them when asked (return_token_ids)
         token_ids = list(ids) if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else None
+        n_ids = len(token_ids) if token_ids is not None else None
+        if self.mode == "text":
+            token_ids = None  # the server re-tokenizes the prompt text; the chain must count what it will see
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         prompt_tokens = usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = self._count(request.prompt, request.prompt_ids if self.mode == "ids" else None)
         generated = usage.get("completion_tokens")
         if not isinstance(generated, int):
-            generated = len(token_ids) if token_ids is not None else self._count(text, None)
+            generated = n_ids if n_ids is not None else self._count(text, None)
         reason = choice.get("finish_reason")
         reason = _FINISH_ALIASES.get(str(reason), str(reason)) if reason else "unknown"
         return Generation(

@@ -8,9 +8,11 @@ step as soon as its previous step returns, so there is no global round barrier.
 
 Prefix reuse: when a generation parsed cleanly (no drops) and stopped at EOS, the next prompt is the previous
 prompt's ids + the generated ids (+ EOS) + the next context block — token for token what the engine already has in
-its prefix cache. Otherwise (drops, length cut, or an engine that returns no ids) the finished example is
-re-encoded from the canonical serialization of the kept pairs (or, with no ids, the generated text), so the next
-prompt still shares the previous prompt as a prefix but not the generation.
+its prefix cache. Otherwise (drops, length cut, or an engine that returns no ids) the finished example's target is
+encoded from the canonical serialization of the kept pairs (or, with no ids, the generated text) as it follows the
+context block in one text (:func:`~instructpt.synthesizer.format.encode_example`), so the next prompt still shares
+the previous prompt as a prefix but not the generation. With the Mistral/Llama tokenizer layout the chain's ids are
+then exactly the encoding of its whole prompt text, as the reference script and text-prompt servers have it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from typing import Any
 from instructpt.engines.base import Generation, Request, TextCodec
 from instructpt.io.stats import Stats
 from instructpt.records import QAPair, RawDoc, Reject, SynthRecord
-from instructpt.synthesizer.format import EOS, context_block, parse_generation, serialize_pairs
+from instructpt.synthesizer.format import (
+    EOS,
+    context_block,
+    encode_example,
+    parse_generation,
+    serialize_pairs,
+)
 from instructpt.synthesizer.split import split_to_fit
 
 
@@ -149,7 +157,7 @@ class ChainRunner:
         if not pairs:
             self._reset_chain()  # no pairs: the chain ends with this example
             return result
-        result.reused_generation = self._extend_history(gen, pairs, clean=not drops)
+        result.reused_generation = self._extend_history(item, gen, pairs, clean=not drops)
         self.chain_pos += 1
         return result
 
@@ -173,7 +181,7 @@ class ChainRunner:
             sampling=self.sampling,
         )
 
-    def _extend_history(self, gen: Generation, pairs: list[QAPair], clean: bool) -> bool:
+    def _extend_history(self, item: Item, gen: Generation, pairs: list[QAPair], clean: bool) -> bool:
         """Append the finished example to the chain; True when the generated ids were reused verbatim."""
         gen_text = gen.text[: -len(EOS)] if gen.text.endswith(EOS) else gen.text
         reusable = clean and gen.finish_reason == "stop"
@@ -191,5 +199,6 @@ class ChainRunner:
             self.history_ids = self._prompt_ids + out
             return True
         body = gen_text if reusable else serialize_pairs(pairs)
-        self.history_ids = self._prompt_ids + self.codec.encode(body) + self.codec.encode(EOS)
+        _, target = encode_example(self.codec.encode, item.text, body, ctx_ids=item.ctx_ids)
+        self.history_ids = self._prompt_ids + target
         return False

@@ -7,15 +7,21 @@ Pure functions, byte-exact with the released ``instruction-pretrain/instruction-
 Few-shot examples are concatenated with nothing in between. A prompt for a new text ends with the context block
 ``<s> <CON> {text} </CON>\\n\\n``; the model continues with pairs and stops at EOS.
 
-Tokenization convention (used by synthesis and synthesizer training alike): every piece of text is encoded with
-``add_special_tokens=False`` so the literal ``<s>`` is the only BOS, and the three segments of an example (context
-block, pairs, ``</s>``) are encoded separately and concatenated — see :func:`example_segments`.
+Tokenization convention (used by synthesis and synthesizer training alike, :func:`encode_example`): text is
+encoded with ``add_special_tokens=False`` so the literal ``<s>`` is the only BOS. A prompt ends with a context block,
+so an example's ids are the context block's own ids followed by the target (pairs and ``</s>``) as it is encoded
+after the block in one text. In the Mistral/Llama ``tokenizer.json`` layout (the released synthesizer's) that is
+exactly the encoding of the whole example at once — what the reference script and text-prompt servers produce;
+encoding the pairs on their own would differ, as the layout prepends ``▁`` to every text it encodes
+(``\\n\\n<QUE>`` would become ``\\n\\n▁<QUE>``). Where the block's own ids are not a prefix of that (byte-level
+BPEs encode a trailing ``\\n\\n`` as one token but ``\\n\\n<`` as ``\\n``, ``\\n``, ``<``), the target is encoded on
+its own, so a prompt is always a token prefix of the examples the model was trained on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from instructpt.records import QAPair
@@ -46,13 +52,19 @@ def serialize_example(context: str, pairs: Sequence[QAPair]) -> str:
     return context_block(context) + serialize_pairs(pairs) + EOS
 
 
-def example_segments(context: str, pairs: Sequence[QAPair]) -> list[tuple[str, bool]]:
-    """An example as (text, is_target) segments; encode each separately and concatenate the ids.
+def encode_example(
+    encode: Callable[[str], list[int]], context: str, body: str, ctx_ids: Sequence[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """The ids of an example: its context block (what a prompt ends with) and its target (``body`` + ``</s>``).
 
-    Training puts loss on the target segments (the pairs and ``</s>``); synthesis uses the same segmentation
-    when it puts a finished example into the next prompt, so both see identical token ids.
+    ``body`` is the pairs' text (:func:`serialize_pairs`, or a generation). ``ctx_ids`` passes the block's ids when
+    they are known already. Training puts the loss on the target; synthesis appends it after the prompt.
     """
-    return [(context_block(context), False), (serialize_pairs(pairs), True), (EOS, True)]
+    block = context_block(context)
+    ctx = list(ctx_ids) if ctx_ids is not None else encode(block)
+    whole = encode(block + body)
+    target = whole[len(ctx) :] if whole[: len(ctx)] == ctx else encode(body)
+    return ctx, target + encode(EOS)
 
 
 def build_prompt(history: Sequence[Example], context: str) -> str:
