@@ -143,7 +143,7 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
         "chains_in",
         "documents_out",
     )
-    shown = ", ".join(f"{k}={counts[k]:,}" for k in keys if k in counts)
+    shown = ", ".join(f"{k}={counts[k]:,}" for k in keys if k in counts) or "the inputs held no records"
     run = summary.get("run", {})
     print(f"instructpt {name}: {shown}; {run.get('wall_seconds', 0):.1f}s", file=sys.stderr)
 

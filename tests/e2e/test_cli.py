@@ -66,6 +66,27 @@ def test_errors_are_clear_and_exit_nonzero(tmp_path) -> None:
     assert exc.value.code == 2
 
 
+def test_unusable_outputs_and_missing_model_directories_are_clear_errors(tmp_path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "Cats sleep. However, dogs do not."}\n')
+    (tmp_path / "afile").write_text("x")
+    proc = _run("synthesize", str(corpus), "-o", str(tmp_path / "afile"), "--engine", "rules")
+    assert proc.returncode == 1 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    out = tmp_path / "o"
+    assert _run("synthesize", str(corpus), "-o", str(out), "--engine", "rules").returncode == 0
+    (out / "manifest.json").write_text("{truncated")
+    proc = _run("synthesize", str(corpus), "-o", str(out), "--engine", "rules")
+    assert proc.returncode == 1 and "not a readable instructpt manifest" in proc.stderr
+    (tmp_path / "empty.jsonl").write_text("")
+    proc = _run("synthesize", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "o3"), "--engine", "rules")
+    assert proc.returncode == 0 and "the inputs held no records" in proc.stderr
+    missing = str(tmp_path / "no-such-model")
+    proc = _run(
+        "synthesize", str(corpus), "-o", str(tmp_path / "o2"), "--engine", "transformers", "--model", missing
+    )
+    assert proc.returncode == 1 and f"model directory {missing!r} does not exist" in proc.stderr
+
+
 def test_a_command_runs_with_the_tuned_gc_threshold(tmp_path) -> None:
     """The command-line process raises the GC threshold before the stage runs (set nowhere in the library)."""
     corpus = tmp_path / "c.jsonl"

@@ -54,12 +54,19 @@ def load_tokenizer(config: EngineConfig) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EngineError("the tokenizer needs transformers: pip install 'instructpt[hf]'") from exc
     name = config.tokenizer or config.model
+    if looks_like_path(name) and not Path(name).expanduser().exists():
+        raise EngineError(f"model directory {name!r} does not exist (a hub id is written org/name)")
     try:
         return AutoTokenizer.from_pretrained(
             name, revision=config.revision, trust_remote_code=config.trust_remote_code
         )
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
         raise EngineError(f"cannot load tokenizer {name!r}: {exc}") from exc
+
+
+def looks_like_path(name: str) -> bool:
+    """A filesystem path rather than a hub id (``org/name``): absolute, relative with ``.``, ``~``, or deeper."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def hub_commit(name: str, revision: str | None) -> str | None:

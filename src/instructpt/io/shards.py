@@ -29,7 +29,7 @@ FORMATS = ("jsonl", "parquet")
 
 
 class ResumeError(RuntimeError):
-    """The output directory was written by a run with a different configuration."""
+    """The output directory cannot be used: written with another configuration, not a directory, unreadable."""
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -97,9 +97,22 @@ class ShardedOutput:
         self._check_or_create()
 
     def _check_or_create(self) -> None:
+        try:
+            self._check_or_create_dirs()
+        except OSError as exc:  # a file in the way, no permission, a full disk: say so, no traceback
+            raise ResumeError(f"cannot use {self.root} as the output directory: {exc}") from exc
+
+    def _check_or_create_dirs(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ResumeError(f"{self.root} exists and is not a directory")
         manifest = self.root / "manifest.json"
         if manifest.exists():
-            old = json.loads(manifest.read_text(encoding="utf-8"))
+            try:
+                old = json.loads(manifest.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ResumeError(f"{manifest} is not a readable instructpt manifest ({exc})") from exc
+            if not isinstance(old, dict):
+                raise ResumeError(f"{manifest} is not an instructpt manifest")
             if old.get("stage") != self.stage:
                 raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
             diff = _diff(old.get("fingerprint", {}), _jsonable(self.fingerprint))
