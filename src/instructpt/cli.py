@@ -127,15 +127,16 @@ def _run(
     except KeyboardInterrupt:
         print(f"instructpt {name}: interrupted; completed shards are kept, re-run to resume", file=sys.stderr)
         return 130
-    _print_summary(name, summary)
+    _print_summary(name, summary, getattr(config, "output", None))
     return 0
 
 
-def _print_summary(name: str, summary: dict[str, Any]) -> None:
+def _print_summary(name: str, summary: dict[str, Any], output: str | None = None) -> None:
     counts = summary.get("counts", {})
     keys = (
         "docs_in",
         "docs_rejected",
+        "engine_errors",
         "docs_out",
         "records_out",
         "chains",
@@ -146,6 +147,12 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
     shown = ", ".join(f"{k}={counts[k]:,}" for k in keys if k in counts) or "the inputs held no records"
     run = summary.get("run", {})
     print(f"instructpt {name}: {shown}; {run.get('wall_seconds', 0):.1f}s", file=sys.stderr)
+    rejected = sum(n for n in summary.get("by", {}).get("rejects", {}).values())
+    if rejected and output:
+        print(
+            f"instructpt {name}: {rejected:,} rejected, each with its reason, in {output}/rejects/",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ def test_unusable_outputs_and_missing_model_directories_are_clear_errors(tmp_pat
     (out / "manifest.json").write_text("{truncated")
     proc = _run("synthesize", str(corpus), "-o", str(out), "--engine", "rules")
     assert proc.returncode == 1 and "not a readable instructpt manifest" in proc.stderr
+    (tmp_path / "bad.jsonl").write_text('{"text": "Fine. However, short."}\nnot json\n{"text": 3}\n')
+    proc = _run("synthesize", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "o4"), "--engine", "rules")
+    assert proc.returncode == 0 and "docs_rejected=2" in proc.stderr
+    assert f"2 rejected, each with its reason, in {tmp_path / 'o4'}/rejects/" in proc.stderr
     (tmp_path / "empty.jsonl").write_text("")
     proc = _run("synthesize", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "o3"), "--engine", "rules")
     assert proc.returncode == 0 and "the inputs held no records" in proc.stderr

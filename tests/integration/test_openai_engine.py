@@ -21,7 +21,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
-from instructpt.engines.base import EngineConfig, Request, load_engine  # noqa: E402
+from instructpt.engines.base import EngineConfig, EngineError, Request, load_engine  # noqa: E402
 from instructpt.engines.openai import OpenAIEngine, parse_retry_after, public_url  # noqa: E402
 from instructpt.engines.tokenizer import HFCodec, load_codec  # noqa: E402
 from instructpt.records import QAPair  # noqa: E402
@@ -377,6 +377,19 @@ def test_kv_capacity_is_read_from_vllm_metrics_text() -> None:
     assert (
         kv_capacity_from_metrics('vllm:cache_config_info{block_size="16",num_gpu_blocks="None"} 1.0') is None
     )
+
+
+def test_an_unreachable_server_fails_at_start(codec) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = EngineConfig(name="openai", model="m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    start = time.monotonic()
+    with pytest.raises(EngineError, match=r"cannot reach the server at http://127.0.0.1:\d+/v1 .*3 attempts"):
+        OpenAIEngine(cfg, codec, backoff_base=0.01, backoff_cap=0.05)
+    assert time.monotonic() - start < 10
 
 
 def test_a_server_without_metrics_gives_no_capacity(serve, engine_for) -> None:

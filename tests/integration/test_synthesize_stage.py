@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.engines.base import EngineConfig
+from instructpt.engines.base import EngineConfig, EngineError
 from instructpt.io.shards import ResumeError, read_shard
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 from tests.doubles.scripted_engine import ScriptedEngine, WordCodec, canned_pairs, last_context
@@ -123,6 +123,51 @@ def test_failed_requests_are_rejected_not_lost(tmp_path: Path) -> None:
         for line in p.read_text().splitlines()
     ]
     assert any(r["reason"] == "engine_error" and r["detail"] == "scripted failure" for r in rejects)
+
+
+class _Outage:
+    """Script for the scripted test double: answers until ``after`` requests were served, then fails them all
+    (an engine or server that went down); ``also`` fails single documents before that."""
+
+    def __init__(self, after: int, also: tuple[str, ...] = ()) -> None:
+        self.after, self.also, self.served = after, also, 0
+
+    def __call__(self, request):
+        self.served += 1
+        if self.served > self.after or any(f in last_context(request.prompt) for f in self.also):
+            return None
+        return canned_pairs(request)
+
+
+def test_a_run_of_failures_stops_the_run_and_a_rerun_redoes_it(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    kw = {"rounds": 2, "max_inflight": 1, "max_consecutive_errors": 3}
+    want = synthesize(_config(tmp_path / "full", corpus, **kw), engine=ScriptedEngine(canned_pairs))
+    # One request at a time. Document 5 is the last text of shard 0 (7 lines with a broken one): it fails alone,
+    # so shard 0 finishes during a streak and waits; document 6 succeeds and writes it. The outage starts at the
+    # 12th request, the last of shard 1, which then finishes inside the streak that stops the run.
+    cfg = _config(tmp_path, corpus, **kw)
+    with pytest.raises(EngineError, match="3 requests failed in a row"):
+        synthesize(cfg, engine=ScriptedEngine(_Outage(after=11, also=("Document number 5 talks",))))
+    out = Path(cfg.output)
+    done = sorted(p.name for p in (out / "done").iterdir())
+    assert done == ["shard-00000"]  # shard 1 finished inside the outage's streak: held back, not written
+    rejects = [
+        json.loads(line) for p in (out / "rejects").glob("*.jsonl") for line in p.read_text().splitlines()
+    ]
+    assert [r["reason"] for r in rejects if r["stage"] == "synthesize"] == ["engine_error"]  # document 5 only
+    summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=10**9, also=("Document number 5 talks",))))
+    assert summary["run"]["shards_resumed"] == 1
+    assert summary["counts"]["records_out"] == want["counts"]["records_out"] - 1
+    assert [r["id"] for r in _all_records(out)] == [
+        r["id"] for r in _all_records(tmp_path / "full" / "out") if r["text"] != rejects[-1]["record"]
+    ]
+
+
+def test_no_stop_when_the_limit_is_zero(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=1, max_consecutive_errors=0)
+    summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))
+    assert summary["by"]["rejects"]["engine_error"] == 23 and summary["run"]["shards_total"] == 4
 
 
 def test_duplicate_ids_in_a_shard_are_rejected(tmp_path: Path) -> None:

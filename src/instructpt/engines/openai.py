@@ -130,6 +130,9 @@ def kv_capacity_from_metrics(text: str) -> int | None:
     return total if total > 0 else None
 
 
+_PROBE_TIMEOUT = 5.0  # seconds for the start-up request to /metrics
+
+
 class OpenAIEngine(Engine):
     """Completions from an OpenAI-compatible server; see the module docstring.
 
@@ -176,7 +179,13 @@ class OpenAIEngine(Engine):
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
         self._thread.start()
         self._client, self._slots = self._call(self._open_client())
-        self.kv_capacity_tokens = self._call(self._server_kv_capacity())
+        attempts = config.max_retries + 1
+        try:  # each attempt is bounded by its connect timeout and a capped backoff
+            probe_bound = attempts * (_PROBE_TIMEOUT + self.backoff_cap) + 10.0
+            self.kv_capacity_tokens = self._call(self._server_kv_capacity(attempts), timeout=probe_bound)
+        except EngineError:
+            self.close()
+            raise
 
     @staticmethod
     def _load_codec(config: EngineConfig) -> TextCodec | None:
@@ -205,15 +214,30 @@ class OpenAIEngine(Engine):
         )
         return client, asyncio.Semaphore(n)
 
-    async def _server_kv_capacity(self) -> int | None:
+    async def _server_kv_capacity(self, attempts: int) -> int | None:
         """The KV-cache tokens a vLLM server reports in its Prometheus ``/metrics`` (``vllm:cache_config_info``),
-        so ``--max-inflight-tokens auto`` can bound what is in flight; None from any other server."""
+        so ``--max-inflight-tokens auto`` can bound what is in flight; None from any other server.
+
+        This is also the check that the server is there: when no connection can be made in ``attempts`` tries
+        (with backoff, so a server still starting gets some time), the engine fails at once rather than
+        rejecting every record."""
         root = self.api_base[: -len("/v1")] if self.api_base.endswith("/v1") else self.api_base
-        try:
-            response = await self._client.get(root + "/metrics", headers=self._headers, timeout=5.0)
-        except httpx.HTTPError as exc:
-            log.debug("no /metrics from the server: %s", type(exc).__name__)
-            return None
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._client.get(
+                    root + "/metrics", headers=self._headers, timeout=_PROBE_TIMEOUT
+                )
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt == attempts:
+                    raise EngineError(
+                        f"cannot reach the server at {public_url(self.api_base)} ({type(exc).__name__} after "
+                        f"{attempts} attempts): is it running, and is --api-base right?"
+                    ) from exc
+                await asyncio.sleep(self._delay(attempt, None))
+            except httpx.HTTPError as exc:  # it answered, though not usefully: no capacity to read
+                log.debug("no /metrics from the server: %s", type(exc).__name__)
+                return None
         if response.status_code != 200:
             return None
         capacity = kv_capacity_from_metrics(response.text)

@@ -9,6 +9,11 @@ engine; several shards are open at once so the engine always has work. What is i
 capacity); a chain's next step goes before chains not yet started. A finished shard is written atomically with its
 rejects, stats and (with ``--id-field``) the hashes of the ids it kept, then marked done; a re-run skips done shards
 and produces the same output as an uninterrupted run (greedy decoding).
+
+A failed request (after the engine's own retries) becomes an ``engine_error`` reject and the run goes on; but
+``--max-consecutive-errors`` failures in a row mean the engine or server is down, and the run stops with an error
+instead of rejecting the rest of the corpus. Shards that finished during such a streak are held back, so a re-run
+redoes them rather than keeping the outage's failures as rejects.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 from instructpt.config import ConfigError, option
-from instructpt.engines.base import Engine, EngineConfig, load_engine
+from instructpt.engines.base import Engine, EngineConfig, EngineError, load_engine
 from instructpt.io.ids import SeenIds, id_hash, pack, unpack
 from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
 from instructpt.io.shards import FORMATS, ShardedOutput
@@ -59,6 +64,11 @@ class SynthesizeConfig:
         "or a vLLM server's /metrics), so cached chain prefixes are not evicted before their next step; 'none' = "
         "no bound; or a number.",
     )
+    max_consecutive_errors: int = option(
+        64,
+        "Stop (resumably) after this many failed requests in a row: an engine or server that is down would "
+        "otherwise turn every record into an engine_error reject. 0 = never stop.",
+    )
     limit: int | None = option(None, "Read at most this many input records.")
     max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
@@ -70,6 +80,8 @@ class SynthesizeConfig:
             raise ConfigError("--output/-o is required")
         if self.rounds < 1:
             raise ConfigError("--rounds must be >= 1")
+        if self.max_consecutive_errors < 0:
+            raise ConfigError("--max-consecutive-errors must be >= 0")
         if self.shard_size < 1 or self.max_inflight < 1:
             raise ConfigError("--shard-size and --max-inflight must be >= 1")
         if self.format not in FORMATS:
@@ -145,6 +157,8 @@ class Synthesizer:
         # Derived ids (file + line) are unique by construction; ids read from --id-field are checked across shards.
         self.earlier_ids = SeenIds() if config.id_field else None
         self.token_cap = config.inflight_token_cap(engine)
+        # Failed requests in a row; while there are any, finished shards wait in `held` (see _on_result).
+        self.error_streak, self.held = 0, []
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
             log.info(
@@ -259,13 +273,39 @@ class Synthesizer:
             for gen in self.engine.poll():
                 inflight_tokens -= inflight.pop(gen.key)
                 self._on_result(gen, open_shards, ready)
+        self._write_held(open_shards)
         self.progress.close()
+
+    def _check_streak(self, gen, open_shards: dict[int, _Shard]) -> None:
+        """Failures one at a time are rejects; a long run of them means the engine is down, and the run stops.
+
+        A shard that finishes while the latest requests failed is held back, not written: if the run stops, it is
+        redone on resume instead of keeping its failures as rejects. The first success writes what was held.
+        """
+        if gen.ok:
+            self.error_streak = 0
+            self._write_held(open_shards)
+            return
+        self.error_streak += 1
+        limit = self.config.max_consecutive_errors
+        if limit and self.error_streak >= limit:
+            self.progress.close()
+            raise EngineError(
+                f"{self.error_streak} requests failed in a row (last: {gen.error}); stopped so that they are not "
+                "all rejected. Finished shards are kept: fix the engine or server and re-run to resume "
+                "(--max-consecutive-errors sets the limit)"
+            )
+
+    def _write_held(self, open_shards: dict[int, _Shard]) -> None:
+        while self.held:
+            self._finish(self.held.pop(0), open_shards)
 
     def _on_result(self, gen, open_shards: dict[int, _Shard], ready: deque) -> None:
         index, r = gen.key
         shard = open_shards[index]
         runner = shard.runners[r]
         result = runner.on_result(gen)
+        self._check_streak(gen, open_shards)
         shard.results[r].append(result)
         self._count(shard.stats, result)
         # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
@@ -275,7 +315,10 @@ class Synthesizer:
         if runner.done:
             shard.active -= 1
             if shard.active == 0:
-                self._finish(shard, open_shards)
+                if self.error_streak:
+                    self.held.append(shard)
+                else:
+                    self._finish(shard, open_shards)
         else:
             # a continuing chain goes first: its prompt extends what the engine just cached, and waiting
             # behind every other open chain would let that prefix be evicted
