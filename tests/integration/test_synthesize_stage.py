@@ -164,6 +164,27 @@ def test_a_run_of_failures_stops_the_run_and_a_rerun_redoes_it(tmp_path: Path) -
     ]
 
 
+def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    want = _config(tmp_path / "full", corpus, rounds=2)
+    synthesize(want, engine=ScriptedEngine(canned_pairs, config=want.engine))
+    cfg = _config(tmp_path, corpus, rounds=2)
+    first = synthesize(cfg, engine=ScriptedEngine(_Outage(10**9, also=("Document number 9 talks",))))
+    assert first["by"]["rejects"]["engine_error"] == 1
+    again = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
+    assert again["run"]["shards_retried"] == 0 and again["by"]["rejects"]["engine_error"] == 1  # plain resume
+    healthy = ScriptedEngine(canned_pairs)
+    retry = SynthesizeConfig(**{**cfg.__dict__, "retry_errors": True})
+    summary = synthesize(retry, engine=healthy)
+    assert summary["run"]["shards_retried"] == 1 and summary["run"]["shards_resumed"] == 3
+    assert "engine_error" not in summary["by"]["rejects"]
+    assert len(healthy.seen) == 6  # shard 1 only: its six documents, not the whole corpus
+    for name in ("data", "rejects", "stats"):
+        a = sorted((Path(want.output) / name).iterdir())
+        b = sorted((Path(cfg.output) / name).iterdir())
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
 def test_no_stop_when_the_limit_is_zero(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=1, max_consecutive_errors=0)
     summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))

@@ -140,6 +140,15 @@ class ShardedOutput:
     def is_done(self, index: int) -> bool:
         return (self.root / "done" / self.name(index)).exists()
 
+    def reopen(self, index: int) -> None:
+        """Mark a finished shard unfinished, so that it is written again (first, so a crash while rewriting it
+        leaves it unfinished rather than half old, half new)."""
+        (self.root / "done" / self.name(index)).unlink(missing_ok=True)
+
+    def shard_stats(self, index: int) -> Stats:
+        path = self.root / "stats" / f"{self.name(index)}.json"
+        return Stats.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
     def completed(self) -> list[int]:
         return sorted(int(p.name.split("-")[1]) for p in (self.root / "done").glob("shard-*"))
 
@@ -182,8 +191,7 @@ class ShardedOutput:
     def merged_stats(self) -> Stats:
         total = Stats()
         for i in self.completed():
-            path = self.root / "stats" / f"{self.name(i)}.json"
-            total.merge(Stats.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+            total.merge(self.shard_stats(i))
         return total
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ and produces the same output as an uninterrupted run (greedy decoding).
 A failed request (after the engine's own retries) becomes an ``engine_error`` reject and the run goes on; but
 ``--max-consecutive-errors`` failures in a row mean the engine or server is down, and the run stops with an error
 instead of rejecting the rest of the corpus. Shards that finished during such a streak are held back, so a re-run
-redoes them rather than keeping the outage's failures as rejects.
+redoes them rather than keeping the outage's failures as rejects. ``--retry-errors`` runs finished shards that hold
+``engine_error`` rejects again, whole.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class SynthesizeConfig:
         64,
         "Stop (resumably) after this many failed requests in a row: an engine or server that is down would "
         "otherwise turn every record into an engine_error reject. 0 = never stop.",
+    )
+    retry_errors: bool = option(
+        False,
+        "On resume, run again every finished shard that holds engine_error rejects (whole shards, so their "
+        "output is what an uninterrupted run would write), e.g. after timeouts or a server restart.",
     )
     limit: int | None = option(None, "Read at most this many input records.")
     max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
@@ -159,6 +165,7 @@ class Synthesizer:
         self.token_cap = config.inflight_token_cap(engine)
         # Failed requests in a row; while there are any, finished shards wait in `held` (see _on_result).
         self.error_streak, self.held = 0, []
+        self.retried = 0  # finished shards run again (--retry-errors)
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
             log.info(
@@ -179,6 +186,19 @@ class Synthesizer:
         while chunk := list(islice(stream, self.config.shard_size)):
             yield index, chunk
             index += 1
+
+    def _retry(self, index: int) -> bool:
+        """With --retry-errors, a finished shard with failed requests is reopened to be run again."""
+        if not self.config.retry_errors:
+            return False
+        failed = self.out.shard_stats(index).counts.get("engine_errors", 0)
+        if failed:
+            log.info(
+                "shard %d: running it again for its %d failed request(s) (--retry-errors)", index, failed
+            )
+            self.out.reopen(index)
+            self.retried += 1
+        return bool(failed)
 
     def _skip_done(self, index: int) -> None:
         """A finished shard is not run again; the ids it kept still count for the shards after it."""
@@ -242,7 +262,7 @@ class Synthesizer:
                     exhausted = True
                     break
                 index, chunk = nxt
-                if self.out.is_done(index):
+                if self.out.is_done(index) and not self._retry(index):
                     self._skip_done(index)
                     self.progress.skip(len(chunk))
                     continue
@@ -381,7 +401,8 @@ def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[s
         if own_engine:
             engine.close()
     wall = time.monotonic() - start
-    summary = summarize(out, synth.progress.docs, wall, already)
+    summary = summarize(out, synth.progress.docs, wall, already - synth.retried)
+    summary["run"]["shards_retried"] = synth.retried
     out.write_summary(summary)
     return summary
 
