@@ -14,6 +14,7 @@ import argparse
 import gc
 import importlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -21,6 +22,14 @@ from typing import Any
 # Python's default young-generation threshold (700) runs a collection every few documents. A larger one cut the
 # synthesize stage's own overhead by about a quarter (bench/RESULTS.md). Only the command-line process is tuned.
 GC_THRESHOLD = (50_000, 20, 20)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler preempting the job, ``kill``): unwinds like Ctrl-C, so engines are closed."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def tune_gc() -> None:
@@ -115,6 +124,7 @@ def _run(
     from instructpt.io.readers import InputError
     from instructpt.io.shards import ResumeError
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         config = resolve(cls, config_file, args)
         tune_gc()
@@ -124,9 +134,12 @@ def _run(
     except (InputError, ResumeError, EngineError) as exc:
         print(f"instructpt {name}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"instructpt {name}: interrupted; completed shards are kept, re-run to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_summary(name, summary, getattr(config, "output", None))
     return 0
 

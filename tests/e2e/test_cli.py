@@ -110,3 +110,57 @@ def test_a_command_runs_with_the_tuned_gc_threshold(tmp_path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_sigterm_stops_cleanly_and_a_rerun_resumes(tmp_path) -> None:
+    """A scheduler preempting the job sends SIGTERM: the run stops with a message (no traceback) and exit code
+    143, finished shards are kept, and re-running gives the bytes of an uninterrupted run."""
+    import json
+    import os
+    import signal
+    import time
+    from importlib import resources
+
+    demo = resources.files("instructpt.resources.demo").joinpath("corpus-a.jsonl").read_text(encoding="utf-8")
+    texts = [json.loads(line)["text"] for line in demo.splitlines()]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": texts[i % len(texts)]}) + "\n" for i in range(8000)))
+
+    def args(out):
+        return [
+            sys.executable,
+            "-m",
+            "instructpt",
+            "synthesize",
+            str(corpus),
+            "-o",
+            str(out),
+            "--engine",
+            "rules",
+        ]
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    subprocess.run([*args(full), "--shard-size", "250", "-q"], check=True, capture_output=True, timeout=120)
+    proc = subprocess.Popen(
+        [*args(part), "--shard-size", "250", "-q"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not any((part / "done").glob("shard-*")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    done = len(list((part / "done").iterdir()))
+    assert (
+        proc.returncode == 143 and "terminated; completed shards are kept" in err and "Traceback" not in err
+    )
+    assert 0 < done < len(list((full / "done").iterdir())), "the signal must land mid-run"
+    resumed = subprocess.run([*args(part), "--shard-size", "250", "-q"], capture_output=True, timeout=120)
+    assert resumed.returncode == 0
+    for name in ("data", "rejects"):
+        a, b = sorted((full / name).iterdir()), sorted((part / name).iterdir())
+        assert [p.name for p in a] == [p.name for p in b]
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert os.path.exists(part / "stats.json")
