@@ -22,7 +22,8 @@ pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
 from instructpt.engines.base import EngineConfig, EngineError, Request, load_engine  # noqa: E402
-from instructpt.engines.openai import OpenAIEngine, parse_retry_after, public_url  # noqa: E402
+from instructpt.engines.http_util import parse_retry_after, public_url  # noqa: E402
+from instructpt.engines.openai import OpenAIEngine  # noqa: E402
 from instructpt.engines.tokenizer import HFCodec, load_codec  # noqa: E402
 from instructpt.records import QAPair  # noqa: E402
 from instructpt.synthesizer.format import build_prompt  # noqa: E402
@@ -363,7 +364,7 @@ def test_tgi_finish_reason_names_map_to_stop(serve, engine_for, codec) -> None:
 
 
 def test_kv_capacity_is_read_from_vllm_metrics_text() -> None:
-    from instructpt.engines.openai import kv_capacity_from_metrics
+    from instructpt.engines.http_util import kv_capacity_from_metrics
 
     text = (
         "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"

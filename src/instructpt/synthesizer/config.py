@@ -1,0 +1,106 @@
+"""The ``synthesize`` command's options (defaults < ``--config`` YAML < flags), their checks, and the fingerprint
+that decides whether a run may resume into an existing output directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from instructpt.config import ConfigError, option
+from instructpt.engines.base import Engine, EngineConfig
+from instructpt.io.shards import FORMATS
+from instructpt.synthesizer.format import FORMAT_VERSION
+
+
+@dataclass
+class SynthesizeConfig:
+    """``instructpt synthesize``: raw corpus -> instruction-response pairs."""
+
+    inputs: list[str] = option(
+        [], "jsonl / jsonl.gz / parquet files, directories, globs, or HF dataset ids.", positional=True
+    )
+    output: str = option("", "Output directory (created; re-running resumes into it).", short="-o")
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    rounds: int = option(2, "Examples per chain (M-shot synthesis); 1 = every text on its own.")
+    text_field: str = option("text", "Field holding the document text.")
+    id_field: str | None = option(
+        None, "Field holding a document id (default: a stable id from file + line)."
+    )
+    split: str = option("train", "Split of an HF dataset input.")
+    format: str = option("jsonl", "Output shard format.", choices=FORMATS)
+    shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
+    max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
+    max_inflight_tokens: str = option(
+        "auto",
+        "Prompt + max-new tokens kept in flight: 'auto' = the KV-cache capacity where the engine knows it (vllm, "
+        "or a vLLM server's /metrics), so cached chain prefixes are not evicted before their next step; 'none' = "
+        "no bound; or a number.",
+    )
+    max_consecutive_errors: int = option(
+        64,
+        "Stop (resumably) after this many failed requests in a row: an engine or server that is down would "
+        "otherwise turn every record into an engine_error reject. 0 = never stop.",
+    )
+    retry_errors: bool = option(
+        False,
+        "On resume, run again every finished shard that holds engine_error rejects (whole shards, so their "
+        "output is what an uninterrupted run would write), e.g. after timeouts or a server restart.",
+    )
+    limit: int | None = option(None, "Read at most this many input records.")
+    max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
+    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("give at least one INPUT (file, directory, glob or HF dataset id)")
+        if not self.output:
+            raise ConfigError("--output/-o is required")
+        if self.rounds < 1:
+            raise ConfigError("--rounds must be >= 1")
+        if self.max_consecutive_errors < 0:
+            raise ConfigError("--max-consecutive-errors must be >= 0")
+        if self.shard_size < 1 or self.max_inflight < 1:
+            raise ConfigError("--shard-size and --max-inflight must be >= 1")
+        if self.format not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+        self.max_inflight_tokens = str(self.max_inflight_tokens).strip().lower()
+        if self.max_inflight_tokens not in ("auto", "none") and not (
+            self.max_inflight_tokens.isdigit() and int(self.max_inflight_tokens) > 0
+        ):
+            raise ConfigError(
+                f"--max-inflight-tokens must be auto, none or a positive number, got {self.max_inflight_tokens!r}"
+            )
+
+    def inflight_token_cap(self, engine: Engine) -> int | None:
+        """The token bound on requests in flight for ``engine`` (None: none); see --max-inflight-tokens."""
+        if engine.codec is None or self.max_inflight_tokens == "none":
+            return None
+        if self.max_inflight_tokens == "auto":
+            return engine.kv_capacity_tokens
+        return int(self.max_inflight_tokens)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a run to resume into an existing output directory."""
+        e = self.engine
+        fp = {
+            "engine": e.name,
+            "model": e.model,
+            "revision": e.revision,
+            "tokenizer": e.tokenizer,
+            "prompt_format": FORMAT_VERSION,
+            "sampling": e.sampling.to_dict(),
+            "rounds": self.rounds,
+            "max_model_len": e.max_model_len,
+            "inputs": self.inputs,
+            "text_field": self.text_field,
+            "id_field": self.id_field,
+            "split": self.split,
+            "shard_size": self.shard_size,
+            "format": self.format,
+        }
+        if e.name == "rules":
+            from instructpt.engines.rules import RULES_VERSION
+
+            fp["rules_max_per_type"] = e.rules_max_per_type
+            fp["rules_version"] = RULES_VERSION
+        return fp
