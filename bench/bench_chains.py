@@ -270,6 +270,7 @@ def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
         max_model_len=args.max_model_len,
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
+        batch_lookahead=args.batch_lookahead,
         dtype=args.dtype,
         gpu_memory_utilization=args.gpu_memory_utilization,
         scheduling_policy=args.scheduling_policy,
@@ -377,6 +378,8 @@ def compare(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from instructpt.engines.base import EngineConfig
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
     p.add_argument("--model", help="synthesizer directory (default: the tiny test synthesizer)")
@@ -388,6 +391,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=384)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32, help="transformers: sequences per generate()")
+    p.add_argument(
+        "--batch-lookahead",
+        type=int,
+        default=EngineConfig.batch_lookahead,
+        help="transformers: batches chosen by length from this many batches' worth of the queue (1 = FIFO)",
+    )
     p.add_argument("--threads", type=int, default=1, help="transformers: torch CPU threads")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: share of (GPU) memory")
     p.add_argument("--enforce-eager", action="store_true", help="vllm: no CUDA graphs / compilation")
@@ -444,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"engine {args.engine}, model {cfg.model}; {kind} corpus of {len(texts)} texts, tokens per text "
                 f"min {lengths[0]} / median {lengths[len(lengths) // 2]} / max {lengths[-1]}; greedy, "
-                f"max_new_tokens {cfg.max_new_tokens}, max_model_len {cfg.max_model_len}, batch {cfg.batch_size}"
+                f"max_new_tokens {cfg.max_new_tokens}, max_model_len {cfg.max_model_len}, batch {cfg.batch_size}, "
+                f"lookahead {cfg.batch_lookahead}"
             )
             if args.engine == "transformers":
                 import torch

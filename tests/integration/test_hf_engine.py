@@ -82,6 +82,26 @@ def test_a_failing_request_does_not_fail_its_batch(engine, monkeypatch) -> None:
     assert "injected fault" in gens[1].error
 
 
+def test_batches_are_picked_by_length_and_outputs_do_not_change(engine, monkeypatch) -> None:
+    texts = [TEXTS[2], TEXTS[1], TEXTS[2] + " The old bank holds the river.", TEXTS[1] + " It moves."]
+    reqs = _requests(engine, texts)
+    batches: list[list[int]] = []
+    real = engine._generate
+
+    def record(batch):
+        batches.append([r.key for r in batch])
+        return real(batch)
+
+    monkeypatch.setattr(engine, "_generate", record)
+    gens = engine.generate(reqs)
+    assert batches == [[0, 2], [1, 3]]  # the oldest (long) with the other long one; then the two short ones
+    monkeypatch.setattr(engine.config, "batch_lookahead", 1)
+    batches.clear()
+    fifo = engine.generate(_requests(engine, texts))
+    assert batches == [[0, 1], [2, 3]]
+    assert [g.token_ids for g in gens] == [g.token_ids for g in fifo]
+
+
 def test_batch_encoding_equals_one_by_one(tiny_tokenizer) -> None:
     from instructpt.engines.tokenizer import HFCodec
 

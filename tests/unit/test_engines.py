@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instructpt.engines.base import ENGINES, EngineConfig, EngineError, Request, load_engine
 from tests.doubles.scripted_engine import ScriptedEngine
@@ -47,3 +49,35 @@ def test_hub_commit_is_none_for_local_directories_and_unknown_ids(tmp_path) -> N
 
     assert hub_commit(str(tmp_path), None) is None
     assert hub_commit("instructpt-test/not-in-any-cache", None) is None
+
+
+def test_pick_batch_groups_by_length_and_always_takes_the_oldest() -> None:
+    from instructpt.engines.hf import pick_batch
+
+    assert pick_batch([50, 10, 48, 12, 51, 9], 3) == [
+        0,
+        2,
+        4,
+    ]  # the oldest (50) with its neighbours in length
+    assert pick_batch([10, 50, 11, 49], 2) == [0, 2]
+    assert pick_batch([5, 6], 4) == [0, 1]  # fewer queued than a batch: all of them
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=9), st.integers(1, 5))
+def test_pick_batch_pads_least_among_batches_with_the_oldest(lengths: list[int], n: int) -> None:
+    """Property: the batch holds the oldest request, n of them (or all), in queue order, and no other batch
+    of n that holds the oldest needs less left padding."""
+    from itertools import combinations
+
+    from instructpt.engines.hf import pick_batch
+
+    got = pick_batch(lengths, n)
+    assert got == sorted(set(got)) and got[0] == 0 and len(got) == min(n, len(lengths))
+
+    def padding(batch) -> int:
+        return len(batch) * max(lengths[i] for i in batch) - sum(lengths[i] for i in batch)
+
+    if len(lengths) > n:
+        best = min(padding((0, *rest)) for rest in combinations(range(1, len(lengths)), n - 1))
+        assert padding(got) == best

@@ -116,6 +116,11 @@ class EngineConfig:
     top_p: float = option(1.0, "Nucleus sampling mass (with --temperature > 0).")
     seed: int = option(0, "Sampling seed (with --temperature > 0) and seed of the rules engine.")
     batch_size: int = option(32, "transformers: sequences per generate() call.")
+    batch_lookahead: int = option(
+        4,
+        "transformers: pick each batch from this many batches' worth of queued requests, by prompt length, to "
+        "cut left padding (the oldest request always goes); 1 = oldest first.",
+    )
     dtype: str = option("auto", "transformers/vllm: auto | float32 | bfloat16 | float16.")
     device: str = option("auto", "transformers: auto | cpu | cuda | cuda:N.")
     trust_remote_code: bool = option(False, "Allow model repos to run their own code (off by default).")
@@ -162,8 +167,8 @@ class EngineConfig:
             raise ConfigError("--temperature must be >= 0")
         if not 0 < self.top_p <= 1:
             raise ConfigError("--top-p must be in (0, 1]")
-        if self.batch_size < 1 or self.concurrency < 1:
-            raise ConfigError("--batch-size and --concurrency must be >= 1")
+        if self.batch_size < 1 or self.concurrency < 1 or self.batch_lookahead < 1:
+            raise ConfigError("--batch-size, --batch-lookahead and --concurrency must be >= 1")
         if self.max_retries < 0:
             raise ConfigError("--max-retries must be >= 0")
         if self.rules_max_per_type < 0:

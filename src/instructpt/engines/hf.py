@@ -4,6 +4,10 @@ Prompts arrive as exact token ids (the project's codec, ``add_special_tokens=Fal
 front of the literal ``<s>``. Generation stops at EOS or ``max_new_tokens``. A batch that raises (e.g. out of
 memory) is retried in halves down to single requests; a request that fails alone comes back as an error
 generation, so one bad request never fails its batch.
+
+Batches are picked by prompt length from the oldest ``--batch-lookahead`` batches' worth of queued requests, the
+oldest always included: on the tiny synthesizer's corpus this raised real prompt tokens from about half of the
+padded batch to over 80 %, and docs/s by 1.14-1.47x (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -31,6 +35,27 @@ def resolve_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
         return torch.device(device), getattr(torch, dtype)
     except (RuntimeError, AttributeError) as exc:
         raise EngineError(f"bad --device {device!r} or --dtype {dtype!r}: {exc}") from exc
+
+
+def pick_batch(lengths: list[int], n: int) -> list[int]:
+    """Indices of a batch of ``n`` among queued prompts of these lengths (oldest first): the oldest, and the
+    ``n - 1`` others that need the least left padding beside it. The oldest always goes, so nothing waits for
+    ever, and the choice depends only on the queue, so runs stay deterministic."""
+    if len(lengths) <= n:
+        return list(range(len(lengths)))
+    by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    best: tuple[int, list[int]] | None = None
+    # For each longest member at or above the oldest's length, the padding is least with the n - 1 longest
+    # prompts not above it: the batch pays for n x its longest, so the rest should fill as much of it as they can.
+    for top in range(by_length.index(0), len(lengths)):
+        others = [i for i in reversed(by_length[: top + 1]) if i != 0][: n - 1]
+        if len(others) < n - 1:
+            continue
+        padding = n * lengths[by_length[top]] - lengths[0] - sum(lengths[i] for i in others)
+        if best is None or padding < best[0]:
+            best = (padding, others)
+    assert best is not None  # the last `top` always has n - 1 others below it
+    return sorted([0, *best[1]])
 
 
 class HFEngine(QueuedEngine):
@@ -64,7 +89,7 @@ class HFEngine(QueuedEngine):
         self.pad_id = pad if pad is not None else self.codec.eos_token_id
 
     def poll(self) -> list[Generation]:
-        batch = self.take(self.config.batch_size)
+        batch = self._take_batch()
         if not batch:
             return []
         too_long = [r for r in batch if len(self._ids(r)) > self.max_model_len - self.sampling.max_new_tokens]
@@ -74,6 +99,16 @@ class HFEngine(QueuedEngine):
         ]
         ok = [r for r in batch if r not in too_long]
         return out + (self._generate_robust(ok) if ok else [])
+
+    def _take_batch(self) -> list[Request]:
+        """The next batch: with ``--batch-lookahead`` > 1, chosen by prompt length (see :func:`pick_batch`)."""
+        n, queue = self.config.batch_size, self._queue
+        if len(queue) <= n or self.config.batch_lookahead <= 1:
+            return self.take(n)
+        window = [queue.popleft() for _ in range(min(len(queue), self.config.batch_lookahead * n))]
+        chosen = set(pick_batch([len(self._ids(r)) for r in window], n))
+        queue.extendleft(reversed([r for i, r in enumerate(window) if i not in chosen]))
+        return [r for i, r in enumerate(window) if i in chosen]
 
     def _ids(self, r: Request) -> list[int]:
         if r.prompt_ids is None:
