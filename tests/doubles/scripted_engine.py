@@ -63,12 +63,14 @@ class ScriptedEngine(QueuedEngine):
         config: EngineConfig | None = None,
         batch: int | None = None,
         return_ids: bool = True,
+        text_prompts: bool = False,
     ) -> None:
         super().__init__(config or EngineConfig(name="rules"))
         self.script, self.codec = script, codec
         self.max_model_len = self.config.max_model_len if codec else None
         self.batch = batch
-        self.return_ids = return_ids  # False: like a server that returns text only
+        self.return_ids = return_ids and not text_prompts  # False: like a server that returns text only
+        self.tokenizes_prompt_text = text_prompts  # like a server in --prompt-mode text
         self.seen: list[Request] = []
 
     def submit(self, requests: Sequence[Request]) -> None:

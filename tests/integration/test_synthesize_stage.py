@@ -125,6 +125,72 @@ def test_failed_requests_are_rejected_not_lost(tmp_path: Path) -> None:
     assert any(r["reason"] == "engine_error" and r["detail"] == "scripted failure" for r in rejects)
 
 
+def test_resume_refuses_another_limit_or_line_size(tmp_path: Path) -> None:
+    """A shard cut short by --limit is finished; resuming without the limit would skip the rest of it."""
+    corpus = _corpus(tmp_path / "c.jsonl")
+    synthesize(_config(tmp_path, corpus, limit=10), engine=ScriptedEngine(canned_pairs))
+    with pytest.raises(ResumeError, match="limit: 10 -> None"):
+        synthesize(_config(tmp_path, corpus), engine=ScriptedEngine(canned_pairs))
+    with pytest.raises(ResumeError, match="max_line_bytes"):
+        synthesize(
+            _config(tmp_path, corpus, limit=10, max_line_bytes=100), engine=ScriptedEngine(canned_pairs)
+        )
+
+
+def test_a_shard_with_no_records_is_a_readable_parquet_file(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": ""}\n{"text": ""}\n{"text": "Doc one is here. It flows."}\n')
+    cfg = _config(tmp_path, corpus, shard_size=2, format="parquet")
+    synthesize(cfg, engine=ScriptedEngine(canned_pairs))
+    shards = sorted((Path(cfg.output) / "data").iterdir())
+    assert [len(list(read_shard(p))) for p in shards] == [0, 1]
+
+
+def test_piece_ids_never_repeat_another_records_id(tmp_path: Path) -> None:
+    """A long text X is split into X#0, X#1; a record whose own id is X#0 keeps it, and X is rejected."""
+    corpus = tmp_path / "c.jsonl"
+    long_text = " ".join(f"Sentence number {i} is here." for i in range(40))
+    rows = [{"id": "X#0", "text": "Short one."}, {"id": "X", "text": long_text}, {"id": "Y", "text": long_text},
+            {"id": "Y#1", "text": "Later short one."}]  # fmt: skip
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    engine = EngineConfig(name="rules", max_model_len=80, max_new_tokens=16)
+    cfg = _config(tmp_path, corpus, engine=engine, id_field="id", shard_size=3)
+    summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=engine))
+    ids = [r["id"] for r in _all_records(Path(cfg.output))]
+    assert (
+        len(ids) == len(set(ids)) and "X#0" in ids and not any(i.startswith("X#") and i != "X#0" for i in ids)
+    )
+    texts = [r["text"] for r in _all_records(Path(cfg.output))]
+    assert (
+        "Y#1" in ids and "Later short one." not in texts
+    )  # Y's piece came first; the record Y#1 is rejected
+    assert summary["by"]["rejects"]["duplicate_id"] == 2  # X (its piece X#0), and the later record Y#1
+
+
+def test_a_text_over_budget_only_by_whitespace_keeps_its_id(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "d1", "text": "one two three " + " " * 400 + "\n" * 50}) + "\n")
+    engine = EngineConfig(name="rules", max_model_len=60, max_new_tokens=16)
+    cfg = _config(tmp_path, corpus, engine=engine, id_field="id")
+    codec = WordCodec()
+    codec.encode = lambda text: [10 + len(w) for w in text.split(" ")]  # every space counts: whitespace costs
+    summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=codec, config=engine))
+    (rec,) = _all_records(Path(cfg.output))
+    assert (rec["id"], rec["n_pieces"], rec["text"]) == ("d1", 1, "one two three")
+    assert summary["counts"]["docs_stripped_to_fit"] == 1 and "docs_split" not in summary["counts"]
+
+
+def test_a_budget_too_small_for_any_prompt_is_a_config_error(tmp_path: Path) -> None:
+    from instructpt.config import ConfigError
+
+    engine = EngineConfig(name="rules", max_model_len=20, max_new_tokens=16)
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), engine=engine)
+    with pytest.raises(ConfigError, match="leaves 4 prompt tokens"):
+        synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=engine))
+    with pytest.raises(ConfigError, match="--limit"):
+        _config(tmp_path, _corpus(tmp_path / "c.jsonl"), limit=-1)
+
+
 class _Outage:
     """Script for the scripted test double: answers until ``after`` requests were served, then fails them all
     (an engine or server that went down); ``also`` fails single documents before that."""

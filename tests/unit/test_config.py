@@ -89,3 +89,17 @@ def test_max_inflight_tokens_accepts_auto_none_or_a_count(tmp_path) -> None:
     for bad in ("0", "-5", "lots"):
         with pytest.raises(ConfigError, match="--max-inflight-tokens"):
             resolve(SynthesizeConfig, None, {**base, "max_inflight_tokens": bad})
+
+
+def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() -> None:
+    from instructpt.engines.base import EngineConfig
+
+    base = SynthesizeConfig(inputs=["x.jsonl"], output="o").fingerprint()
+    assert not {"limit", "max_line_bytes", "prompt_mode", "return_token_ids", "dtype"} & set(base)
+    engine = EngineConfig(name="openai", prompt_mode="text", return_token_ids=True, dtype="bfloat16")
+    fp = SynthesizeConfig(
+        inputs=["x.jsonl"], output="o", engine=engine, limit=5, max_line_bytes=10
+    ).fingerprint()
+    assert (fp["limit"], fp["max_line_bytes"], fp["prompt_mode"], fp["return_token_ids"], fp["dtype"]) == (
+        5, 10, "text", True, "bfloat16"
+    )  # fmt: skip

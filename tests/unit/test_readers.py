@@ -170,3 +170,11 @@ def test_dataset_dirs_with_the_same_name_get_distinct_ids(tmp_path) -> None:
     specs = [str(tmp_path / "a" / "wiki"), str(tmp_path / "b" / "wiki"), str(tmp_path / "a" / "wiki")]
     both, _ = _split(read_docs(specs, ReadOptions()))  # the repeated directory is read once
     assert [(d.id, d.text) for d in both] == [("a/wiki/train:0", "from a"), ("b/wiki/train:0", "from b")]
+
+
+def test_a_utf8_bom_at_the_start_of_a_file_is_not_part_of_the_first_record(tmp_path) -> None:
+    _write(
+        tmp_path / "bom.jsonl", [b'\xef\xbb\xbf{"text": "first"}', b'{"text": "second \xef\xbb\xbf kept"}']
+    )
+    docs, rejects = _split(read_docs([str(tmp_path / "bom.jsonl")], ReadOptions()))
+    assert [d.text for d in docs] == ["first", "second \ufeff kept"] and not rejects

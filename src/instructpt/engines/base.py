@@ -189,6 +189,9 @@ class Engine(ABC):
     # new tokens in flight, so finished steps' cached prefixes are still there when their chains go on.
     kv_capacity_tokens: int | None = None
     loads_weights = False  # True: --model names the weights this process runs (their hub commit is recorded)
+    # True: prompts go out as text and the engine's side tokenizes them (openai --prompt-mode text), so a chain's
+    # ids must be the encoding of its whole prompt text for the budget to count what the model sees.
+    tokenizes_prompt_text = False
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config

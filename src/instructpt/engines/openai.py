@@ -95,6 +95,7 @@ class OpenAIEngine(Engine):
     ) -> None:
         super().__init__(config)
         self.mode = config.prompt_mode
+        self.tokenizes_prompt_text = self.mode == "text"
         self.codec = codec if codec is not None else self._load_codec(config)
         self.max_model_len = config.max_model_len
         self.api_base = config.api_base.rstrip("/")

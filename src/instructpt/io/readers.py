@@ -12,6 +12,7 @@ text, absurdly long lines and unreadable files each come out as a ``Reject`` wit
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import io
@@ -184,6 +185,10 @@ def _read_jsonl(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc
                         None,
                     )
                     continue
+                if n == 1 and line.startswith(codecs.BOM_UTF8):
+                    line = line[
+                        len(codecs.BOM_UTF8) :
+                    ]  # files saved "with BOM" by some editors and exporters
                 if line.strip():
                     yield _parse_line(line, source, n, options)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:

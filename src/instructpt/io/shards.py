@@ -178,9 +178,7 @@ class ShardedOutput:
             self.ids_path(index).parent.mkdir(exist_ok=True)
             _atomic_write(self.ids_path(index), lambda f: f.write(ids))
         if self.fmt == "parquet":
-            write_parquet(self.data_path(index), records) if records else write_jsonl(
-                self.data_path(index), []
-            )
+            write_parquet(self.data_path(index), records)  # no records: a valid table with no rows
         else:
             write_jsonl(self.data_path(index), records)
         write_jsonl(self.root / "rejects" / f"{name}.jsonl", rejects)

@@ -59,6 +59,12 @@ def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None, 
             items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
             continue
         pieces = split_to_fit(doc.text, lambda t: len(codec.encode(context_block(t))) <= budget)
+        if len(pieces) == 1:  # it fits once the whitespace around it is stripped: not a split
+            items.append(
+                Item(doc.id, doc.id, doc.source, pieces[0], ctx_ids=codec.encode(context_block(pieces[0])))
+            )
+            stats.add("docs_stripped_to_fit")
+            continue
         stats.add("docs_split")
         stats.add("pieces_from_splits", len(pieces))
         for k, piece in enumerate(pieces):
@@ -86,8 +92,10 @@ class ChainRunner:
         budget: int | None,
         synthesizer: dict[str, Any],
         sampling: dict[str, Any],
+        whole_text: bool = False,
     ) -> None:
         self.items, self.codec, self.budget = items, codec, budget
+        self.whole_text = whole_text  # the engine tokenizes prompt text itself: count exactly that encoding
         self.synthesizer, self.sampling = synthesizer, sampling
         self.next_index = 0
         self._reset_chain()
@@ -191,6 +199,11 @@ class ChainRunner:
             self.history_text = self._prompt_text + serialize_pairs(pairs) + EOS
         if self.codec is None:
             return reusable
+        if self.whole_text:
+            # <s> and </s> are special tokens, so this plus the next context block's ids is the next prompt's
+            # whole-text encoding, whatever the tokenizer does at the pairs' junction with their context
+            self.history_ids = self.codec.encode(self.history_text)
+            return False
         eos = self.codec.eos_token_id
         if reusable and gen.token_ids is not None:
             out = list(gen.token_ids)

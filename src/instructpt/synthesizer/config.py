@@ -11,6 +11,8 @@ from instructpt.engines.base import Engine, EngineConfig
 from instructpt.io.shards import FORMATS
 from instructpt.synthesizer.format import FORMAT_VERSION
 
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+
 
 @dataclass
 class SynthesizeConfig:
@@ -47,7 +49,7 @@ class SynthesizeConfig:
         "output is what an uninterrupted run would write), e.g. after timeouts or a server restart.",
     )
     limit: int | None = option(None, "Read at most this many input records.")
-    max_line_bytes: int = option(64 * 1024 * 1024, "Longer input lines are rejected as line_too_long.")
+    max_line_bytes: int = option(DEFAULT_MAX_LINE_BYTES, "Longer input lines are rejected as line_too_long.")
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
 
     def __post_init__(self) -> None:
@@ -57,6 +59,10 @@ class SynthesizeConfig:
             raise ConfigError("--output/-o is required")
         if self.rounds < 1:
             raise ConfigError("--rounds must be >= 1")
+        if self.limit is not None and self.limit < 0:
+            raise ConfigError("--limit must be >= 0")
+        if self.max_line_bytes < 1:
+            raise ConfigError("--max-line-bytes must be >= 1")
         if self.max_consecutive_errors < 0:
             raise ConfigError("--max-consecutive-errors must be >= 0")
         if self.shard_size < 1 or self.max_inflight < 1:
@@ -98,6 +104,17 @@ class SynthesizeConfig:
             "shard_size": self.shard_size,
             "format": self.format,
         }
+        # Settings that change which records are read or what the engine is sent. Recorded only when they differ
+        # from the default, so output directories written before they were recorded still resume.
+        for key, value, default in (
+            ("limit", self.limit, None),
+            ("max_line_bytes", self.max_line_bytes, DEFAULT_MAX_LINE_BYTES),
+            ("prompt_mode", e.prompt_mode, "ids"),
+            ("return_token_ids", e.return_token_ids, False),
+            ("dtype", e.dtype, "auto"),
+        ):
+            if value != default:
+                fp[key] = value
         if e.name == "rules":
             from instructpt.engines.rules import RULES_VERSION
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from instructpt.config import ConfigError
 from instructpt.engines.base import Engine, EngineError, load_engine
 from instructpt.io.ids import SeenIds, id_hash, pack, unpack
 from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
@@ -34,8 +35,9 @@ from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import RawDoc, Reject
-from instructpt.synthesizer.chains import ChainRunner, StepResult, make_items
+from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
+from instructpt.synthesizer.format import context_block
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,14 @@ class Synthesizer:
         self.codec = engine.codec
         e = config.engine
         self.budget = e.max_model_len - e.max_new_tokens if self.codec is not None else None
+        if self.codec is not None:
+            # the context block around a text, plus room for any one character (4 byte tokens at most)
+            need = len(self.codec.encode(context_block("x"))) + 4
+            if self.budget < need:
+                raise ConfigError(
+                    f"--max-model-len {e.max_model_len} - --max-new-tokens {e.max_new_tokens} leaves {self.budget} "
+                    f"prompt tokens; a prompt needs at least {need} (the context block around a text)"
+                )
         self.synth_info = engine.describe()
         self.sampling = e.sampling.to_dict()
         total = None
@@ -117,10 +127,38 @@ class Synthesizer:
 
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
+        docs, rejects, kept = self._check_ids(chunk)
+        items = make_items(docs, self.codec, self.budget, stats)
+        items, clashes = self._check_piece_ids(items, docs, kept)
+        rejects += clashes
+        if self.earlier_ids is not None:
+            self.earlier_ids.add_many(kept)
+        stats.add("docs_in", len(chunk))
+        stats.add("docs_rejected", len(rejects))
+        for r in rejects:
+            stats.count("rejects", r.reason)
+        stats.add("items", len(items))
+        m = self.config.rounds
+        runners = [
+            ChainRunner(
+                items[i : i + m],
+                self.codec,
+                self.budget,
+                self.synth_info,
+                self.sampling,
+                whole_text=self.engine.tokenizes_prompt_text,
+            )
+            for i in range(0, len(items), m)
+        ]
+        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept)
+
+    def _check_ids(self, chunk: list[RawDoc | Reject]) -> tuple[list[RawDoc], list[Reject], list[int]]:
+        """Documents, rejects, and the id hashes this shard keeps for the shards after it (with --id-field).
+
+        Ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one."""
         docs, rejects, seen = [], [], set()
-        kept: list[int] = []  # id hashes of this shard's documents, for the shards after it
+        kept: list[int] = []
         for d in chunk:
-            # ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one
             repeated = None
             if isinstance(d, RawDoc) and d.id in seen:
                 repeated = "an earlier record in this shard has this id"
@@ -137,20 +175,33 @@ class Synthesizer:
                 docs.append(d)
             else:
                 rejects.append(d)
-        if self.earlier_ids is not None:
-            self.earlier_ids.add_many(kept)
-        stats.add("docs_in", len(chunk))
-        stats.add("docs_rejected", len(rejects))
-        for r in rejects:
-            stats.count("rejects", r.reason)
-        items = make_items(docs, self.codec, self.budget, stats)
-        stats.add("items", len(items))
-        m = self.config.rounds
-        runners = [
-            ChainRunner(items[i : i + m], self.codec, self.budget, self.synth_info, self.sampling)
-            for i in range(0, len(items), m)
-        ]
-        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept)
+        return docs, rejects, kept
+
+    def _check_piece_ids(
+        self, items: list[Item], docs: list[RawDoc], kept: list[int]
+    ) -> tuple[list[Item], list[Reject]]:
+        """Pieces of a split text are named ``ID#k``; with --id-field such a name may already be another record's
+        id (in this shard or an earlier one). Then the split document is rejected as ``duplicate_id``; the names of
+        the pieces that are kept count as used ids for later shards. (Derived ids never end in ``#k``.)"""
+        if self.earlier_ids is None:
+            return items, []
+        taken = {d.id for d in docs}
+        clash: dict[str, str] = {}
+        for it in items:
+            if it.id != it.doc_id and (it.id in taken or id_hash(it.id) in self.earlier_ids):
+                clash.setdefault(it.doc_id, it.id)
+        rejects = [
+            Reject(d.id, d.source, "duplicate_id", f"its piece id {clash[d.id]!r} is another record's id", "read",
+                   d.text[:200])
+            for d in docs
+            if d.id in clash
+        ]  # fmt: skip
+        if clash:
+            gone = {id_hash(doc_id) for doc_id in clash}
+            kept[:] = [h for h in kept if h not in gone]
+            items = [it for it in items if it.doc_id not in clash]
+        kept.extend(id_hash(it.id) for it in items if it.id != it.doc_id)
+        return items, rejects
 
     # ---- the scheduling loop ----
     def run(self) -> None:
