@@ -37,6 +37,7 @@ class RawDoc:
     id: str
     text: str
     source: str
+    id_derived: bool = False  # --id-field was given but this record had no usable value there
 
 
 @dataclass

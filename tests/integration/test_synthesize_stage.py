@@ -48,6 +48,7 @@ def test_stage_writes_records_rejects_and_stats(tmp_path: Path) -> None:
     assert sorted(r["reason"] for r in rejects) == ["empty_text", "invalid_json"]
     c = summary["counts"]
     assert (c["docs_in"], c["docs_rejected"], c["docs_out"], c["pairs"]) == (25, 2, 23, 46)
+    assert summary["run"]["records_this_run"] == 25  # input records, rejects included, as the progress total
     assert summary["by"]["pairs_per_doc"] == {"2": 23}
     assert json.loads((out / "stats.json").read_text())["counts"] == c
     assert (out / "config.yaml").exists() and len(list((out / "done").iterdir())) == 4
@@ -165,6 +166,7 @@ def test_piece_ids_never_repeat_another_records_id(tmp_path: Path) -> None:
         "Y#1" in ids and "Later short one." not in texts
     )  # Y's piece came first; the record Y#1 is rejected
     assert summary["by"]["rejects"]["duplicate_id"] == 2  # X (its piece X#0), and the later record Y#1
+    assert summary["run"]["records_this_run"] == 4  # progress counts input records, not pieces
 
 
 def test_a_text_over_budget_only_by_whitespace_keeps_its_id(tmp_path: Path) -> None:
@@ -255,6 +257,13 @@ def test_no_stop_when_the_limit_is_zero(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=1, max_consecutive_errors=0)
     summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))
     assert summary["by"]["rejects"]["engine_error"] == 23 and summary["run"]["shards_total"] == 4
+
+
+def test_records_without_an_id_value_are_counted(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "One."}\n{"text": "Two."}\n{"id": null, "text": "Three."}\n')
+    summary = synthesize(_config(tmp_path, corpus, id_field="id"), engine=ScriptedEngine(canned_pairs))
+    assert summary["counts"]["ids_derived"] == 2 and summary["counts"]["docs_out"] == 3
 
 
 def test_duplicate_ids_in_a_shard_are_rejected(tmp_path: Path) -> None:

@@ -178,3 +178,16 @@ def test_a_utf8_bom_at_the_start_of_a_file_is_not_part_of_the_first_record(tmp_p
     )
     docs, rejects = _split(read_docs([str(tmp_path / "bom.jsonl")], ReadOptions()))
     assert [d.text for d in docs] == ["first", "second \ufeff kept"] and not rejects
+
+
+def test_records_without_a_usable_id_field_value_get_a_derived_id_and_are_marked(tmp_path) -> None:
+    rows = [b'{"id": "a", "text": "x"}', b'{"id": true, "text": "x"}', b'{"id": 1.5, "text": "x"}',
+            b'{"text": "x"}', b'{"id": 7, "text": "x"}', b'{"id": "", "text": "x"}']  # fmt: skip
+    _write(tmp_path / "i.jsonl", rows)
+    docs, _ = _split(read_docs([str(tmp_path / "i.jsonl")], ReadOptions(id_field="id")))
+    assert [(d.id, d.id_derived) for d in docs] == [
+        ("a", False), ("i.jsonl:2", True), ("i.jsonl:3", True), ("i.jsonl:4", True), ("7", False),
+        ("i.jsonl:6", True),
+    ]  # fmt: skip
+    docs, _ = _split(read_docs([str(tmp_path / "i.jsonl")], ReadOptions()))
+    assert not any(d.id_derived for d in docs)  # no --id-field: derived ids are the rule, not a fallback

@@ -141,8 +141,10 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reje
     rid = f"{source}:{n}"
     if not isinstance(obj, dict):
         return Reject(rid, source, "not_an_object", type(obj).__name__, "read", _preview(obj))
-    if options.id_field and isinstance(obj.get(options.id_field), str | int) and str(obj[options.id_field]):
-        rid = str(obj[options.id_field])
+    value = obj.get(options.id_field) if options.id_field else None
+    usable = isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+    if usable:
+        rid = str(value)
     if options.text_field not in obj or obj[options.text_field] is None:
         return Reject(rid, source, "missing_text", f"no field {options.text_field!r}", "read", _preview(obj))
     text = obj[options.text_field]
@@ -152,7 +154,7 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reje
         return Reject(rid, source, "nul_bytes", "text contains NUL bytes", "read", _preview(text))
     if not text.strip():
         return Reject(rid, source, "empty_text", "", "read", _preview(obj))
-    return RawDoc(rid, text, source)
+    return RawDoc(rid, text, source, id_derived=bool(options.id_field) and not usable)
 
 
 def _preview(obj: Any) -> Any:

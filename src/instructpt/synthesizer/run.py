@@ -135,6 +135,9 @@ class Synthesizer:
             self.earlier_ids.add_many(kept)
         stats.add("docs_in", len(chunk))
         stats.add("docs_rejected", len(rejects))
+        derived = sum(d.id_derived for d in docs)
+        if derived:  # --id-field given, but these records had no usable value there: file + line ids
+            stats.add("ids_derived", derived)
         for r in rejects:
             stats.count("rejects", r.reason)
         stats.add("items", len(items))
@@ -223,6 +226,7 @@ class Synthesizer:
                     self.progress.skip(len(chunk))
                     continue
                 shard = self._open(index, chunk)
+                self.progress.update(docs=len(shard.rejects))  # rejected at read time: done
                 open_shards[index] = shard
                 ready.extend((index, r) for r, runner in enumerate(shard.runners) if not runner.done)
                 if shard.active == 0:  # every record of the shard was rejected at read time
@@ -287,7 +291,11 @@ class Synthesizer:
         # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
         shard.stats.add("cached_prompt_tokens", gen.extra.get("num_cached_tokens", 0))
         n_pairs = len(result.record.pairs) if result.record else 0
-        self.progress.update(docs=1, pairs=n_pairs, tokens=gen.generated_tokens)
+        item = runner.items[runner.next_index - 1]
+        # progress counts input records, as its total does: a split text when its last piece is done
+        self.progress.update(
+            docs=int(item.piece == item.n_pieces - 1), pairs=n_pairs, tokens=gen.generated_tokens
+        )
         if runner.done:
             shard.active -= 1
             if shard.active == 0:
