@@ -121,10 +121,15 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def _merge(cls: type, base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: nested config sections merge key by key; any other value (a mapping-valued
+    option such as --layout-weights included) is replaced whole."""
     out = dict(base)
+    hints = _hints(cls)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        tp = hints.get(k)
+        nested = tp is not None and _is_config(tp) and isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = _merge(tp, out[k], v) if nested else v
     return out
 
 
@@ -153,6 +158,8 @@ def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     base, is_list = _base_type(tp)
     if value is None:
+        if type(None) not in typing.get_args(tp):
+            raise ConfigError(f"config key {where!r} must be {getattr(base, '__name__', base)}, got null")
         return None
     if is_list:
         value = value if isinstance(value, list) else [value]
@@ -165,6 +172,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return float(value)
     if base is str and isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # YAML reads `revision: 1234` or `max_inflight_tokens: 20000` as ints
+    if base in (int, float) and isinstance(value, bool):  # bool is an int in Python; `seed: true` is a slip
+        raise ConfigError(f"config key {where!r} must be {base.__name__}, got {value!r}")
     if base in (int, float, str, bool) and not isinstance(value, base):
         raise ConfigError(f"config key {where!r} must be {base.__name__}, got {value!r}")
     return value
@@ -175,7 +184,7 @@ def resolve(cls: type[T], config_file: str | None, cli_values: dict[str, Any]) -
     values: dict[str, Any] = {}
     if config_file:
         values = load_yaml(config_file)
-    return build(cls, _merge(values, _nest(cli_values)))
+    return build(cls, _merge(cls, values, _nest(cli_values)))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

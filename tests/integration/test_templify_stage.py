@@ -114,18 +114,70 @@ def test_malformed_records_are_rejected_with_reasons(tmp_path: Path) -> None:
         {"id": "c", "text": "t", "pairs": []},
         {"id": "d", "text": "t", "chain_id": "d", "pairs": [{"q": 1}]},
         {"id": "e", "text": "t", "chain_id": "e"},
+        {"text": "t", "chain_id": "f", "pairs": []},
     ]
-    shard.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = [json.dumps(r).encode() + b"\n" for r in rows] + [b'{"id": "g", "text": "tr\n', b"\xff\xfe\n"]
+    shard.write_bytes(b"".join(lines))
     summary = templify(_cfg(shard, tmp_path / "aug"))
     assert summary["by"]["rejects"] == {
         "malformed_pairs": 1,
         "missing_chain_id": 1,
         "missing_pairs": 1,
         "missing_text": 1,
+        "missing_id": 1,
+        "invalid_json": 1,
+        "invalid_utf8": 1,
     }
     assert summary["counts"]["documents_out"] == 1
     rejects = (tmp_path / "aug" / "rejects" / "shard-00000.jsonl").read_text().splitlines()
-    assert sorted(json.loads(r)["id"] for r in rejects) == ["b", "c", "d", "e"]
+    assert sorted(json.loads(r)["id"] for r in rejects) == [
+        "b", "c", "d", "e", "shard-00000.jsonl:6", "shard-00000.jsonl:7", "shard-00000.jsonl:8"
+    ]  # fmt: skip
+
+
+def test_resume_maps_every_input_shard_to_the_same_output_shard(tmp_path: Path) -> None:
+    """synthesize finishes shards out of order; templify run in between must not renumber them on resume."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"text": f"Document number {i} talks about blue."}) + "\n" for i in range(30))
+    )
+    cfg = SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), rounds=2, shard_size=10,
+                           progress=False, engine=EngineConfig(name="rules"))  # fmt: skip
+    synthesize(cfg, engine=ScriptedEngine(_script, config=cfg.engine))
+    full = tmp_path / "full"
+    templify(_cfg(tmp_path / "pairs", full))
+    (tmp_path / "pairs" / "done" / "shard-00001").unlink()  # as if shard 1 were still being synthesized
+    part = tmp_path / "part"
+    templify(_cfg(tmp_path / "pairs", part))
+    assert sorted(p.name for p in (part / "data").iterdir()) == ["shard-00000.jsonl", "shard-00002.jsonl"]
+    (tmp_path / "pairs" / "done" / "shard-00001").write_text("ok\n")  # it finishes later
+    templify(_cfg(tmp_path / "pairs", part))
+    for name in ("data", "rejects"):
+        a, b = sorted((full / name).iterdir()), sorted((part / name).iterdir())
+        assert [p.name for p in a] == [p.name for p in b] and [p.read_bytes() for p in a] == [
+            p.read_bytes() for p in b
+        ]
+
+
+def test_outputs_carry_piece_ids_and_the_probabilities_are_fingerprinted(
+    pairs_dir: Path, tmp_path: Path
+) -> None:
+    templify(_cfg(pairs_dir, tmp_path / "aug"))
+    docs = _docs(tmp_path / "aug")
+    assert any(d["piece_ids"] for d in docs)
+    with pytest.raises(ResumeError, match="intro_prob"):
+        templify(_cfg(pairs_dir, tmp_path / "aug", intro_prob=0.9))
+
+
+def test_unreadable_inputs_and_formats_are_clear_errors(tmp_path: Path) -> None:
+    from instructpt.config import ConfigError
+    from instructpt.io.readers import InputError
+
+    (tmp_path / "shard-00000.jsonl.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(InputError, match="reads the .jsonl or .parquet shards"):
+        templify(_cfg(tmp_path / "shard-00000.jsonl.gz", tmp_path / "aug"))
+    with pytest.raises(ConfigError, match="--format"):
+        _cfg(tmp_path, tmp_path / "o", format="csv")
 
 
 def test_bad_layout_weights_name_the_flag(tmp_path: Path) -> None:

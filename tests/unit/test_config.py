@@ -103,3 +103,26 @@ def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() 
     assert (fp["limit"], fp["max_line_bytes"], fp["prompt_mode"], fp["return_token_ids"], fp["dtype"]) == (
         5, 10, "text", True, "bfloat16"
     )  # fmt: skip
+
+
+def test_a_mapping_flag_replaces_the_yaml_mapping(tmp_path) -> None:
+    from instructpt.templates.run import TemplifyConfig
+
+    f = tmp_path / "t.yaml"
+    f.write_text("inputs: [a]\noutput: o\nlayout_weights: {classic: 0, dialog: 1}\n")
+    p = argparse.ArgumentParser()
+    add_arguments(p, TemplifyConfig)
+    flags = vars(p.parse_args(["--layout-weights", "classic=1"]))
+    assert resolve(TemplifyConfig, str(f), flags).layout_weights == {"classic": 1.0}
+    assert resolve(TemplifyConfig, str(f), {}).layout_weights == {"classic": 0.0, "dialog": 1.0}
+
+
+@pytest.mark.parametrize(("line", "message"), [("rounds: true", "rounds"), ("rounds: null", "got null"),
+                                               ("engine: {seed: false}", "engine.seed")])  # fmt: skip
+def test_booleans_and_nulls_are_not_numbers(tmp_path, line: str, message: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(f"inputs: [a]\noutput: o\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        resolve(SynthesizeConfig, str(f), {})
+    f.write_text("inputs: [a]\noutput: o\nid_field: null\nlimit: null\n")  # optional keys take null
+    assert resolve(SynthesizeConfig, str(f), {}).limit is None

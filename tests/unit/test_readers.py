@@ -191,3 +191,19 @@ def test_records_without_a_usable_id_field_value_get_a_derived_id_and_are_marked
     ]  # fmt: skip
     docs, _ = _split(read_docs([str(tmp_path / "i.jsonl")], ReadOptions()))
     assert not any(d.id_derived for d in docs)  # no --id-field: derived ids are the rule, not a fallback
+
+
+def test_lone_surrogates_are_rejected_not_written(tmp_path) -> None:
+    """JSON can escape a lone surrogate, which no UTF-8 output can hold: the record is rejected, its preview kept
+    writable, and an id holding one falls back to the derived id."""
+    _write(tmp_path / "s.jsonl", [b'{"text": "bad \\ud83d here"}', b'{"id": "x\\udc00", "text": "fine"}'])
+    docs, rejects = _split(read_docs([str(tmp_path / "s.jsonl")], ReadOptions(id_field="id")))
+    assert [(r.reason, r.record) for r in rejects] == [("invalid_unicode", "bad \\ud83d here")]
+    assert [(d.id, d.id_derived) for d in docs] == [("s.jsonl:2", True)]
+    json.dumps([r.to_dict() for r in rejects], ensure_ascii=False).encode("utf-8")  # writable
+
+
+def test_an_existing_file_with_glob_characters_in_its_name_is_read(tmp_path) -> None:
+    _write(tmp_path / "corpus[2023].jsonl", [b'{"text": "x"}'])
+    docs, _ = _split(read_docs([str(tmp_path / "corpus[2023].jsonl")], ReadOptions()))
+    assert [d.id for d in docs] == ["corpus[2023].jsonl:1"]

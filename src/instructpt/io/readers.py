@@ -73,7 +73,7 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
 
     for spec in inputs:
         path = Path(spec)
-        if any(ch in spec for ch in "*?["):
+        if any(ch in spec for ch in "*?[") and not path.exists():  # a file may have "[" in its name
             matches = sorted(p for p in glob.glob(spec, recursive=True) if _is_data_file(Path(p)))
             if not matches:
                 raise InputError(f"input pattern {spec!r} matches no {'/'.join(DATA_SUFFIXES)} file")
@@ -143,6 +143,7 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reje
         return Reject(rid, source, "not_an_object", type(obj).__name__, "read", _preview(obj))
     value = obj.get(options.id_field) if options.id_field else None
     usable = isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+    usable = usable and _encodable(str(value))
     if usable:
         rid = str(value)
     if options.text_field not in obj or obj[options.text_field] is None:
@@ -154,12 +155,25 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions) -> RawDoc | Reje
         return Reject(rid, source, "nul_bytes", "text contains NUL bytes", "read", _preview(text))
     if not text.strip():
         return Reject(rid, source, "empty_text", "", "read", _preview(obj))
+    if not _encodable(text):  # JSON may escape a lone surrogate ("\ud83d"); no UTF-8 output could hold it
+        return Reject(rid, source, "invalid_unicode", "lone surrogate in the text", "read", _preview(text))
     return RawDoc(rid, text, source, id_derived=bool(options.id_field) and not usable)
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _preview(obj: Any) -> Any:
     s = obj if isinstance(obj, str) else repr(obj)
-    return s if len(s) <= PREVIEW else s[:PREVIEW] + "..."
+    s = s if len(s) <= PREVIEW else s[:PREVIEW] + "..."
+    return s if _encodable(s) else s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _open_binary(path: str) -> io.BufferedIOBase:

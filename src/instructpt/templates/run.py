@@ -10,6 +10,7 @@ and fingerprinted like every stage; malformed records go to ``rejects/`` with th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class TemplifyConfig:
             raise ConfigError("give at least one INPUT (a synthesize output directory or shard file)")
         if not self.output:
             raise ConfigError("--output/-o is required")
+        if self.format not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
         self.options  # noqa: B018 - validates the weights now, naming the flag on error
 
     @property
@@ -63,37 +66,80 @@ class TemplifyConfig:
             raise ConfigError(f"--layout-weights / --*-prob: {exc}") from exc
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        fp = {
             "inputs": self.inputs,
             "seed": self.seed,
             "layout_weights": self.layout_weights,
             "inventory": inventory_fingerprint(),
             "format": self.format,
         }
+        # Recorded when not default, so output directories written before they were recorded still resume.
+        for key, default in (("intro_prob", 0.5), ("instruction_prob", 0.5), ("fewshot_rationale_prob", 0.5)):
+            if getattr(self, key) != default:
+                fp[key] = getattr(self, key)
+        if len(self.inputs) > 1:
+            fp["shard_numbers"] = f"input * {STRIDE} + synthesize shard"
+        return fp
 
 
-def input_shards(inputs: list[str]) -> list[Path]:
-    """Data shard files of the inputs, in order; directories contribute their completed shards."""
-    files: list[Path] = []
-    for spec in inputs:
+STRIDE = 1_000_000  # output shard number of input k's synthesize shard i: k * STRIDE + i
+
+
+def input_shards(inputs: list[str]) -> list[tuple[int, Path]]:
+    """(output shard number, data shard file) of the inputs, in order; directories contribute their completed
+    shards. The number comes from the input's position and the synthesize shard's own number, never from how many
+    shards were finished when templify ran, so a resumed run maps every input shard to the same output shard."""
+    files: list[tuple[int, Path]] = []
+    for k, spec in enumerate(inputs):
         path = Path(spec)
         if path.is_file():
-            files.append(path)
+            if not path.name.endswith((".jsonl", ".parquet")):
+                raise InputError(
+                    f"input {spec!r}: templify reads the .jsonl or .parquet shards synthesize writes"
+                )
+            files.append((k * STRIDE, path))
         elif (path / "data").is_dir():
             done = {p.name for p in (path / "done").glob("shard-*")}
             shards = sorted(p for p in (path / "data").glob("shard-*") if p.name.split(".")[0] in done)
             if not shards:
                 raise InputError(f"{spec} holds no completed shard (has synthesize finished a shard yet?)")
-            files += shards
+            files += [(k * STRIDE + int(p.name.split(".")[0].split("-")[1]), p) for p in shards]
         else:
             raise InputError(f"input {spec!r} is neither a shard file nor a synthesize output directory")
     return files
 
 
-def _chains(rows: Iterator[dict[str, Any]], stats: Stats, rejects: list[Reject], source: str):
-    """Group consecutive records of one chain; malformed records are rejected and end the current chain."""
+def _rows(path: Path, stats: Stats, rejects: list[Reject]) -> Iterator[tuple[int, Any]]:
+    """(line or row number, row) of a shard file, numbered as the readers do (jsonl lines from 1, parquet rows
+    from 0); a line that is not UTF-8 JSON is rejected with its reason, not a crash."""
+    if path.suffix == ".parquet":
+        try:
+            yield from enumerate(read_shard(path))
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
+            rejects.append(
+                Reject(f"{path.name}:file", path.name, "unreadable_file", str(exc)[:200], "templify", None)
+            )
+            stats.count("rejects", "unreadable_file")
+        return
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                reason = "invalid_utf8" if isinstance(exc, UnicodeDecodeError) else "invalid_json"
+                preview = line[:200].decode("utf-8", "replace")
+                rejects.append(
+                    Reject(f"{path.name}:{n}", path.name, reason, str(exc)[:200], "templify", preview)
+                )
+                stats.count("rejects", reason)
+
+
+def _chains(rows: Iterator[tuple[int, Any]], stats: Stats, rejects: list[Reject], source: str):
+    """Group consecutive records of one chain; malformed records are rejected (and skipped)."""
     chain_id, chain = None, []
-    for n, row in enumerate(rows):
+    for n, row in rows:
         example, reason = _example(row)
         if example is None:
             rejects.append(
@@ -120,6 +166,8 @@ def _chains(rows: Iterator[dict[str, Any]], stats: Stats, rejects: list[Reject],
 def _example(row: Any) -> tuple[tuple[str, list[QAPair]] | None, str]:
     if not isinstance(row, dict):
         return None, "not_an_object"
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        return None, "missing_id"
     text, pairs = row.get("text"), row.get("pairs")
     if not isinstance(text, str) or not text.strip():
         return None, "missing_text"
@@ -138,7 +186,7 @@ def _example(row: Any) -> tuple[tuple[str, list[QAPair]] | None, str]:
 
 def _render_shard(path: Path, config: TemplifyConfig, options: TemplifyOptions, progress: Progress):
     stats, rejects, docs = Stats(), [], []
-    for chain_id, members in _chains(read_shard(path), stats, rejects, path.name):
+    for chain_id, members in _chains(_rows(path, stats, rejects), stats, rejects, path.name):
         rows = [r for r, _ in members]
         rendered = render_chain(
             [e for _, e in members], record_id=chain_id, seed=config.seed, options=options
@@ -149,11 +197,12 @@ def _render_shard(path: Path, config: TemplifyConfig, options: TemplifyOptions, 
                 text=rendered.text,
                 chain_id=chain_id,
                 record_ids=[r["id"] for r in rows],
-                source_ids=list(dict.fromkeys(r.get("doc_id", r["id"]) for r in rows)),
+                source_ids=list(dict.fromkeys(r.get("doc_id") or r["id"] for r in rows)),
                 layout="+".join(rendered.layouts),
                 template_ids=rendered.template_ids,
                 seed=config.seed,
                 n_pairs=rendered.n_pairs,
+                piece_ids=rendered.piece_ids,
             ).to_dict()
         )
         stats.add("chains_in")
@@ -182,7 +231,7 @@ def templify(config: TemplifyConfig) -> dict[str, Any]:
     options, already = config.options, len(out.completed())
     progress = Progress("templify", enabled=config.progress)
     start = time.monotonic()
-    for index, path in enumerate(shards):
+    for index, path in shards:
         if out.is_done(index):
             continue
         docs, rejects, stats = _render_shard(path, config, options, progress)
