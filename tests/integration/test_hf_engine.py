@@ -102,6 +102,27 @@ def test_batches_are_picked_by_length_and_outputs_do_not_change(engine, monkeypa
     assert [g.token_ids for g in gens] == [g.token_ids for g in fifo]
 
 
+def test_sampling_is_seeded_per_record_with_no_hidden_top_k(tiny_synth, monkeypatch) -> None:
+    """A record's draws depend on (seed, record id) only, not on its batch; no top-k cut is added."""
+    cfg = EngineConfig(name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=24,
+                       batch_size=3, temperature=1.5, top_p=0.95, seed=3)  # fmt: skip
+    with load_engine(cfg) as engine:
+        seen: list[dict] = []
+        real = engine.model.generate
+
+        def spy(**kw):
+            seen.append({k: kw.get(k) for k in ("do_sample", "top_k", "top_p", "temperature")})
+            return real(**kw)
+
+        monkeypatch.setattr(engine.model, "generate", spy)
+        together = engine.generate(_requests(engine, TEXTS))
+        alone = [engine.generate([r])[0] for r in _requests(engine, TEXTS)[::-1]][::-1]
+        again = engine.generate(_requests(engine, TEXTS))
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone] == [g.token_ids for g in again]
+    assert len({tuple(g.token_ids) for g in together}) > 1
+    assert seen[0] == {"do_sample": True, "top_k": 0, "top_p": 0.95, "temperature": 1.5}
+
+
 def test_batch_encoding_equals_one_by_one(tiny_tokenizer) -> None:
     from instructpt.engines.tokenizer import HFCodec
 

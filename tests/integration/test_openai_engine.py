@@ -21,7 +21,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
-from instructpt.engines.base import EngineConfig, EngineError, Request, load_engine  # noqa: E402
+from instructpt.engines.base import EngineConfig, EngineError, Request, load_engine, request_seed  # noqa: E402
 from instructpt.engines.http_util import parse_retry_after, public_url  # noqa: E402
 from instructpt.engines.openai import OpenAIEngine  # noqa: E402
 from instructpt.engines.tokenizer import HFCodec, load_codec  # noqa: E402
@@ -177,7 +177,10 @@ def test_text_mode_body_warning_and_fallback_counts(serve, engine_for, codec, ca
     body = server.requests[0].body
     assert isinstance(body["prompt"], str) and body["prompt"].startswith("<s> <CON>")
     assert body["add_special_tokens"] is False
-    assert body["seed"] == 5 and body["temperature"] == 0.7 and body["top_p"] == 0.9
+    assert body["temperature"] == 0.7 and body["top_p"] == 0.9
+    # each record's seed comes from (seed, record id), as in the offline engines: the same wherever it is batched
+    seeds = {r.body["prompt"]: r.body["seed"] for r in server.requests}
+    assert seeds == {prompt_for(i): request_seed(5, f"doc{i}") for i in range(3)}
     for i, gen in enumerate(gens):
         assert gen.finish_reason == "length"
         # No usage in the response: counted with the synthesizer's tokenizer.

@@ -307,7 +307,41 @@ def test_sentence_splitting_keeps_abbreviations_and_joins_wrapped_lines() -> Non
     ]
 
 
+def test_sentences_may_open_with_any_capital_or_a_digit() -> None:
+    text = "The team moved to Paris. Émile led it. İstanbul came next. 3 sites remained. iPhone use grew."
+    assert split_sentences(text) == [
+        "The team moved to Paris.", "Émile led it.", "İstanbul came next.", "3 sites remained. iPhone use grew."
+    ]  # fmt: skip
+
+
+def test_keywords_are_quoted_as_written_after_length_changing_case() -> None:
+    from instructpt.engines.rules.patterns import keyword_hits
+
+    sentence = "İzmir chromatography separated the Enzymes before spectrometry."
+    assert keyword_hits(sentence, ["spectrometry", "enzymes", "chromatography"]) == [
+        "chromatography", "Enzymes", "spectrometry"
+    ]  # fmt: skip
+
+
+def test_adverbial_yet_and_thus_far_are_not_connectives() -> None:
+    from instructpt.engines.rules.patterns import linked_pairs
+    from instructpt.engines.rules.text import analyse
+
+    base = "The first trial of the drug showed a clear benefit for patients."
+    for second in (
+        "Yet another trial confirmed the same benefit.",
+        "Thus far the results have been encouraging.",
+    ):
+        assert linked_pairs(analyse(f"{base} {second}")) == []
+    (link,) = linked_pairs(analyse(f"{base} Yet the second trial found no benefit at all."))
+    assert (link.connective, link.label) == ("Yet", CONNECTIVES["Yet"])
+
+
 def test_lower_first_keeps_names_and_acronyms() -> None:
+    assert (
+        lower_first("I measured it twice.", "the value, i.e. the mean, and i) the rest")
+        == "I measured it twice."
+    )
     assert lower_first("The study ended.") == "the study ended."
     assert lower_first("DNA was extracted.") == "DNA was extracted."
     assert lower_first("Venice grew rich.") == "Venice grew rich."

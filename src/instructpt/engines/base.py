@@ -15,6 +15,7 @@ torch.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from collections import deque
@@ -47,6 +48,12 @@ class TextCodec(Protocol):
     def encode(self, text: str) -> list[int]: ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
+
+
+def request_seed(seed: int, record_id: str) -> int:
+    """A sampling seed from (global seed, stable record id), so a record draws the same wherever it is batched."""
+    digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

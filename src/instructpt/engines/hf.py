@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request
+from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request, request_seed
 from instructpt.engines.tokenizer import HFCodec, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,21 @@ class HFEngine(QueuedEngine):
             return self._generate_robust(batch[:half]) + self._generate_robust(batch[half:])
 
     def _generate(self, batch: list[Request]) -> list[Generation]:
+        s = self.sampling
+        if not s.greedy and len(batch) > 1:
+            # generate() draws from one generator for the whole batch; one request at a time, each seeded by
+            # (seed, record id), keeps a record's draws independent of what it is batched with
+            return [g for r in batch for g in self._generate([r])]
         torch = self._torch
         rows = [self._ids(r) for r in batch]
         width = max(map(len, rows))
         input_ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=self.device)
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        s = self.sampling
         kwargs: dict[str, Any] = {"do_sample": not s.greedy}
         if not s.greedy:
-            torch.manual_seed(s.seed)
-            kwargs.update(temperature=s.temperature, top_p=s.top_p)
+            torch.manual_seed(request_seed(s.seed, batch[0].record_id or str(batch[0].key)))
+            # top_k=0: no top-k cut (transformers would add 50), as vLLM and OpenAI-compatible servers sample
+            kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=0)
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids,

@@ -42,7 +42,15 @@ from typing import Any
 
 import httpx
 
-from instructpt.engines.base import Engine, EngineConfig, EngineError, Generation, Request, TextCodec
+from instructpt.engines.base import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    Generation,
+    Request,
+    TextCodec,
+    request_seed,
+)
 from instructpt.engines.http_util import (
     kv_capacity_from_metrics,
     parse_retry_after,
@@ -279,7 +287,9 @@ class OpenAIEngine(Engine):
         if self.config.server_priority and request.priority:
             body["priority"] = request.priority
         if not s.greedy:
-            body["seed"] = s.seed
+            body["seed"] = request_seed(
+                s.seed, request.record_id or str(request.key)
+            )  # as the offline engines
         return request, body
 
     def _finished(self, fut: Future, request: Request) -> None:

@@ -31,13 +31,20 @@ vLLM starts its engine core in a subprocess: a script that builds this engine ne
 from __future__ import annotations
 
 import gc
-import hashlib
 import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from instructpt.engines.base import Engine, EngineConfig, EngineError, Generation, Request, TextCodec
+from instructpt.engines.base import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    Generation,
+    Request,
+    TextCodec,
+    request_seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +61,6 @@ def _import_vllm() -> Any:
     except ImportError as exc:
         raise EngineError(f"{INSTALL_HINT} ({exc})") from exc
     return vllm
-
-
-def request_seed(seed: int, record_id: str) -> int:
-    """A sampling seed from (global seed, stable record id), so a record draws the same wherever it is batched."""
-    digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def _dead_engine_errors() -> tuple[type[BaseException], ...]:

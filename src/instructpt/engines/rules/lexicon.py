@@ -164,6 +164,11 @@ NO_COMMA_OK = _words(
     "Therefore Thus Hence Consequently Accordingly Moreover Furthermore Additionally Nevertheless "
     "Nonetheless Conversely Yet"
 )
+# ... except before these words, where the connective is an adverb of the clause ("Yet another", "Thus far").
+NOT_A_CONNECTIVE = {
+    "Yet": frozenset({"another", "again", "more", "still", "to", "unknown"}),
+    "Thus": frozenset({"far"}),
+}
 
 # Paraphrase cues: at the start of a sentence that restates the previous one, and inside a sentence.
 PARAPHRASE_OPENERS = (

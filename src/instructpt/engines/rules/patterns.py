@@ -16,6 +16,7 @@ from instructpt.engines.rules.lexicon import (
     COMMON_WORDS,
     CONNECTIVES,
     NO_COMMA_OK,
+    NOT_A_CONNECTIVE,
     NOT_TERMS,
     PARAPHRASE_INLINE,
     PARAPHRASE_INLINE_COMMA,
@@ -154,6 +155,8 @@ def linked_pairs(doc: Doc) -> list[Linked]:
     sentences = doc.sentences
     for i, s in enumerate(sentences):
         m = _OPENER.match(s)
+        if m and not m["comma"] and m["rest"].split(" ", 1)[0].lower() in NOT_A_CONNECTIVE.get(m["conn"], ()):
+            m = None  # "Yet another trial ...", "Thus far ...": an adverb, not a link to the sentence before
         if m and i and (m["comma"] or m["conn"] in NO_COMMA_OK):
             first, second = strip_opener(sentences[i - 1]), upper_first(m["rest"])
             if is_full_sentence(first) and is_full_sentence(second):
@@ -285,6 +288,10 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
 def keyword_hits(sentence: str, rare: list[str]) -> list[str]:
     """The rare words that occur in ``sentence`` as whole words, as written there, in order of appearance."""
     low = sentence.lower()
+    if len(low) != len(
+        sentence
+    ):  # lower-casing changed the length ("İ" -> "i̇"): positions would not map back
+        return _keyword_hits_regex(sentence, rare)
     found: list[tuple[int, str]] = []
     for w in [w for w in rare if w in low]:  # substring test first: most words are absent
         i = low.find(w)
@@ -294,4 +301,13 @@ def keyword_hits(sentence: str, rare: list[str]) -> list[str]:
                 found.append((i, sentence[i:j]))
                 break
             i = low.find(w, j)
+    return [w for _, w in sorted(found)]
+
+
+def _keyword_hits_regex(sentence: str, rare: list[str]) -> list[str]:
+    found: list[tuple[int, str]] = []
+    for w in rare:
+        m = re.search(rf"(?<![^\W\d_]){re.escape(w)}(?![^\W\d_])", sentence, re.IGNORECASE)
+        if m:
+            found.append((m.start(), m.group()))
     return [w for _, w in sorted(found)]

@@ -30,7 +30,7 @@ _NOT_WORD = (string.punctuation + string.digits).replace("-", "").replace("'", "
 _TO_SPACE = bytes.maketrans(_NOT_WORD, b" " * len(_NOT_WORD))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A candidate sentence end: terminal punctuation (plus closing quotes/brackets), space, then an opener.
-_SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?\w)")  # the opener is checked in _sentence_ends
 _TITLE_BAD_END = re.compile(r"[.,;:]$")
 _BULLET = re.compile(r"^(?:[-*•·>#]|\d+[.)]\s)")
 # Words a title or a finished line does not end with; a line ending with one goes on in the next line.
@@ -94,7 +94,7 @@ def _looks_like_title(line: str, body: str) -> bool:
         and not line[0].islower()
         and not _TITLE_BAD_END.search(line)
         and not _BULLET.match(line)
-        and _SENT_END.search(line) is None
+        and next(_sentence_ends(line), None) is None
         and line.rsplit(" ", 1)[-1].lower() not in _DANGLING  # "... the budget for the" is a wrapped line
         and not body.lstrip()[:1].islower()
         and len(body.split(None, MIN_BODY_WORDS)) >= MIN_BODY_WORDS
@@ -128,10 +128,18 @@ def _continues(previous: str, line: str) -> bool:
     return line[0].islower() or line[0] == "(" or previous.rsplit(" ", 1)[-1].lower() in _DANGLING
 
 
+def _sentence_ends(line: str):
+    """Candidate sentence ends whose next sentence opens with a capital (any script: "Émile") or a digit."""
+    for m in _SENT_END.finditer(line):
+        opener = line[m.end() :].lstrip("\"'“‘([")[:1]
+        if opener.isupper() or opener.isdigit():
+            yield m
+
+
 def _split_line(line: str) -> list[str]:
     pieces: list[str] = []
     start = 0
-    for m in _SENT_END.finditer(line):
+    for m in _sentence_ends(line):
         end = m.start() + 1
         word = line[max(line.rfind(" ", start, end) + 1, start) : end].lstrip("\"'“‘([").lower()
         # "e.g.", "Fig.", initials ("J. Smith") and the like do not end a sentence.
@@ -169,6 +177,8 @@ def lower_first(s: str, body: str = "") -> str:
     first = s.split(" ", 1)[0]
     if not first[:1].isupper() or not (len(first) == 1 or first[1:].islower()):
         return s  # already lower case, or an acronym / mixed-case name
+    if first.rstrip(",;:.") == "I" or first.startswith(("I'", "I’")):
+        return s  # the pronoun, even where "i.e." or "i)" occur in the text
     low = first.lower().rstrip(",;:.")
     return s[0].lower() + s[1:] if low in COMMON_WORDS or _used_in_lower_case(low, body) else s
 
