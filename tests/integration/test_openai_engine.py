@@ -366,6 +366,12 @@ def test_tgi_finish_reason_names_map_to_stop(serve, engine_for, codec) -> None:
     assert [g.finish_reason for g in gens] == ["stop", "stop"]
 
 
+def test_an_aborted_request_is_retried_then_an_error(serve, engine_for, codec) -> None:
+    server = serve(finish_reason="abort")
+    (gen,) = engine_for(server, max_retries=1).generate(requests_for(codec, 1))
+    assert not gen.ok and "aborted" in gen.error and len(server.requests) == 2
+
+
 def test_kv_capacity_is_read_from_vllm_metrics_text() -> None:
     from instructpt.engines.http_util import kv_capacity_from_metrics
 

@@ -390,6 +390,8 @@ class OpenAIEngine(Engine):
             generated = n_ids if n_ids is not None else self._count(text, None)
         reason = choice.get("finish_reason")
         reason = _FINISH_ALIASES.get(str(reason), str(reason)) if reason else "unknown"
+        if reason == "abort":  # vLLM ends a request it dropped (shutdown, client gone) with a partial text
+            raise _Retryable("the server aborted the request")
         return Generation(
             key=request.key,
             text=text,
