@@ -16,6 +16,7 @@ import importlib
 import logging
 import signal
 import sys
+import threading
 from typing import Any
 
 # The stages allocate many small, short-lived containers (records, pairs, token lists) and few reference cycles;
@@ -124,7 +125,8 @@ def _run(
     from instructpt.io.readers import InputError
     from instructpt.io.shards import ResumeError
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can handlers be set
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         config = resolve(cls, config_file, args)
         tune_gc()
@@ -139,7 +141,8 @@ def _run(
         print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
         return code
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     _print_summary(name, summary, getattr(config, "output", None))
     return 0
 

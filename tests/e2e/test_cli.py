@@ -164,3 +164,17 @@ def test_sigterm_stops_cleanly_and_a_rerun_resumes(tmp_path) -> None:
         assert [p.name for p in a] == [p.name for p in b]
         assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     assert os.path.exists(part / "stats.json")
+
+
+def test_main_runs_outside_the_main_thread(tmp_path) -> None:
+    """Embedding code may call main() from a worker thread, where no signal handler can be installed."""
+    import threading
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "Cats sleep. However, dogs do not."}\n')
+    result = {}
+    args = ["synthesize", str(corpus), "-o", str(tmp_path / "o"), "--engine", "rules", "-q", "--no-progress"]
+    worker = threading.Thread(target=lambda: result.setdefault("rc", main(args)))
+    worker.start()
+    worker.join(60)
+    assert result == {"rc": 0}

@@ -189,6 +189,12 @@ def test_a_budget_too_small_for_any_prompt_is_a_config_error(tmp_path: Path) -> 
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), engine=engine)
     with pytest.raises(ConfigError, match="leaves 4 prompt tokens"):
         synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=engine))
+    # nothing was finished in the output directory: the corrected command starts it over, not refused
+    fixed = EngineConfig(name="rules", max_model_len=200, max_new_tokens=16)
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), engine=fixed)
+    assert synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=fixed))["counts"][
+        "docs_out"
+    ]
     with pytest.raises(ConfigError, match="--limit"):
         _config(tmp_path, _corpus(tmp_path / "c.jsonl"), limit=-1)
 

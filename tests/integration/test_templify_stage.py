@@ -159,6 +159,29 @@ def test_resume_maps_every_input_shard_to_the_same_output_shard(tmp_path: Path) 
         ]
 
 
+def test_a_rewritten_input_shard_is_rendered_again(tmp_path: Path) -> None:
+    """synthesize --retry-errors rewrites a finished shard; templify re-renders it on its next run."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"text": f"Document number {i} talks about blue."}) + "\n" for i in range(20))
+    )
+    cfg = SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), rounds=2, shard_size=10,
+                           progress=False, engine=EngineConfig(name="rules"))  # fmt: skip
+    flaky = ScriptedEngine(lambda r: None if "number 12 " in last_context(r.prompt) else _script(r))
+    synthesize(cfg, engine=flaky)
+    part = tmp_path / "part"
+    templify(_cfg(tmp_path / "pairs", part))
+    retry = SynthesizeConfig(**{**cfg.__dict__, "retry_errors": True})
+    synthesize(retry, engine=ScriptedEngine(_script, config=cfg.engine))
+    summary = templify(_cfg(tmp_path / "pairs", part))
+    assert summary["run"]["shards_resumed"] == 1  # shard 0 unchanged; shard 1 rendered again
+    full = tmp_path / "full"
+    templify(_cfg(tmp_path / "pairs", full))
+    for name in ("data", "rejects", "stats"):
+        a, b = sorted((full / name).iterdir()), sorted((part / name).iterdir())
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
 def test_outputs_carry_piece_ids_and_the_probabilities_are_fingerprinted(
     pairs_dir: Path, tmp_path: Path
 ) -> None:

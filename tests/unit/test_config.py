@@ -94,15 +94,25 @@ def test_max_inflight_tokens_accepts_auto_none_or_a_count(tmp_path) -> None:
 def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() -> None:
     from instructpt.engines.base import EngineConfig
 
-    base = SynthesizeConfig(inputs=["x.jsonl"], output="o").fingerprint()
-    assert not {"limit", "max_line_bytes", "prompt_mode", "return_token_ids", "dtype"} & set(base)
-    engine = EngineConfig(name="openai", prompt_mode="text", return_token_ids=True, dtype="bfloat16")
+    base = SynthesizeConfig(inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules")).fingerprint()
+    assert not {"limit", "max_line_bytes", "prompt_mode", "return_token_ids", "dtype", "prompt_ids"} & set(
+        base
+    )
+    server = EngineConfig(name="openai", prompt_mode="text", return_token_ids=True, dtype="bfloat16")
     fp = SynthesizeConfig(
-        inputs=["x.jsonl"], output="o", engine=engine, limit=5, max_line_bytes=10
+        inputs=["x.jsonl"], output="o", engine=server, limit=5, max_line_bytes=10
     ).fingerprint()
-    assert (fp["limit"], fp["max_line_bytes"], fp["prompt_mode"], fp["return_token_ids"], fp["dtype"]) == (
-        5, 10, "text", True, "bfloat16"
-    )  # fmt: skip
+    assert (fp["limit"], fp["max_line_bytes"], fp["prompt_mode"], fp["return_token_ids"]) == (
+        5,
+        10,
+        "text",
+        True,
+    )
+    assert "dtype" not in fp and fp["prompt_ids"] == 2  # the server's dtype is not ours to set
+    fp = SynthesizeConfig(
+        inputs=["x"], output="o", engine=EngineConfig(name="vllm", dtype="bfloat16")
+    ).fingerprint()
+    assert fp["dtype"] == "bfloat16" and "prompt_mode" not in fp
 
 
 def test_a_mapping_flag_replaces_the_yaml_mapping(tmp_path) -> None:
@@ -126,3 +136,9 @@ def test_booleans_and_nulls_are_not_numbers(tmp_path, line: str, message: str) -
         resolve(SynthesizeConfig, str(f), {})
     f.write_text("inputs: [a]\noutput: o\nid_field: null\nlimit: null\n")  # optional keys take null
     assert resolve(SynthesizeConfig, str(f), {}).limit is None
+
+
+def test_max_inflight_tokens_null_means_no_bound(tmp_path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("inputs: [a]\noutput: o\nmax_inflight_tokens: null\n")
+    assert resolve(SynthesizeConfig, str(f), {}).max_inflight_tokens == "none"

@@ -133,9 +133,13 @@ class OpenAIEngine(Engine):
         try:  # each attempt is bounded by its connect timeout and a capped backoff
             probe_bound = attempts * (_PROBE_TIMEOUT + self.backoff_cap) + 10.0
             self.kv_capacity_tokens = self._call(self._server_kv_capacity(attempts), timeout=probe_bound)
-        except EngineError:
+        except (EngineError, TimeoutError) as exc:
             self.close()
-            raise
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(
+                f"the server at {public_url(self.api_base)} did not answer in {probe_bound:.0f}s"
+            ) from exc
 
     @staticmethod
     def _load_codec(config: EngineConfig) -> TextCodec | None:

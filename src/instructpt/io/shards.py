@@ -18,12 +18,15 @@ resume into a directory whose fingerprint differs (the message lists what differ
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from instructpt.io.stats import Stats
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "parquet")
 
@@ -116,11 +119,14 @@ class ShardedOutput:
             if old.get("stage") != self.stage:
                 raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
             diff = _diff(old.get("fingerprint", {}), _jsonable(self.fingerprint))
-            if diff:
+            if diff and any((self.root / "done").glob("shard-*")):
                 raise ResumeError(
                     f"{self.root} was written with a different configuration ({'; '.join(diff)}); "
                     "use a new output directory, or delete this one to start over"
                 )
+            if diff:  # nothing finished there (a run that stopped early, say on a bad setting): start over
+                log.warning("%s holds no finished shard; starting it over with this configuration", self.root)
+                manifest.unlink()
         elif self.root.exists() and any(self.root.iterdir()):
             raise ResumeError(
                 f"{self.root} exists, is not empty and is not an instructpt {self.stage} output"
@@ -139,6 +145,11 @@ class ShardedOutput:
 
     def is_done(self, index: int) -> bool:
         return (self.root / "done" / self.name(index)).exists()
+
+    def marker(self, index: int) -> str | None:
+        """The completion marker's text of a finished shard; None when it is not finished."""
+        path = self.root / "done" / self.name(index)
+        return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
     def reopen(self, index: int) -> None:
         """Mark a finished shard unfinished, so that it is written again (first, so a crash while rewriting it
@@ -170,9 +181,10 @@ class ShardedOutput:
         rejects: list[dict[str, Any]],
         stats: Stats,
         ids: bytes | None = None,
+        marker: str = "ok",
     ) -> None:
         """Write a shard's data, rejects, stats and (optionally) the packed hashes of the ids it kept, then its
-        completion marker."""
+        completion marker (``marker``: what the shard was made from, where a stage checks that on resume)."""
         name = self.name(index)
         if ids is not None:
             self.ids_path(index).parent.mkdir(exist_ok=True)
@@ -184,7 +196,7 @@ class ShardedOutput:
         write_jsonl(self.root / "rejects" / f"{name}.jsonl", rejects)
         stats_bytes = json.dumps(stats.to_dict(), indent=1).encode()
         _atomic_write(self.root / "stats" / f"{name}.json", lambda f: f.write(stats_bytes))
-        _atomic_write(self.root / "done" / name, lambda f: f.write(b"ok\n"))
+        _atomic_write(self.root / "done" / name, lambda f: f.write(marker.encode() + b"\n"))
 
     def merged_stats(self) -> Stats:
         total = Stats()

@@ -12,6 +12,7 @@ from instructpt.io.shards import FORMATS
 from instructpt.synthesizer.format import FORMAT_VERSION
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+PROMPT_IDS_VERSION = 2  # bump when the token ids sent for the same text and settings change
 
 
 @dataclass
@@ -32,7 +33,7 @@ class SynthesizeConfig:
     format: str = option("jsonl", "Output shard format.", choices=FORMATS)
     shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
     max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
-    max_inflight_tokens: str = option(
+    max_inflight_tokens: str | None = option(
         "auto",
         "Prompt + max-new tokens kept in flight: 'auto' = the KV-cache capacity where the engine knows it (vllm, "
         "or a vLLM server's /metrics), so cached chain prefixes are not evicted before their next step; 'none' = "
@@ -104,17 +105,20 @@ class SynthesizeConfig:
             "shard_size": self.shard_size,
             "format": self.format,
         }
-        # Settings that change which records are read or what the engine is sent. Recorded only when they differ
-        # from the default, so output directories written before they were recorded still resume.
+        # Settings that change which records are read or what the engine is sent, recorded when not default.
         for key, value, default in (
             ("limit", self.limit, None),
             ("max_line_bytes", self.max_line_bytes, DEFAULT_MAX_LINE_BYTES),
-            ("prompt_mode", e.prompt_mode, "ids"),
-            ("return_token_ids", e.return_token_ids, False),
-            ("dtype", e.dtype, "auto"),
+            ("prompt_mode", e.prompt_mode if e.name == "openai" else "ids", "ids"),
+            ("return_token_ids", e.return_token_ids if e.name == "openai" else False, False),
+            ("dtype", e.dtype if e.name in ("transformers", "vllm") else "auto", "auto"),
         ):
             if value != default:
                 fp[key] = value
+        if e.name != "rules":
+            # How prompt ids are built (format.encode_example) and sampling seeded (per record): outputs written
+            # before these were settled are not resumed into.
+            fp["prompt_ids"] = PROMPT_IDS_VERSION
         if e.name == "rules":
             from instructpt.engines.rules import RULES_VERSION
 

@@ -10,7 +10,9 @@ and fingerprinted like every stage; malformed records go to ``rejects/`` with th
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import AugmentedDoc, QAPair, Reject
 from instructpt.templates import DEFAULT_LAYOUT_WEIGHTS, TemplifyOptions, inventory_fingerprint, render_chain
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,6 +111,14 @@ def input_shards(inputs: list[str]) -> list[tuple[int, Path]]:
         else:
             raise InputError(f"input {spec!r} is neither a shard file nor a synthesize output directory")
     return files
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _rows(path: Path, stats: Stats, rejects: list[Reject]) -> Iterator[tuple[int, Any]]:
@@ -232,11 +244,16 @@ def templify(config: TemplifyConfig) -> dict[str, Any]:
     progress = Progress("templify", enabled=config.progress)
     start = time.monotonic()
     for index, path in shards:
-        if out.is_done(index):
+        made_from = f"input-sha256 {_digest(path)}"
+        if out.marker(index) == made_from:
             continue
+        if out.is_done(index):  # its input shard changed since (synthesize --retry-errors rewrote it, say)
+            log.info("%s changed since it was rendered; rendering it again", path)
+            out.reopen(index)
+            already -= 1
         docs, rejects, stats = _render_shard(path, config, options, progress)
         stats.add("shards")
-        out.write_shard(index, docs, [r.to_dict() for r in rejects], stats)
+        out.write_shard(index, docs, [r.to_dict() for r in rejects], stats, marker=made_from)
     progress.close()
     wall = time.monotonic() - start
     merged = out.merged_stats()

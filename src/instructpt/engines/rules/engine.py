@@ -14,7 +14,7 @@ from instructpt.engines.base import EngineConfig, Generation, QueuedEngine, Requ
 from instructpt.engines.rules.miner import mine
 from instructpt.synthesizer.format import BOS, CON_CLOSE, CON_OPEN, PAIR_SEP, serialize_pairs
 
-RULES_VERSION = "rules-v1"  # bump when mining output changes for the same input
+RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
 _OPEN = f"{BOS} {CON_OPEN} "
 _CLOSE = f" {CON_CLOSE}{PAIR_SEP}"
 
