@@ -299,7 +299,7 @@ class Synthesizer:
         if runner.done:
             shard.active -= 1
             if shard.active == 0:
-                if self.error_streak:
+                if self.error_streak and self.config.max_consecutive_errors:  # 0: the run never stops
                     self.held.append(shard)
                 else:
                     self._finish(shard, open_shards)
