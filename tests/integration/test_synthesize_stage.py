@@ -167,6 +167,8 @@ def test_piece_ids_never_repeat_another_records_id(tmp_path: Path) -> None:
     )  # Y's piece came first; the record Y#1 is rejected
     assert summary["by"]["rejects"]["duplicate_id"] == 2  # X (its piece X#0), and the later record Y#1
     assert summary["run"]["records_this_run"] == 4  # progress counts input records, not pieces
+    c = summary["counts"]
+    assert c["docs_split"] == 1 and c["pieces_from_splits"] == sum(i.startswith("Y#") for i in ids)  # Y only
 
 
 def test_a_text_over_budget_only_by_whitespace_keeps_its_id(tmp_path: Path) -> None:

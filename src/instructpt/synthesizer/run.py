@@ -129,7 +129,11 @@ class Synthesizer:
         stats = Stats()
         docs, rejects, kept = self._check_ids(chunk)
         items = make_items(docs, self.codec, self.budget, stats)
+        n_items = len(items)
         items, clashes = self._check_piece_ids(items, docs, kept)
+        if clashes:  # make_items counted these documents as split; they are rejects instead
+            stats.add("docs_split", -len(clashes))
+            stats.add("pieces_from_splits", len(items) - n_items)
         rejects += clashes
         if self.earlier_ids is not None:
             self.earlier_ids.add_many(kept)
