@@ -135,14 +135,19 @@ def test_malformed_records_are_rejected_with_reasons(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_resume_maps_every_input_shard_to_the_same_output_shard(tmp_path: Path) -> None:
-    """synthesize finishes shards out of order; templify run in between must not renumber them on resume."""
+def _pairs_config(tmp_path: Path, n: int) -> SynthesizeConfig:
+    """A synthesize run into tmp_path/pairs over n short documents, shards of 10, chains of 2."""
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(
-        "".join(json.dumps({"text": f"Document number {i} talks about blue."}) + "\n" for i in range(30))
+        "".join(json.dumps({"text": f"Document number {i} talks about blue."}) + "\n" for i in range(n))
     )
-    cfg = SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), rounds=2, shard_size=10,
-                           progress=False, engine=EngineConfig(name="rules"))  # fmt: skip
+    return SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), rounds=2, shard_size=10,
+                            progress=False, engine=EngineConfig(name="rules"))  # fmt: skip
+
+
+def test_resume_maps_every_input_shard_to_the_same_output_shard(tmp_path: Path) -> None:
+    """synthesize finishes shards out of order; templify run in between must not renumber them on resume."""
+    cfg = _pairs_config(tmp_path, 30)
     synthesize(cfg, engine=ScriptedEngine(_script, config=cfg.engine))
     full = tmp_path / "full"
     templify(_cfg(tmp_path / "pairs", full))
@@ -161,12 +166,7 @@ def test_resume_maps_every_input_shard_to_the_same_output_shard(tmp_path: Path) 
 
 def test_a_rewritten_input_shard_is_rendered_again(tmp_path: Path) -> None:
     """synthesize --retry-errors rewrites a finished shard; templify re-renders it on its next run."""
-    corpus = tmp_path / "c.jsonl"
-    corpus.write_text(
-        "".join(json.dumps({"text": f"Document number {i} talks about blue."}) + "\n" for i in range(20))
-    )
-    cfg = SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), rounds=2, shard_size=10,
-                           progress=False, engine=EngineConfig(name="rules"))  # fmt: skip
+    cfg = _pairs_config(tmp_path, 20)
     flaky = ScriptedEngine(lambda r: None if "number 12 " in last_context(r.prompt) else _script(r))
     synthesize(cfg, engine=flaky)
     part = tmp_path / "part"
