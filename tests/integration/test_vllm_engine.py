@@ -289,10 +289,17 @@ def test_a_killed_engine_core_stops_the_run_instead_of_hanging(vllm_synth: Path)
 
     from instructpt.engines.base import EngineError
 
+    before = {
+        p.pid for p in psutil.Process().children(recursive=True)
+    }  # other engines of this session live on
     engine = start_engine(vllm_synth)
     try:
         engine.submit(make_requests(engine, TEXTS, tag="k"))
-        cores = [p for p in psutil.Process().children(recursive=True) if "EngineCore" in p.name()]
+        cores = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if "EngineCore" in p.name() and p.pid not in before
+        ]
         assert cores, "expected vLLM's engine core in a child process"
         for proc in cores:
             os.kill(proc.pid, signal.SIGKILL)
@@ -303,3 +310,24 @@ def test_a_killed_engine_core_stops_the_run_instead_of_hanging(vllm_synth: Path)
         assert time.monotonic() - start < 60
     finally:
         engine.close()
+
+
+def test_priorities_are_sent_only_under_priority_scheduling(engine, monkeypatch) -> None:
+    seen: list[int] = []
+    real = engine.llm.llm_engine.add_request
+
+    def spy(*args, priority=0, **kw):
+        seen.append(priority)
+        return real(*args, priority=priority, **kw)
+
+    monkeypatch.setattr(engine.llm.llm_engine, "add_request", spy)
+    reqs = make_requests(engine, TEXTS[:1], tag="p")
+    reqs[0].priority = -2
+    engine.generate(reqs)
+    monkeypatch.setattr(
+        engine.config, "scheduling_policy", "fcfs"
+    )  # older vLLM rejects priorities under fcfs
+    reqs = make_requests(engine, TEXTS[:1], tag="q")
+    reqs[0].priority = -2
+    engine.generate(reqs)
+    assert seen == [-2, 0]

@@ -191,7 +191,9 @@ class VLLMEngine(Engine):
         # built outside the try: bad sampling settings must fail the run, not each request
         params = self._params(request)
         try:
-            self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params, priority=request.priority)
+            # priorities only under priority scheduling: older vLLM rejects any non-zero one under fcfs
+            priority = request.priority if self.config.scheduling_policy == "priority" else 0
+            self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params, priority=priority)
         except self._dead_errors as exc:
             raise EngineError(f"the vLLM engine died: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - vLLM rejects one request (length, bad ids): it fails alone
