@@ -8,10 +8,10 @@ from typing import Any
 
 from instructpt.config import ConfigError, option
 from instructpt.engines.base import Engine, EngineConfig
+from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES
 from instructpt.io.shards import FORMATS
 from instructpt.synthesizer.format import FORMAT_VERSION
 
-DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 PROMPT_IDS_VERSION = 2  # bump when the token ids sent for the same text and settings change
 
 
@@ -115,13 +115,13 @@ class SynthesizeConfig:
         ):
             if value != default:
                 fp[key] = value
-        if e.name != "rules":
-            # How prompt ids are built (format.encode_example) and sampling seeded (per record): outputs written
-            # before these were settled are not resumed into.
-            fp["prompt_ids"] = PROMPT_IDS_VERSION
         if e.name == "rules":
             from instructpt.engines.rules import RULES_VERSION
 
             fp["rules_max_per_type"] = e.rules_max_per_type
             fp["rules_version"] = RULES_VERSION
+        else:
+            # How prompt ids are built (format.encode_example) and sampling seeded (per record): outputs written
+            # before these were settled are not resumed into.
+            fp["prompt_ids"] = PROMPT_IDS_VERSION
         return fp
