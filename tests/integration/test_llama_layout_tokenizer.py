@@ -19,7 +19,6 @@ pytest.importorskip("transformers")
 from instructpt.engines.base import EngineConfig  # noqa: E402
 from instructpt.engines.tokenizer import load_codec  # noqa: E402
 from instructpt.io.shards import read_shard  # noqa: E402
-from instructpt.io.stats import Stats  # noqa: E402
 from instructpt.records import RawDoc  # noqa: E402
 from instructpt.synthesizer.chains import ChainRunner, make_items  # noqa: E402
 from instructpt.synthesizer.format import context_block, serialize_example  # noqa: E402
@@ -161,7 +160,7 @@ def test_property_budgets_prefixes_and_whole_text_ids(codec, texts, outputs, bud
 
     engine = ScriptedEngine(script, codec=codec, return_ids=return_ids)
     docs = [RawDoc(f"d{i}", t, "s") for i, t in enumerate(texts)]
-    items = make_items(docs, codec, budget, Stats())
+    items = make_items(docs, codec, budget)
     for i in range(0, len(items), 3):
         runner, prev = ChainRunner(items[i : i + 3], codec, budget, {}, {}), None
         while not runner.done:

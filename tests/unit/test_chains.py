@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instructpt.engines.base import EngineConfig
-from instructpt.io.stats import Stats
 from instructpt.records import RawDoc
 from instructpt.synthesizer.chains import ChainRunner, Item, make_items
 from instructpt.synthesizer.format import EOS, context_block, serialize_pairs
@@ -107,7 +106,7 @@ def test_no_prompt_ever_exceeds_the_budget(lengths: list[int], n_pairs: list[int
         script, codec=codec, config=EngineConfig(max_model_len=budget + 16, max_new_tokens=16)
     )
     docs = [RawDoc(f"d{i}", " ".join(f"w{j}" for j in range(n)) + ".", "s") for i, n in enumerate(lengths)]
-    items = make_items(docs, codec, budget, Stats())
+    items = make_items(docs, codec, budget)
     for i in range(0, len(items), 3):
         _run(ChainRunner(items[i : i + 3], codec, budget, {}, {}), engine)
     assert engine.seen

@@ -46,8 +46,9 @@ class Item:
     ctx_ids: list[int] | None = None  # exact ids of context_block(text) when the engine has a codec
 
 
-def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None, stats: Stats) -> list[Item]:
-    """Items for a shard's documents: exact context-block ids, and long texts split into fitting pieces."""
+def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None) -> list[Item]:
+    """Items for a shard's documents: exact context-block ids, and long texts split into fitting pieces (a text
+    that fits once the whitespace around it is stripped keeps its id, as one piece)."""
     if codec is None:
         return [Item(d.id, d.id, d.source, d.text) for d in docs]
     encode_batch = getattr(codec, "encode_batch", None)
@@ -63,14 +64,23 @@ def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None, 
             items.append(
                 Item(doc.id, doc.id, doc.source, pieces[0], ctx_ids=codec.encode(context_block(pieces[0])))
             )
-            stats.add("docs_stripped_to_fit")
             continue
-        stats.add("docs_split")
-        stats.add("pieces_from_splits", len(pieces))
         for k, piece in enumerate(pieces):
             ids_k = codec.encode(context_block(piece))
             items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
     return items
+
+
+def count_splits(docs: list[RawDoc], items: list[Item], stats: Stats) -> None:
+    """Count the documents split into pieces, the pieces, and the texts stripped of whitespace to fit."""
+    split = [it for it in items if it.n_pieces > 1]
+    if split:
+        stats.add("docs_split", len({it.doc_id for it in split}))
+        stats.add("pieces_from_splits", len(split))
+    texts = {d.id: d.text for d in docs}
+    stripped = sum(it.text != texts[it.doc_id] for it in items if it.n_pieces == 1)
+    if stripped:
+        stats.add("docs_stripped_to_fit", stripped)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import RawDoc, Reject
-from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, make_items
+from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
 from instructpt.synthesizer.format import context_block
 
@@ -128,12 +128,8 @@ class Synthesizer:
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
         docs, rejects, kept = self._check_ids(chunk)
-        items = make_items(docs, self.codec, self.budget, stats)
-        n_items = len(items)
-        items, clashes = self._check_piece_ids(items, docs, kept)
-        if clashes:  # make_items counted these documents as split; they are rejects instead
-            stats.add("docs_split", -len(clashes))
-            stats.add("pieces_from_splits", len(items) - n_items)
+        items, clashes = self._check_piece_ids(make_items(docs, self.codec, self.budget), docs, kept)
+        count_splits(docs, items, stats)
         rejects += clashes
         if self.earlier_ids is not None:
             self.earlier_ids.add_many(kept)
