@@ -221,17 +221,22 @@ def _skip_rest_of_line(f: io.BufferedIOBase) -> None:
 
 
 def _parse_line(line: bytes, source: str, n: int, options: ReadOptions) -> RawDoc | Reject:
+    obj = parse_json_line(line, source, n, "read")
+    return obj if isinstance(obj, Reject) else to_doc(obj, source, n, options)
+
+
+def parse_json_line(line: bytes, source: str, n: int, stage: str) -> Any:
+    """The JSON value of line ``n`` of ``source``, or a Reject (``invalid_utf8`` / ``invalid_json``) for ``stage``."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Reject(
-            f"{source}:{n}", source, "invalid_utf8", str(exc), "read", _preview(line[:PREVIEW].hex())
+            f"{source}:{n}", source, "invalid_utf8", str(exc), stage, _preview(line[:PREVIEW].hex())
         )
     try:
-        obj = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        return Reject(f"{source}:{n}", source, "invalid_json", str(exc), "read", _preview(text))
-    return to_doc(obj, source, n, options)
+        return Reject(f"{source}:{n}", source, "invalid_json", str(exc), stage, _preview(text))
 
 
 def _read_parquet(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:

@@ -11,7 +11,6 @@ and fingerprinted like every stage; malformed records go to ``rejects/`` with th
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from instructpt.config import ConfigError, option
-from instructpt.io.readers import InputError
+from instructpt.io.readers import InputError, parse_json_line
 from instructpt.io.shards import FORMATS, ShardedOutput, read_shard
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
@@ -137,15 +136,12 @@ def _rows(path: Path, stats: Stats, rejects: list[Reject]) -> Iterator[tuple[int
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                yield n, json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                reason = "invalid_utf8" if isinstance(exc, UnicodeDecodeError) else "invalid_json"
-                preview = line[:200].decode("utf-8", "replace")
-                rejects.append(
-                    Reject(f"{path.name}:{n}", path.name, reason, str(exc)[:200], "templify", preview)
-                )
-                stats.count("rejects", reason)
+            row = parse_json_line(line, path.name, n, "templify")
+            if isinstance(row, Reject):
+                rejects.append(row)
+                stats.count("rejects", row.reason)
+            else:
+                yield n, row
 
 
 def _chains(rows: Iterator[tuple[int, Any]], stats: Stats, rejects: list[Reject], source: str):
