@@ -1,14 +1,18 @@
 """Benchmark: CPU overhead of the synthesize stage on one core, against 20,000 docs/s and a bare-minimum baseline.
 
-Runs the real ``synthesize()`` (read jsonl -> exact token counts with a 32k byte-level BPE behind ``HFCodec`` ->
+Runs the real ``synthesize()`` (read jsonl -> exact token counts with a 32k BPE behind ``HFCodec`` ->
 chain scheduling and prompts -> engine -> parse -> sharded atomic write) with ``CannedGenerationEngine``, a
 zero-latency ``ScriptedEngine`` test double (not a synthesizer): every request gets one of a pool of canned
 well-formed generations (~5 pairs of 20-40 words; plain, multiple-choice and chain-of-thought conventions) with
 token ids from the codec, so the chain scheduler's prefix-reuse path runs. Corpus: N generated PubMed-abstract-
 sized texts (200-300 words). The process is pinned to one core with single-threaded tokenizers.
 
+The BPE is trained here (``--tokenizer``): ``llama-layout`` (default) is the released synthesizer's layout, for
+which the codec uses cached segment encoding; ``byte-level`` is a GPT-2-style stand-in, encoded by the tokenizer.
+
 Printed (rates per CPU second and per wall second; ratios use the CPU rates, steadier on a shared machine):
-two baselines (per doc ``json.loads`` + one encode + ``json.dumps``; the same with batched encoding); the stage
+two baselines (per doc ``json.loads`` + one encode by the tokenizer itself + ``json.dumps``; the same with batched
+encoding); the stage (also without cached segment encoding)
 at rounds=1 and 2 (and at 2 with the GC threshold the ``instructpt`` command sets); the stage with token ids
 precomputed, i.e. its own overhead without tokenizing (also with that GC threshold); each component alone; a cProfile breakdown by phase.
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    TOKENIZERS,
     abstract_text,
     gc_threshold,
     import_test_doubles,
@@ -41,7 +46,6 @@ from common import (
     rate_line,
     sentence,
     timed,
-    train_bpe_tokenizer,
     write_jsonl,
 )
 from instructpt.cli import GC_THRESHOLD
@@ -287,23 +291,25 @@ def profile_stage(corpus: Path, out: Path, codec: Any, rounds: int, seed: int) -
 
 
 # ---- main ----
-def setup(root: Path, n_docs: int, seed: int) -> tuple[Any, Path]:
-    """Train the tokenizer, write the corpus, warm the tokenizer up; print what was built."""
+def setup(root: Path, n_docs: int, seed: int, layout: str) -> tuple[Any, Any, Path]:
+    """Train the tokenizer, write the corpus, warm the tokenizer up; print what was built. Returns the codec
+    the stage builds for it and the same tokenizer without cached segment encoding (``plain``), and the corpus."""
     from instructpt.engines.tokenizer import HFCodec
 
     rng = random.Random(seed)
-    tokenizer, tok_s, _ = timed(lambda: train_bpe_tokenizer(root / "tokenizer", rng))
-    codec = HFCodec(tokenizer)
+    tokenizer, tok_s, _ = timed(lambda: TOKENIZERS[layout](root / "tokenizer", rng))
+    codec, plain = HFCodec(tokenizer), HFCodec(tokenizer, fast=False)
     rows = ({"id": f"d{i}", "text": abstract_text(rng, rng.randint(200, 300))} for i in range(n_docs))
     corpus = write_jsonl(root / "corpus.jsonl", rows)
     sample = [json.loads(s)["text"] for s in corpus.read_text(encoding="utf-8").splitlines()[:500]]
     n_tok = sum(map(len, codec.encode_batch(sample))) / len(sample)
     n_words = sum(len(t.split()) for t in sample) / len(sample)
     print(
-        f"cores {sorted(os.sched_getaffinity(0))}; tokenizer: byte-level BPE, vocab {len(tokenizer):,} "
-        f"(trained in {tok_s:.1f} s); corpus {n_docs:,} docs, mean {n_words:.0f} words / {n_tok:.0f} tokens"
+        f"cores {sorted(os.sched_getaffinity(0))}; tokenizer: {layout} BPE, vocab {len(tokenizer):,} "
+        f"(trained in {tok_s:.1f} s); corpus {n_docs:,} docs, mean {n_words:.0f} words / {n_tok:.0f} tokens; "
+        f"cached segment encoding: {'on' if codec.fast is not None else 'not for this layout'}"
     )
-    return codec, corpus
+    return codec, plain, corpus
 
 
 def baselines(root: Path, corpus: Path, codec: Any, seed: int) -> float:
@@ -321,7 +327,7 @@ def baselines(root: Path, corpus: Path, codec: Any, seed: int) -> float:
     return n / cpu
 
 
-def stage_runs(root: Path, corpus: Path, codec: Any, seed: int, base: float) -> None:
+def stage_runs(root: Path, corpus: Path, codec: Any, plain: Any, seed: int, base: float) -> None:
     """The stage at rounds=1 and 2, and with tokenization precomputed (its own overhead)."""
     from instructpt.synthesizer.format import context_block
 
@@ -332,6 +338,7 @@ def stage_runs(root: Path, corpus: Path, codec: Any, seed: int, base: float) -> 
     runs = [  # label, rounds, codec, GC threshold
         ("synthesize() rounds=1", 1, codec, None),
         ("synthesize() rounds=2", 2, codec, None),
+        ("  ... without cached segment encoding", 2, plain, None),
         ("  ... + the CLI's GC threshold", 2, codec, GC_THRESHOLD[0]),
         ("rounds=2, ids precomputed (no tokenizing)", 2, precomputed, None),
         ("  ... + the CLI's GC threshold", 2, precomputed, GC_THRESHOLD[0]),
@@ -356,13 +363,17 @@ def main(argv: list[str] | None = None) -> None:
         "--profile-docs", type=int, default=3_000, help="documents in the profiled run (0: skip)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tokenizer", choices=sorted(TOKENIZERS), default="llama-layout",
+        help="layout of the 32k BPE trained here (llama-layout: the released synthesizer's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     pin_one_core()
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
         root = Path(tmp)
-        codec, corpus = setup(root, args.docs, args.seed)
-        base = baselines(root, corpus, codec, args.seed)
-        stage_runs(root, corpus, codec, args.seed, base)
+        codec, plain, corpus = setup(root, args.docs, args.seed, args.tokenizer)
+        base = baselines(root, corpus, plain, args.seed)
+        stage_runs(root, corpus, codec, plain, args.seed, base)
         measure_components(corpus, args.component_docs, codec, base)
         if args.profile_docs:
             lines = corpus.read_text(encoding="utf-8").splitlines(keepends=True)[: args.profile_docs]

@@ -4,6 +4,7 @@
 - ``abstract_text``: generated PubMed-abstract-like English text from word lists (no downloads);
 - ``train_bpe_tokenizer``: a byte-level BPE trained with ``tokenizers`` on generated text, Python's
   ``pydoc_data`` topics and the standard library's source (the topics alone saturate at ~9k merges);
+  ``train_llama_layout_tokenizer``: the same text, in the released synthesizer's (Mistral) layout;
 - ``import_test_doubles``: puts the repository root on ``sys.path`` so ``tests.doubles``/``tests.tinymodel``
   import when a script is run as ``python bench/NAME.py``;
 - small timing, GC and printing helpers.
@@ -140,6 +141,22 @@ def train_bpe_tokenizer(out_dir: Path, rng: random.Random, vocab_size: int = 32_
     )
     fast.save_pretrained(out_dir)
     return PreTrainedTokenizerFast.from_pretrained(out_dir)
+
+
+def train_llama_layout_tokenizer(out_dir: Path, rng: random.Random, vocab_size: int = 32_000) -> Any:
+    """A BPE in the Mistral/Llama-2 ``tokenizer.json`` layout (tests/tinymodel.py), saved to ``out_dir`` and
+    reloaded through the project's loader."""
+    import_test_doubles()
+    from tests.tinymodel import train_llama_layout_tokenizer as train
+
+    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.tokenizer import load_tokenizer
+
+    train(out_dir, _tokenizer_training_text(rng, 2000), vocab_size)
+    return load_tokenizer(EngineConfig(tokenizer=str(out_dir)))
+
+
+TOKENIZERS = {"byte-level": train_bpe_tokenizer, "llama-layout": train_llama_layout_tokenizer}
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float, float]:

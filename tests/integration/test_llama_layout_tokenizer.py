@@ -30,12 +30,43 @@ MAX_MODEL_LEN, MAX_NEW = 256, 32
 
 
 @pytest.fixture(scope="module")
-def codec(tmp_path_factory: pytest.TempPathFactory):
+def tok_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(3)
     texts = [serialize_example(*make_example(rng)) for _ in range(1500)]
     out = tmp_path_factory.mktemp("llama-layout")
     train_llama_layout_tokenizer(out, texts, vocab_size=1500)
-    return load_codec(EngineConfig(tokenizer=str(out)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def codec(tok_dir: Path):
+    return load_codec(EngineConfig(tokenizer=str(tok_dir)))
+
+
+def test_llama_class_config_loads_the_tokenizer_json_as_written(
+    tok_dir: Path, tmp_path: Path, caplog
+) -> None:
+    """The released synthesizer names ``LlamaTokenizer`` in its tokenizer_config.json, as Mistral-7B does.
+    transformers 5 rebuilds that class with a Metaspace pre-tokenizer that drops the ``▁`` the file's
+    normalizer puts after ``<s>``; the codec must give the file's ids (what the model was trained with)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    llama_dir = tmp_path / "llama-class"
+    shutil.copytree(tok_dir, llama_dir)
+    config_path = llama_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config.update(tokenizer_class="LlamaTokenizer", legacy=True)
+    config_path.write_text(json.dumps(config))
+    text = context_block("Hello world.") + "</s>" + context_block("Next one.")
+    want = load_codec(EngineConfig(tokenizer=str(tok_dir))).encode(text)
+    got = load_codec(EngineConfig(tokenizer=str(llama_dir)))
+    assert got.encode(text) == want and got.encode_batch([text]) == [want]
+    assert got.bos_token_id == 1 and got.eos_token_id == 2
+    rebuilt = AutoTokenizer.from_pretrained(llama_dir).encode(text, add_special_tokens=False)
+    if rebuilt != want:  # transformers 5: the rebuild differs, and the codec said why it did not use it
+        assert "tokenizer.json as written" in caplog.text
 
 
 def test_wire_tokens_map_to_the_special_ids(codec) -> None:

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from instructpt.config import ConfigError, add_arguments, build, parse_mapping, resolve
+from instructpt.synthesizer.config import PROMPT_IDS_VERSION
 from instructpt.synthesizer.run import SynthesizeConfig
 
 
@@ -108,7 +109,9 @@ def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() 
         "text",
         True,
     )
-    assert "dtype" not in fp and fp["prompt_ids"] == 2  # the server's dtype is not ours to set
+    assert (
+        "dtype" not in fp and fp["prompt_ids"] == PROMPT_IDS_VERSION
+    )  # the server's dtype is not ours to set
     fp = SynthesizeConfig(
         inputs=["x"], output="o", engine=EngineConfig(name="vllm", dtype="bfloat16")
     ).fingerprint()

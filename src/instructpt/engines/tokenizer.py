@@ -6,35 +6,79 @@ literal ``<s>`` written by the wire format is the only BOS, and decoding keeps s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from instructpt.engines.base import EngineConfig, EngineError
+from instructpt.engines.fast_encode import SegmentEncoder
 from instructpt.synthesizer.format import BOS, EOS
 
 log = logging.getLogger(__name__)
 
 
-class HFCodec:
-    """A ``transformers`` tokenizer behind the small :class:`~instructpt.engines.base.TextCodec` protocol."""
+CHECK_FIRST = 64  # texts whose cached-segment ids are compared with the tokenizer's own, before sampling
+CHECK_EVERY = 1024  # then one text in this many
 
-    def __init__(self, tokenizer: Any) -> None:
+
+class HFCodec:
+    """A ``transformers`` tokenizer behind the small :class:`~instructpt.engines.base.TextCodec` protocol.
+
+    For a tokenizer in the Llama/Mistral layout, texts are encoded through
+    :class:`~instructpt.engines.fast_encode.SegmentEncoder` (the same ids, cached per word); its ids are compared
+    with the tokenizer's own for the first ``CHECK_FIRST`` texts and one in ``CHECK_EVERY`` after that, and a
+    difference switches it off for good (logged). ``fast=False`` always uses the tokenizer."""
+
+    def __init__(self, tokenizer: Any, fast: bool = True) -> None:
         self.tokenizer = tokenizer
         self.eos_token_id: int | None = tokenizer.eos_token_id
         self.bos_token_id: int | None = tokenizer.bos_token_id
+        self.fast: SegmentEncoder | None = None
+        self.fast_checks = 0  # texts compared, and how many differed (0 unless a layout check is wrong)
+        self.fast_mismatches = 0
+        self._fast_encoded = 0
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if fast and backend is not None:
+            self.fast, why = SegmentEncoder.build(backend)
+            if self.fast is None:
+                log.debug("cached segment encoding not used: %s", why)
 
     def encode(self, text: str) -> list[int]:
+        if self.fast is not None:
+            return self._fast_encode(text)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
+        if self.fast is not None:
+            return [self._fast_encode(t) for t in texts]
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):  # same ids, ~1.25x faster
             return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+    def _fast_encode(self, text: str) -> list[int]:
+        fast = self.fast
+        assert fast is not None
+        ids = fast.encode(text)
+        n = self._fast_encoded
+        self._fast_encoded = n + 1
+        if n < CHECK_FIRST or n % CHECK_EVERY == 0:
+            self.fast_checks += 1
+            want = self.tokenizer.encode(text, add_special_tokens=False)
+            if ids != want:
+                self.fast_mismatches += 1
+                self.fast = None
+                log.error(
+                    "cached segment encoding gave other ids than the tokenizer for %r; using the tokenizer from"
+                    " now on (please report this tokenizer)",
+                    text[:80],
+                )  # fmt: skip
+                return want
+        return ids
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -56,12 +100,71 @@ def load_tokenizer(config: EngineConfig) -> Any:
     name = config.tokenizer or config.model
     if looks_like_path(name) and not Path(name).expanduser().exists():
         raise EngineError(f"model directory {name!r} does not exist (a hub id is written org/name)")
+    kwargs = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     try:
-        return AutoTokenizer.from_pretrained(
-            name, revision=config.revision, trust_remote_code=config.trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        if _rebuilt_from_file(tokenizer, name, config.revision):
+            from transformers import PreTrainedTokenizerFast
+
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(name, **kwargs)
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
         raise EngineError(f"cannot load tokenizer {name!r}: {exc}") from exc
+    return tokenizer
+
+
+# The parts of a tokenizer.json that decide the ids of a text besides its vocabulary and merges.
+_PIPELINE_KEYS = ("normalizer", "pre_tokenizer")
+
+
+def _pipeline(tokenizer_json: str) -> dict[str, Any]:
+    spec = json.loads(tokenizer_json)
+    model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}
+    return {**{k: spec.get(k) for k in _PIPELINE_KEYS}, "model": model}
+
+
+def _rebuilt_from_file(tokenizer: Any, name: str, revision: str | None) -> bool:
+    """Whether ``transformers`` built ``tokenizer`` with another pipeline than the model's ``tokenizer.json``.
+
+    transformers 5 rebuilds Llama/Mistral-class tokenizers from their vocabulary and merges with a ``Metaspace``
+    pre-tokenizer that puts no ``▁`` after a special token, where the ``tokenizer.json`` of Mistral-7B (and of
+    the synthesizer fine-tuned from it) prepends one to every text after ``<s>``: ``<s> <CON>`` then starts with
+    another token than the model was trained with (transformers 4 used the file as written). The file, as
+    written, is what the model was released with; when the two differ the caller loads it as written."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    try:
+        from transformers.utils import cached_file
+
+        path = cached_file(
+            name, "tokenizer.json", revision=revision, _raise_exceptions_for_missing_entries=False
+        )
+    except Exception:  # noqa: BLE001 - no file to compare with: keep what transformers built
+        return False
+    if not path:
+        return False
+    try:
+        from tokenizers import Tokenizer
+
+        as_written = Tokenizer.from_file(
+            path
+        ).to_str()  # re-serialized: older files spell options differently
+        differs = _pipeline(as_written) != _pipeline(backend.to_str())
+    except Exception:  # noqa: BLE001 - a file tokenizers cannot read: keep what transformers built
+        return False
+    if differs:
+        log.warning(
+            "transformers %s builds the %s tokenizer of %r with another pre-tokenization than its tokenizer.json;"
+            " loading tokenizer.json as written (the ids the model was trained with)",
+            _transformers_version(), type(tokenizer).__name__, name,
+        )  # fmt: skip
+    return differs
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
 
 
 def looks_like_path(name: str) -> bool:

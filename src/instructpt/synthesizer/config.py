@@ -12,7 +12,9 @@ from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES
 from instructpt.io.shards import FORMATS
 from instructpt.synthesizer.format import FORMAT_VERSION
 
-PROMPT_IDS_VERSION = 2  # bump when the token ids sent for the same text and settings change
+# Bump when the token ids sent for the same text and settings change. 2: pairs encoded after their context;
+# 3: the model's tokenizer.json as written, not transformers 5's rebuild of Llama-class tokenizers.
+PROMPT_IDS_VERSION = 3
 
 
 @dataclass
