@@ -15,7 +15,9 @@ script measures it on PubMed-abstract-sized texts for two 32,000-token BPE layou
 Each layout is encoded by the tokenizer (``encode_batch_fast``) and, where the codec uses it, by cached segment
 encoding (``engines/fast_encode.py``, one thread; the Llama layout only); "exact" compares every document's ids with
 the tokenizer's. Rates are the best of three passes over the same documents; "1st pass" is the first, when most
-words are new to the segment cache.
+words are new to the segment cache. Three corpora: generated abstracts (a small vocabulary: the cache's best
+case), real Python documentation and standard-library source (a natural vocabulary, code included), and random
+letter strings (every word new: the cache's worst case).
 
 Each (layout, encoder, threads) cell runs in its own process, so the Rust thread pool is sized by ``RAYON_NUM_THREADS``
 before first use; ``1`` thread also pins the process to one core. Rates are documents per wall second (the pool's
@@ -32,6 +34,7 @@ import os
 import random
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -91,42 +94,71 @@ def main(argv: list[str] | None = None) -> None:
         train_bpe_tokenizer(dirs["byte-level"], random.Random(args.seed))
         train_llama_layout_tokenizer(dirs["llama-layout"], random.Random(args.seed))
         print(f"trained both tokenizers in {time.perf_counter() - start:.1f} s")
-        blocks = [context_block(abstract_text(rng, rng.randint(200, 300))) for _ in range(args.docs)]
-        blocks_path = root / "blocks.json"
-        blocks_path.write_text(json.dumps(blocks), encoding="utf-8")
-        chars = sum(len(b) for b in blocks) / len(blocks)
+        corpora = {
+            "abstracts": [context_block(abstract_text(rng, rng.randint(200, 300))) for _ in range(args.docs)],
+            "python text": [context_block(t) for t in python_text(args.docs)],
+            "unseen words": [
+                context_block(unseen_words(rng, rng.randint(200, 300))) for _ in range(args.docs)
+            ],
+        }
+        print(f"{args.docs:,} context blocks per corpus; cores available: {os.cpu_count()}")
         print(
-            f"{len(blocks):,} context blocks, mean {chars:,.0f} characters; cores available: {os.cpu_count()}"
+            f"{'corpus':<13} {'layout':<13} {'encoder':<10} {'threads':>7} {'tokens/doc':>10} {'µs/doc':>8}"
+            f" {'docs/s':>9} {'x 20k':>6} {'1st pass':>9}  exact"
         )
-        print(
-            f"{'layout':<14} {'encoder':<10} {'threads':>7} {'tokens/doc':>10} {'µs/doc':>8} {'docs/s':>9}"
-            f" {'x 20k':>6} {'1st pass':>9}  exact"
-        )
-        for name in LAYOUTS:
-            for segments in ("0", "1"):
-                for threads in args.threads if segments == "0" else [1]:  # the segment path is one thread
-                    env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "true"}
-                    cmd = [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        str(dirs[name]),
-                        str(blocks_path),
-                        str(threads),
-                    ]
-                    out = subprocess.run(
-                        [*cmd, segments], env=env, capture_output=True, text=True, check=True
-                    )
-                    r = json.loads(out.stdout.strip().splitlines()[-1])
-                    if r.get("skip"):
-                        continue
-                    rate = r["docs"] / r["seconds"]
-                    encoder = "segments" if segments == "1" else "tokenizer"
-                    print(
-                        f"{name:<14} {encoder:<10} {threads:>7} {r['tokens'] / r['docs']:>10.0f} "
-                        f"{1e6 / rate:>8.0f} {rate:>9,.0f} {rate / TARGET:>6.2f} {r['docs'] / r['first']:>9,.0f}"
-                        f"  {r['exact']}"
-                    )
+        for corpus, blocks in corpora.items():
+            blocks_path = root / "blocks.json"
+            blocks_path.write_text(json.dumps(blocks), encoding="utf-8")
+            for name in LAYOUTS:
+                for segments in ("0", "1"):
+                    for threads in args.threads if segments == "0" else [1]:  # the segment path: one thread
+                        r = run_cell(dirs[name], blocks_path, threads, segments)
+                        if r.get("skip"):
+                            continue
+                        rate = r["docs"] / r["seconds"]
+                        encoder = "segments" if segments == "1" else "tokenizer"
+                        print(
+                            f"{corpus:<13} {name:<13} {encoder:<10} {threads:>7} {r['tokens'] / r['docs']:>10.0f} "
+                            f"{1e6 / rate:>8.0f} {rate:>9,.0f} {rate / TARGET:>6.2f} {r['docs'] / r['first']:>9,.0f}"
+                            f"  {r['exact']}"
+                        )
+
+
+def python_text(n: int, chars: int = 2000) -> list[str]:
+    """Real text with a natural vocabulary: Python's pydoc topics (prose), then the standard library's sources
+    (code, comments, docstrings), cut at line ends into ~``chars``-character texts."""
+    from pydoc_data.topics import topics
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = ["\n".join(topics.values())]
+    sources += [p.read_text(encoding="utf-8", errors="ignore") for p in sorted(stdlib.glob("*.py"))]
+    out: list[str] = []
+    for source in sources:
+        piece: list[str] = []
+        size = 0
+        for line in source.splitlines():
+            piece.append(line)
+            size += len(line) + 1
+            if size >= chars:
+                out.append("\n".join(piece))
+                if len(out) == n:
+                    return out
+                piece, size = [], 0
+    return out
+
+
+def unseen_words(rng: random.Random, n_words: int) -> str:
+    """Random lower-case "words" of 3-12 letters: nearly every word is new (the segment cache's worst case)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join("".join(rng.choices(letters, k=rng.randint(3, 12))) for _ in range(n_words))
+
+
+def run_cell(tok_dir: Path, blocks_path: Path, threads: int, segments: str) -> dict[str, Any]:
+    """One (layout, encoder, threads) cell in its own process: the Rust pool is sized before first use."""
+    env = {**os.environ, "RAYON_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "true"}
+    cmd = [sys.executable, __file__, "--worker", str(tok_dir), str(blocks_path), str(threads), segments]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -176,3 +176,32 @@ def test_the_codec_checks_samples_and_falls_back_on_a_wrong_id(file_layout: Toke
     assert codec.fast is None and codec.fast_mismatches == 1 and "other ids than the tokenizer" in caplog.text
     assert codec.encode_batch(texts[:3]) == want[:3]
     assert HFCodec(hf, fast=False).fast is None
+
+
+def test_texts_of_new_words_go_to_the_tokenizer_and_the_cache_keeps_learning(file_layout: Tokenizer) -> None:
+    """Mostly-unseen words are slower through the cache than through the tokenizer: once the recent share of
+    missed segments is high, texts go to the tokenizer (one in LEARN_EVERY still through the cache); when the
+    words start repeating, the share falls and the cache takes over again. The ids never change."""
+    enc, _ = SegmentEncoder.build(file_layout)
+    assert enc is not None
+    rng = random.Random(4)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+
+    def check(text: str) -> None:
+        assert enc.encode(text) == file_layout.encode(text, add_special_tokens=False).ids
+
+    for _ in range(200):  # every word new
+        check(" ".join("".join(rng.choices(letters, k=9)) for _ in range(30)))
+    assert enc.miss_share > fast_encode.MISS_LIMIT
+    assert (
+        enc.texts_by_tokenizer > 150 and enc.texts - enc.texts_by_tokenizer >= 200 // fast_encode.LEARN_EVERY
+    )
+    words = ["".join(rng.choices(letters, k=9)) for _ in range(50)]
+    before = enc.texts_by_tokenizer
+    for _ in range(600):  # a small vocabulary, learned through the sampled texts
+        check(" ".join(rng.choices(words, k=30)))
+    assert enc.miss_share < 0.1 and enc.texts_by_tokenizer - before < 500
+    tail = enc.texts_by_tokenizer
+    for _ in range(50):
+        check(" ".join(rng.choices(words, k=30)))
+    assert enc.texts_by_tokenizer == tail  # back on the cache

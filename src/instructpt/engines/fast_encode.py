@@ -23,16 +23,31 @@ META = "▁"
 _SEGMENT = re.compile(f"{META}*[^{META}]+|{META}+")
 MAX_CACHED_CHARS = 64  # longer segments (URLs, blobs) rarely repeat: encoded each time, not kept
 MAX_CACHE_ENTRIES = 1 << 20  # ~100-200 MB at most; the cache starts over when full
+# A segment missing from the cache costs ~10x a hit (the BPE model is called through Python), so texts made mostly
+# of new words (random strings, IDs, blobs) are slower this way than through the tokenizer. When the recent share
+# of missed segments exceeds MISS_LIMIT, texts go to the tokenizer, except one in LEARN_EVERY, which keeps the
+# cache learning and the share measured.
+MISS_LIMIT = 0.4
+LEARN_EVERY = 16
 
 
 class SegmentEncoder:
     """``encode(text)`` equal to ``backend.encode(text, add_special_tokens=False).ids`` for the supported layout."""
 
     def __init__(self, backend: Any, prepend: str, added: dict[str, int]) -> None:
+        # encode_batch_fast: the same ids without offsets (tokenizers >= 0.20)
+        self._by_tokenizer = getattr(backend, "encode_batch_fast", backend.encode_batch)
         self._model = backend.model
-        self._prepend = prepend  # "all": every section (Prepend normalizer); "always"/"first": Metaspace schemes
+        self.miss_share = 0.0  # moving average over texts of the share of their segments not in the cache
+        self.texts = 0
+        self.texts_by_tokenizer = 0
+        self._prepend = (
+            prepend  # "all": every section (Prepend normalizer); "always"/"first": Metaspace schemes
+        )
         self._added = added
-        self._split = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+        self._split = (
+            re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+        )
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
@@ -59,31 +74,46 @@ class SegmentEncoder:
         return cls(backend, prepend, added), ""
 
     def encode(self, text: str) -> list[int]:
+        self.texts += 1
+        if self.miss_share > MISS_LIMIT and self.texts % LEARN_EVERY:
+            self.texts_by_tokenizer += 1
+            return self._by_tokenizer([text], add_special_tokens=False)[0].ids
+        tally = [0, 0]  # segments, misses
+        ids = self._encode_segments(text, tally)
+        if tally[0]:
+            self.miss_share += 0.05 * (tally[1] / tally[0] - self.miss_share)
+        return ids
+
+    def _encode_segments(self, text: str, tally: list[int]) -> list[int]:
         if self._split is None:
-            return self._section(text, True) if text else []
+            return self._section(text, True, tally) if text else []
         out: list[int] = []
         pos = 0
         for m in self._split.finditer(text):
             if m.start() > pos:
-                out += self._section(text[pos : m.start()], pos == 0)
+                out += self._section(text[pos : m.start()], pos == 0, tally)
             out.append(self._added[m.group()])
             pos = m.end()
         if pos < len(text):
-            out += self._section(text[pos:], pos == 0)
+            out += self._section(text[pos:], pos == 0, tally)
         return out
 
-    def _section(self, text: str, at_start: bool) -> list[int]:
-        """The ids of one non-empty stretch of text between added tokens."""
+    def _section(self, text: str, at_start: bool, tally: list[int]) -> list[int]:
+        """The ids of one non-empty stretch of text between added tokens; counts segments and misses."""
         norm = text.replace(" ", META)
         if self._prepend == "all" or (
-            not norm.startswith(META) and (self._prepend == "always" or (self._prepend == "first" and at_start))
+            not norm.startswith(META)
+            and (self._prepend == "always" or (self._prepend == "first" and at_start))
         ):
             norm = META + norm
         out: list[int] = []
         cache = self._cache
-        for seg in _SEGMENT.findall(norm):
+        segments = _SEGMENT.findall(norm)
+        tally[0] += len(segments)
+        for seg in segments:
             ids = cache.get(seg)
             if ids is None:
+                tally[1] += 1
                 ids = [t.id for t in self._model.tokenize(seg)]
                 if len(seg) <= MAX_CACHED_CHARS:
                     if len(cache) >= MAX_CACHE_ENTRIES:
