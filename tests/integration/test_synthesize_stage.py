@@ -240,6 +240,30 @@ def test_a_run_of_failures_stops_the_run_and_a_rerun_redoes_it(tmp_path: Path) -
     ]
 
 
+class _ReversedEngine(ScriptedEngine):
+    """Scripted test double that returns each poll's results newest first: requests submitted before an outage
+    succeed but arrive after the outage's first failures, as from a server answering concurrently."""
+
+    def poll(self):
+        return list(reversed(super().poll()))
+
+
+def test_late_successes_of_older_requests_do_not_end_a_streak(tmp_path: Path) -> None:
+    """Only a success submitted after the streak's failures shows the engine is back. Before, an older request's
+    late success reset the streak and wrote the shards held back during it, outage failures included."""
+    corpus = _corpus(tmp_path / "c.jsonl", n=40)
+    cfg = _config(tmp_path, corpus, rounds=1, shard_size=4, max_inflight=6, max_consecutive_errors=5)
+    with pytest.raises(EngineError, match="requests failed in a row"):
+        synthesize(cfg, engine=_ReversedEngine(_Outage(after=14)))
+    out = Path(cfg.output)
+    written = {p.name for p in (out / "done").iterdir()}
+    assert written  # shards finished before the outage are kept
+    rejected = {p.stem for p in (out / "rejects").glob("*.jsonl") if "engine_error" in p.read_text()}
+    assert not rejected & written  # no written shard holds an outage failure: the re-run redoes them
+    summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
+    assert "engine_error" not in summary["by"]["rejects"] and summary["counts"]["docs_out"] == 40
+
+
 def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path / "c.jsonl")
     want = _config(tmp_path / "full", corpus, rounds=2)

@@ -80,6 +80,8 @@ class Synthesizer:
         self.token_cap = config.inflight_token_cap(engine)
         # Failed requests in a row; while there are any, finished shards wait in `held` (see _on_result).
         self.error_streak, self.held = 0, []
+        self.submitted = 0  # requests submitted so far: a request's number orders it against failures
+        self.last_failed = -1  # the number of the newest request that failed in the current streak
         self.retried = 0  # finished shards run again (--retry-errors)
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
@@ -211,7 +213,9 @@ class Synthesizer:
         shards = self._shards()
         open_shards: dict[int, _Shard] = {}
         ready: deque[tuple[int, int]] = deque()  # (shard index, runner index) with a step to submit
-        inflight: dict[tuple[int, int], int] = {}  # -> prompt + max new tokens
+        inflight: dict[
+            tuple[int, int], tuple[int, int]
+        ] = {}  # -> (prompt + max new tokens, submission number)
         inflight_tokens = 0
         exhausted = False
         while True:
@@ -242,7 +246,8 @@ class Synthesizer:
                     break
                 ready.popleft()
                 batch.append(runner.next_request(key))
-                inflight[key] = cost
+                inflight[key] = (cost, self.submitted)
+                self.submitted += 1
                 inflight_tokens += cost
             if batch:
                 self.engine.submit(batch)
@@ -251,22 +256,27 @@ class Synthesizer:
                     break
                 continue
             for gen in self.engine.poll():
-                inflight_tokens -= inflight.pop(gen.key)
-                self._on_result(gen, open_shards, ready)
+                cost, number = inflight.pop(gen.key)
+                inflight_tokens -= cost
+                self._on_result(gen, number, open_shards, ready)
         self._write_held(open_shards)
         self.progress.close()
 
-    def _check_streak(self, gen, open_shards: dict[int, _Shard]) -> None:
+    def _check_streak(self, gen, number: int, open_shards: dict[int, _Shard]) -> None:
         """Failures one at a time are rejects; a long run of them means the engine is down, and the run stops.
 
         A shard that finishes while the latest requests failed is held back, not written: if the run stops, it is
-        redone on resume instead of keeping its failures as rejects. The first success writes what was held.
+        redone on resume instead of keeping its failures as rejects. A success ends the streak and writes what
+        was held only if its request was submitted after the streak's newest failed one: an older request that
+        succeeded but arrived late (results come back out of order) says nothing about the engine now.
         """
         if gen.ok:
-            self.error_streak = 0
-            self._write_held(open_shards)
+            if number > self.last_failed:
+                self.error_streak = 0
+                self._write_held(open_shards)
             return
         self.error_streak += 1
+        self.last_failed = max(self.last_failed, number)
         limit = self.config.max_consecutive_errors
         if limit and self.error_streak >= limit:
             self.progress.close()
@@ -280,12 +290,12 @@ class Synthesizer:
         while self.held:
             self._finish(self.held.pop(0), open_shards)
 
-    def _on_result(self, gen, open_shards: dict[int, _Shard], ready: deque) -> None:
+    def _on_result(self, gen, number: int, open_shards: dict[int, _Shard], ready: deque) -> None:
         index, r = gen.key
         shard = open_shards[index]
         runner = shard.runners[r]
         result = runner.on_result(gen)
-        self._check_streak(gen, open_shards)
+        self._check_streak(gen, number, open_shards)
         shard.results[r].append(result)
         self._count(shard.stats, result)
         # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
