@@ -264,6 +264,18 @@ def test_late_successes_of_older_requests_do_not_end_a_streak(tmp_path: Path) ->
     assert "engine_error" not in summary["by"]["rejects"] and summary["counts"]["docs_out"] == 40
 
 
+def test_an_output_directory_inside_the_input_directory_is_not_read_back(tmp_path: Path) -> None:
+    _corpus(tmp_path / "c.jsonl")
+    cfg = SynthesizeConfig(
+        inputs=[str(tmp_path)], output=str(tmp_path / "out"), progress=False, shard_size=7,
+        engine=EngineConfig(name="rules", max_model_len=4096, max_new_tokens=64),
+    )  # fmt: skip
+    first = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
+    assert first["counts"]["docs_in"] == 25  # the corpus only, not the shards and rejects being written
+    again = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
+    assert again["run"]["shards_resumed"] == 4 and again["counts"]["docs_in"] == 25
+
+
 def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path / "c.jsonl")
     want = _config(tmp_path / "full", corpus, rounds=2)

@@ -207,3 +207,27 @@ def test_an_existing_file_with_glob_characters_in_its_name_is_read(tmp_path) -> 
     _write(tmp_path / "corpus[2023].jsonl", [b'{"text": "x"}'])
     docs, _ = _split(read_docs([str(tmp_path / "corpus[2023].jsonl")], ReadOptions()))
     assert [d.id for d in docs] == ["corpus[2023].jsonl:1"]
+
+
+def test_a_file_name_that_is_not_utf8_is_named_with_its_bytes_escaped(tmp_path) -> None:
+    import os
+
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9.jsonl"
+    with open(raw, "wb") as f:
+        f.write(json.dumps({"text": "Hello."}).encode() + b"\n")
+    docs, rejects = _split(read_docs([str(tmp_path)], ReadOptions()))
+    assert not rejects and docs[0].source == "caf\\xe9.jsonl" and docs[0].id == "caf\\xe9.jsonl:1"
+    docs[0].id.encode("utf-8")  # writable as UTF-8 (the surrogate name made every shard write fail)
+
+
+def test_files_under_an_excluded_directory_are_not_inputs(tmp_path) -> None:
+    _write(tmp_path / "a.jsonl", [json.dumps({"text": "input"}).encode()])
+    _write(tmp_path / "out" / "data" / "shard-00000.jsonl", [json.dumps({"text": "output"}).encode()])
+    opts = ReadOptions(exclude=(str(tmp_path / "out"),))
+    assert [d.text for d in read_docs([str(tmp_path)], opts)] == ["input"]
+    assert [d.text for d in read_docs([str(tmp_path / "**" / "*.jsonl")], opts)] == ["input"]
+    assert count_records([str(tmp_path)], exclude=opts.exclude) == 1
+    with pytest.raises(InputError, match="inside the output directory"):
+        resolve_inputs([str(tmp_path / "out" / "data" / "shard-00000.jsonl")], opts.exclude)
+    with pytest.raises(InputError, match="holds no"):
+        resolve_inputs([str(tmp_path / "out")], opts.exclude)

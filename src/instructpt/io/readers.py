@@ -44,21 +44,30 @@ class ReadOptions:
     id_field: str | None = None
     split: str = "train"
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    exclude: tuple[str, ...] = ()  # directories never read from (the run's own output directory)
 
 
-def resolve_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+def resolve_inputs(inputs: list[str], exclude: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """Expand inputs into ``(kind, location)`` pairs: kind is ``file``, ``hf_disk`` or ``hf_hub``.
 
     A file named by two inputs (a directory and a glob inside it, or the same path twice) is read once, where it
     first appears. Raises :class:`InputError` for names that match nothing (the message says what was tried).
+    Files under an ``exclude`` directory are left out: an output directory inside an input directory is not read
+    back as input.
     """
-    return [(kind, location) for kind, location, _ in _resolve(inputs)]
+    return [(kind, location) for kind, location, _ in _resolve(inputs, exclude=exclude)]
 
 
-def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path | None]]:
+def _resolve(
+    inputs: list[str], warn: bool = False, exclude: tuple[str, ...] = ()
+) -> list[tuple[str, str, Path | None]]:
     """``(kind, location, root)`` per input; ``root`` is the directory a file's name is taken from (None else)."""
     out: list[tuple[str, str, Path | None]] = []
     seen: set[object] = set()
+    excluded = [Path(d).resolve() for d in exclude]
+
+    def wanted(p: Path) -> bool:
+        return _is_data_file(p) and not any(p.resolve().is_relative_to(d) for d in excluded)
 
     def add(kind: str, location: str, root: Path | None, key: object) -> None:
         if key in seen:
@@ -74,7 +83,7 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
     for spec in inputs:
         path = Path(spec)
         if any(ch in spec for ch in "*?[") and not path.exists():  # a file may have "[" in its name
-            matches = sorted(p for p in glob.glob(spec, recursive=True) if _is_data_file(Path(p)))
+            matches = sorted(p for p in glob.glob(spec, recursive=True) if wanted(Path(p)))
             if not matches:
                 raise InputError(f"input pattern {spec!r} matches no {'/'.join(DATA_SUFFIXES)} file")
             root = _abs(re.split(r"[*?\[]", spec, maxsplit=1)[0] or ".")
@@ -82,12 +91,14 @@ def _resolve(inputs: list[str], warn: bool = False) -> list[tuple[str, str, Path
             for m in matches:
                 add_file(m, root)
         elif path.is_file():
+            if not wanted(path) and _is_data_file(path):
+                raise InputError(f"input {spec!r} is inside the output directory")
             add_file(spec, _abs(spec).parent)
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
                 add("hf_disk", spec, None, path.resolve())
                 continue
-            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_data_file(p))
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and wanted(p))
             if not files:
                 raise InputError(f"input directory {spec!r} holds no {'/'.join(DATA_SUFFIXES)} file")
             for f in files:
@@ -115,16 +126,22 @@ def source_names(files: list[tuple[str, Path]]) -> dict[str, str]:
     is named relative to the common parent of all the roots instead, so names (and the ids derived from them)
     stay unique.
     """
-    names = {loc: _abs(loc).relative_to(root).as_posix() for loc, root in files}
+    names = {loc: _printable(_abs(loc).relative_to(root).as_posix()) for loc, root in files}
     if len(set(names.values())) == len(names):
         return names
     common = Path(os.path.commonpath([str(root) for _, root in files]))
-    return {loc: _abs(loc).relative_to(common).as_posix() for loc, _ in files}
+    return {loc: _printable(_abs(loc).relative_to(common).as_posix()) for loc, _ in files}
+
+
+def _printable(name: str) -> str:
+    """A file name that is not valid UTF-8 (its bytes arrive as lone surrogates) with those bytes written as
+    ``\\xNN``: the name goes into ids and UTF-8 output, which cannot hold surrogates."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
     """Stream every input record, in a deterministic order, as a RawDoc or a Reject."""
-    resolved = _resolve(inputs, warn=True)
+    resolved = _resolve(inputs, warn=True, exclude=options.exclude)
     names = source_names([(loc, root) for kind, loc, root in resolved if kind == "file" and root is not None])
     # local dataset directories are named like files whose root is their parent: "wiki", or "a/wiki" and "b/wiki"
     names.update(source_names([(loc, _abs(loc).parent) for kind, loc, _ in resolved if kind == "hf_disk"]))
@@ -278,11 +295,11 @@ def _read_hf(kind: str, location: str, options: ReadOptions, name: str) -> Itera
         yield to_doc(obj, source, row, options)
 
 
-def count_records(inputs: list[str], max_bytes: int = 4 << 30) -> int | None:
+def count_records(inputs: list[str], max_bytes: int = 4 << 30, exclude: tuple[str, ...] = ()) -> int | None:
     """A quick record count for progress ETAs: newlines of plain jsonl, parquet row counts; None if unknown."""
     total = 0
     try:
-        resolved = resolve_inputs(inputs)
+        resolved = resolve_inputs(inputs, exclude)
         if sum(Path(loc).stat().st_size for kind, loc in resolved if kind == "file") > max_bytes:
             return None
         for kind, location in resolved:

@@ -73,7 +73,11 @@ class Synthesizer:
         self.sampling = e.sampling.to_dict()
         total = None
         if config.progress:
-            total = count_records(config.inputs) if config.limit is None else config.limit
+            total = (
+                count_records(config.inputs, exclude=(config.output,))
+                if config.limit is None
+                else config.limit
+            )
         self.progress = Progress("synthesize", total=total, enabled=config.progress)
         # Derived ids (file + line) are unique by construction; ids read from --id-field are checked across shards.
         self.earlier_ids = SeenIds() if config.id_field else None
@@ -93,9 +97,8 @@ class Synthesizer:
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
-        opts = ReadOptions(
-            self.config.text_field, self.config.id_field, self.config.split, self.config.max_line_bytes
-        )
+        c = self.config
+        opts = ReadOptions(c.text_field, c.id_field, c.split, c.max_line_bytes, exclude=(c.output,))
         stream = read_docs(self.config.inputs, opts)
         if self.config.limit is not None:
             stream = islice(stream, self.config.limit)
@@ -361,7 +364,7 @@ def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[s
     """Run the stage; returns the summary also written to ``OUT/stats.json``."""
     from instructpt.config import dump_yaml
 
-    resolve_inputs(config.inputs)  # fail on a missing input before loading a model
+    resolve_inputs(config.inputs, (config.output,))  # fail on a missing input before loading a model
     out = ShardedOutput(config.output, "synthesize", config.fingerprint(), config.format)
     dump_yaml(config, out.root / "config.yaml")
     already = len(out.completed())
