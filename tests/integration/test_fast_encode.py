@@ -127,10 +127,22 @@ def _other_normalizer(spec: dict) -> None:
     spec["normalizer"]["normalizers"].append({"type": "NFKC"})
 
 
+def _no_unk_no_byte_for_e_acute(spec: dict) -> None:
+    spec["model"]["unk_token"] = None
+    del spec["model"]["vocab"]["<0xA9>"]  # "é" is C3 A9: no symbol for it, BPE drops it
+
+
+def _no_meta_piece(spec: dict) -> None:
+    del spec["model"]["vocab"]["▁"]
+    spec["model"]["merges"] = [m for m in spec["model"]["merges"] if "▁" not in m]
+
+
 @pytest.mark.parametrize(
     ("edit", "reason"),
     [
         (_crossing_merge, "joins a character to the ▁"),
+        (_no_unk_no_byte_for_e_acute, "could be dropped"),
+        (_no_meta_piece, "▁ is not in the vocabulary"),
         (_stripping_added_token, "matching options"),
         (_truncating, "truncates"),
         (_other_normalizer, "not the Llama/Mistral layout"),
@@ -140,10 +152,18 @@ def test_layouts_it_cannot_reproduce_are_refused(file_layout: Tokenizer, edit, r
     tok = _edited(file_layout, edit)
     enc, why = SegmentEncoder.build(tok)
     assert enc is None and reason in why
-    if edit is _crossing_merge:  # the refusal is needed: the merge does cross a segment boundary here
-        good, _ = SegmentEncoder.build(file_layout)
-        text = "this is a test"
-        assert good is not None and good.encode(text) != tok.encode(text, add_special_tokens=False).ids
+    # where the refusal is needed, a text shows it: segment ids would differ from the tokenizer's
+    text = {_crossing_merge: "this is a test", _no_unk_no_byte_for_e_acute: "a é a"}.get(edit)
+    if text is not None:
+        unchecked = SegmentEncoder(tok, "all", {})
+        assert unchecked.encode(text) != tok.encode(text, add_special_tokens=False).ids
+
+
+def test_split_special_tokens_is_refused(file_layout: Tokenizer) -> None:
+    tok = Tokenizer.from_str(file_layout.to_str())
+    tok.encode_special_tokens = True  # what transformers sets for split_special_tokens=True
+    enc, why = SegmentEncoder.build(tok)
+    assert enc is None and "special tokens are encoded as text" in why
 
 
 def test_byte_level_tokenizers_use_the_tokenizer() -> None:

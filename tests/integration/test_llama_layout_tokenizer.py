@@ -17,7 +17,7 @@ pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
 from instructpt.engines.base import EngineConfig  # noqa: E402
-from instructpt.engines.tokenizer import load_codec  # noqa: E402
+from instructpt.engines.tokenizer import LLAMA_CLASSES, load_codec  # noqa: E402
 from instructpt.io.shards import read_shard  # noqa: E402
 from instructpt.records import RawDoc  # noqa: E402
 from instructpt.synthesizer.chains import ChainRunner, make_items  # noqa: E402
@@ -43,30 +43,63 @@ def codec(tok_dir: Path):
     return load_codec(EngineConfig(tokenizer=str(tok_dir)))
 
 
-def test_llama_class_config_loads_the_tokenizer_json_as_written(
-    tok_dir: Path, tmp_path: Path, caplog
-) -> None:
-    """The released synthesizer names ``LlamaTokenizer`` in its tokenizer_config.json, as Mistral-7B does.
-    transformers 5 rebuilds that class with a Metaspace pre-tokenizer that drops the ``▁`` the file's
-    normalizer puts after ``<s>``; the codec must give the file's ids (what the model was trained with)."""
+def _variant(tok_dir: Path, tmp_path: Path, name: str, edit) -> Path:
     import shutil
 
+    out = tmp_path / name
+    shutil.copytree(tok_dir, out)
+    config_path = out / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    edit(config)
+    config_path.write_text(json.dumps(config))
+    return out
+
+
+def _llama_class(config: dict) -> None:
+    config.update(tokenizer_class="LlamaTokenizer", legacy=True)
+
+
+def _llama_class_default_specials(config: dict) -> None:
+    _llama_class(config)
+    for key in ("bos_token", "eos_token", "unk_token"):
+        config.pop(key, None)
+
+
+@pytest.mark.parametrize("edit", [_llama_class, _llama_class_default_specials])
+def test_llama_class_configs_keep_the_tokenizer_json_pretokenization(
+    tok_dir: Path, tmp_path: Path, edit, caplog
+):
+    """The released synthesizer names ``LlamaTokenizer`` in its tokenizer_config.json, as Mistral-7B does.
+    transformers 5 rebuilds that class with a Metaspace pre-tokenizer that drops the ``▁`` the file's
+    normalizer puts after ``<s>``; the codec must give the file's ids (what the model was trained with) and keep
+    the special tokens the class sets up, also when the config leaves them to the class defaults."""
     from transformers import AutoTokenizer
 
-    llama_dir = tmp_path / "llama-class"
-    shutil.copytree(tok_dir, llama_dir)
-    config_path = llama_dir / "tokenizer_config.json"
-    config = json.loads(config_path.read_text())
-    config.update(tokenizer_class="LlamaTokenizer", legacy=True)
-    config_path.write_text(json.dumps(config))
+    llama_dir = _variant(tok_dir, tmp_path, edit.__name__, edit)
     text = context_block("Hello world.") + "</s>" + context_block("Next one.")
     want = load_codec(EngineConfig(tokenizer=str(tok_dir))).encode(text)
     got = load_codec(EngineConfig(tokenizer=str(llama_dir)))
     assert got.encode(text) == want and got.encode_batch([text]) == [want]
-    assert got.bos_token_id == 1 and got.eos_token_id == 2
+    assert (got.bos_token_id, got.eos_token_id, got.tokenizer.unk_token_id) == (1, 2, 0)
+    assert type(got.tokenizer).__name__ in LLAMA_CLASSES  # the class transformers chose is kept
     rebuilt = AutoTokenizer.from_pretrained(llama_dir).encode(text, add_special_tokens=False)
-    if rebuilt != want:  # transformers 5: the rebuild differs, and the codec said why it did not use it
-        assert "tokenizer.json as written" in caplog.text
+    if rebuilt != want:  # transformers 5: the rebuild differs, and the codec said what it did
+        assert "using the file's" in caplog.text
+
+
+def test_add_prefix_space_set_in_the_config_is_kept(tok_dir: Path, tmp_path: Path) -> None:
+    """A config that sets ``add_prefix_space`` asks for the rebuilt pre-tokenization (transformers 4 rebuilt
+    the tokenizer then too): it is not replaced."""
+    from transformers import AutoTokenizer
+
+    def edit(config: dict) -> None:
+        _llama_class(config)
+        config["add_prefix_space"] = True
+
+    d = _variant(tok_dir, tmp_path, "prefix", edit)
+    text = context_block("Hello world.")
+    got = load_codec(EngineConfig(tokenizer=str(d))).encode(text)
+    assert got == AutoTokenizer.from_pretrained(d).encode(text, add_special_tokens=False)
 
 
 def test_wire_tokens_map_to_the_special_ids(codec) -> None:
@@ -203,3 +236,24 @@ def test_property_budgets_prefixes_and_whole_text_ids(codec, texts, outputs, bud
                 assert req.prompt_ids == codec.encode(req.prompt)
             prev = req.prompt_ids
             runner.on_result(engine.generate([req])[0])
+
+
+def test_other_classes_keep_what_transformers_built_from_their_config(tmp_path: Path) -> None:
+    """transformers adjusts a GPT-2-class tokenizer's pre-tokenizer from ``add_prefix_space`` in its config (as
+    transformers 4 did): that is not undone."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>"], show_progress=False)
+    tok.train_from_iterator(["hello world, a byte level tokenizer"] * 20, trainer=trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config.update(tokenizer_class="GPT2Tokenizer", add_prefix_space=True)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    text = "hello world"
+    assert load_codec(EngineConfig(tokenizer=str(tmp_path))).encode(text) == AutoTokenizer.from_pretrained(
+        tmp_path
+    ).encode(text, add_special_tokens=False)

@@ -65,6 +65,10 @@ class SegmentEncoder:
             return None, reason
         if spec.get("truncation") or spec.get("padding"):
             return None, "the tokenizer truncates or pads"
+        if getattr(
+            backend, "encode_special_tokens", False
+        ):  # transformers' split_special_tokens; not in to_str()
+            return None, "special tokens are encoded as text"
         added: dict[str, int] = {}
         for tok in spec.get("added_tokens") or []:
             if tok.get("normalized") or tok.get("lstrip") or tok.get("rstrip") or tok.get("single_word"):
@@ -146,6 +150,15 @@ def _model_problem(model: dict) -> str:
     """Why BPE over segments could differ from BPE over the whole text ("" when it cannot)."""
     if model.get("type") != "BPE":
         return "the model is not BPE"
+    vocab = model.get("vocab") or {}
+    # Every character must become at least one symbol: BPE drops one it cannot represent (no unk token, missing
+    # byte tokens), and its two neighbours, a ▁ and a ▁, could then merge across a segment boundary. A ▁ that
+    # starts a segment must be a symbol too, or unknown characters on both sides of it could fuse.
+    if META not in vocab:
+        return f"{META} is not in the vocabulary"
+    all_bytes = model.get("byte_fallback") and all(f"<0x{b:02X}>" in vocab for b in range(256))
+    if not all_bytes and model.get("unk_token") not in vocab:
+        return "characters outside the vocabulary could be dropped (no unk token, no full byte fallback)"
     if model.get("dropout") or model.get("ignore_merges"):
         return "BPE with dropout or ignore_merges"
     if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):

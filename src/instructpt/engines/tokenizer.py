@@ -46,9 +46,7 @@ class HFCodec:
                 log.debug("cached segment encoding not used: %s", why)
 
     def encode(self, text: str) -> list[int]:
-        if self.fast is not None:
-            return self._fast_encode(text)
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        return self._fast_encode(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
@@ -61,8 +59,9 @@ class HFCodec:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
     def _fast_encode(self, text: str) -> list[int]:
-        fast = self.fast
-        assert fast is not None
+        fast = self.fast  # read once: another thread may switch it off meanwhile
+        if fast is None:
+            return self.tokenizer.encode(text, add_special_tokens=False)
         ids = fast.encode(text)
         n = self._fast_encoded
         self._fast_encoded = n + 1
@@ -100,65 +99,63 @@ def load_tokenizer(config: EngineConfig) -> Any:
     name = config.tokenizer or config.model
     if looks_like_path(name) and not Path(name).expanduser().exists():
         raise EngineError(f"model directory {name!r} does not exist (a hub id is written org/name)")
-    kwargs = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        if _rebuilt_from_file(tokenizer, name, config.revision):
-            from transformers import PreTrainedTokenizerFast
-
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(name, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(
+            name, revision=config.revision, trust_remote_code=config.trust_remote_code
+        )
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
         raise EngineError(f"cannot load tokenizer {name!r}: {exc}") from exc
+    _restore_file_pretokenization(tokenizer, name, config.revision)
     return tokenizer
 
 
-# The parts of a tokenizer.json that decide the ids of a text besides its vocabulary and merges.
-_PIPELINE_KEYS = ("normalizer", "pre_tokenizer")
+LLAMA_CLASSES = ("LlamaTokenizer", "LlamaTokenizerFast")  # what Llama-2 and Mistral-7B configs name
 
 
-def _pipeline(tokenizer_json: str) -> dict[str, Any]:
-    spec = json.loads(tokenizer_json)
-    model = {k: v for k, v in (spec.get("model") or {}).items() if k not in ("vocab", "merges")}
-    return {**{k: spec.get(k) for k in _PIPELINE_KEYS}, "model": model}
+def _restore_file_pretokenization(tokenizer: Any, name: str, revision: str | None) -> bool:
+    """Give a Llama-class tokenizer the normalizer and pre-tokenizer of its ``tokenizer.json`` when transformers
+    built it with others (returns whether it did).
 
-
-def _rebuilt_from_file(tokenizer: Any, name: str, revision: str | None) -> bool:
-    """Whether ``transformers`` built ``tokenizer`` with another pipeline than the model's ``tokenizer.json``.
-
-    transformers 5 rebuilds Llama/Mistral-class tokenizers from their vocabulary and merges with a ``Metaspace``
-    pre-tokenizer that puts no ``▁`` after a special token, where the ``tokenizer.json`` of Mistral-7B (and of
-    the synthesizer fine-tuned from it) prepends one to every text after ``<s>``: ``<s> <CON>`` then starts with
-    another token than the model was trained with (transformers 4 used the file as written). The file, as
-    written, is what the model was released with; when the two differ the caller loads it as written."""
+    transformers 5 rebuilds these tokenizers from vocabulary and merges with a ``Metaspace`` pre-tokenizer, where
+    the ``tokenizer.json`` of Mistral-7B (and of the synthesizer fine-tuned from it) has a normalizer that
+    prepends ``▁`` to every text between special tokens, even one that starts with a space. The Metaspace schemes
+    do not (``always``: only when the text does not start with a space; ``first``: only at the very start), so
+    ``<s> <CON>`` starts with other tokens than the model was trained with: transformers 4 used the file's fast
+    tokenizer as written unless ``add_prefix_space`` was set. Only those two parts are replaced, in place; the
+    special tokens and everything else the class set up stay. Other classes are left alone: transformers adjusts
+    them from their configs on purpose (``add_prefix_space``, ``do_lower_case``)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
+    if backend is None or type(tokenizer).__name__ not in LLAMA_CLASSES:
         return False
+    if getattr(tokenizer, "init_kwargs", {}).get("add_prefix_space") is not None:
+        return False  # set on purpose: transformers 4 rebuilt the tokenizer too
     try:
+        from tokenizers import Tokenizer
         from transformers.utils import cached_file
 
         path = cached_file(
             name, "tokenizer.json", revision=revision, _raise_exceptions_for_missing_entries=False
         )
-    except Exception:  # noqa: BLE001 - no file to compare with: keep what transformers built
+        if not path:
+            return False
+        as_written = Tokenizer.from_file(path)
+    except Exception:  # noqa: BLE001 - no readable file to compare with: keep what transformers built
         return False
-    if not path:
+    if _pretokenization(as_written) == _pretokenization(backend):
         return False
-    try:
-        from tokenizers import Tokenizer
+    backend.normalizer = as_written.normalizer
+    backend.pre_tokenizer = as_written.pre_tokenizer
+    log.warning(
+        "transformers %s builds the %s tokenizer of %r with another pre-tokenization than its tokenizer.json;"
+        " using the file's (the ids the model was trained with)",
+        _transformers_version(), type(tokenizer).__name__, name,
+    )  # fmt: skip
+    return True
 
-        as_written = Tokenizer.from_file(
-            path
-        ).to_str()  # re-serialized: older files spell options differently
-        differs = _pipeline(as_written) != _pipeline(backend.to_str())
-    except Exception:  # noqa: BLE001 - a file tokenizers cannot read: keep what transformers built
-        return False
-    if differs:
-        log.warning(
-            "transformers %s builds the %s tokenizer of %r with another pre-tokenization than its tokenizer.json;"
-            " loading tokenizer.json as written (the ids the model was trained with)",
-            _transformers_version(), type(tokenizer).__name__, name,
-        )  # fmt: skip
-    return differs
+
+def _pretokenization(tokenizer: Any) -> tuple[Any, Any]:
+    spec = json.loads(tokenizer.to_str())  # re-serialized: older files spell options differently
+    return spec.get("normalizer"), spec.get("pre_tokenizer")
 
 
 def _transformers_version() -> str:
