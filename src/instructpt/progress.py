@@ -16,7 +16,7 @@ class Progress:
         self, desc: str, total: int | None = None, enabled: bool = True, every: float = 10.0
     ) -> None:
         self.desc, self.total, self.every = desc, total, every
-        self.docs = self.pairs = self.tokens = 0
+        self.docs = self.pairs = self.tokens = self.skipped = 0
         self.start = self._last_log = time.monotonic()
         self._bar = None
         if enabled and sys.stderr.isatty():
@@ -26,7 +26,9 @@ class Progress:
         self.enabled = enabled
 
     def skip(self, docs: int) -> None:
-        """Documents already done by an earlier run (they count toward the total, not the rates)."""
+        """Documents already done by an earlier run: left out of this run's total and rates, and said in the
+        log line (a resumed run otherwise reads "0/0 docs")."""
+        self.skipped += docs
         if self.total is not None:
             self.total = max(0, self.total - docs)
             if self._bar is not None:
@@ -56,7 +58,8 @@ class Progress:
         eta = ""
         if self.total and rate > 0:
             eta = f" eta={max(self.total - self.docs, 0) / rate:,.0f}s"
-        return f"{done} docs {rate:,.1f} docs/s {self._postfix()}{eta}"
+        before = f" (+{self.skipped:,} done before)" if self.skipped else ""
+        return f"{done} docs{before} {rate:,.1f} docs/s {self._postfix()}{eta}"
 
     def close(self) -> None:
         if self._bar is not None:

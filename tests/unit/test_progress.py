@@ -14,7 +14,7 @@ def test_log_lines_when_not_a_tty(caplog) -> None:
     p.update(docs=4, pairs=10, tokens=400)
     p.close()
     lines = [r.getMessage() for r in caplog.records]
-    assert lines and "4/8 docs" in lines[0]
+    assert lines and "4/8 docs (+2 done before)" in lines[0]
     assert (
         "docs/s" in lines[0] and "pairs/doc=2.50" in lines[0] and "tok/s=" in lines[0] and "eta=" in lines[0]
     )
