@@ -84,8 +84,6 @@ class Synthesizer:
         self.token_cap = config.inflight_token_cap(engine)
         # Failed requests in a row; while there are any, finished shards wait in `held` (see _on_result).
         self.error_streak, self.held = 0, []
-        self.submitted = 0  # requests submitted so far: a request's number orders it against failures
-        self.last_failed = -1  # the number of the newest request that failed in the current streak
         self.retried = 0  # finished shards run again (--retry-errors)
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
@@ -216,9 +214,7 @@ class Synthesizer:
         shards = self._shards()
         open_shards: dict[int, _Shard] = {}
         ready: deque[tuple[int, int]] = deque()  # (shard index, runner index) with a step to submit
-        inflight: dict[
-            tuple[int, int], tuple[int, int]
-        ] = {}  # -> (prompt + max new tokens, submission number)
+        inflight: dict[tuple[int, int], int] = {}  # -> prompt + max new tokens
         inflight_tokens = 0
         exhausted = False
         while True:
@@ -249,8 +245,7 @@ class Synthesizer:
                     break
                 ready.popleft()
                 batch.append(runner.next_request(key))
-                inflight[key] = (cost, self.submitted)
-                self.submitted += 1
+                inflight[key] = cost
                 inflight_tokens += cost
             if batch:
                 self.engine.submit(batch)
@@ -259,27 +254,28 @@ class Synthesizer:
                     break
                 continue
             for gen in self.engine.poll():
-                cost, number = inflight.pop(gen.key)
-                inflight_tokens -= cost
-                self._on_result(gen, number, open_shards, ready)
+                inflight_tokens -= inflight.pop(gen.key)
+                self._on_result(gen, open_shards, ready)
         self._write_held(open_shards)
         self.progress.close()
 
-    def _check_streak(self, gen, number: int, open_shards: dict[int, _Shard]) -> None:
+    def _check_streak(self, gen, open_shards: dict[int, _Shard]) -> None:
         """Failures one at a time are rejects; a long run of them means the engine is down, and the run stops.
 
         A shard that finishes while the latest requests failed is held back, not written: if the run stops, it is
-        redone on resume instead of keeping its failures as rejects. A success ends the streak and writes what
-        was held only if its request was submitted after the streak's newest failed one: an older request that
-        succeeded but arrived late (results come back out of order) says nothing about the engine now.
+        redone on resume instead of keeping its failures as rejects. The first success writes what was held.
+
+        "In a row" is in the order results arrive. Engines answer out of order, so a success can be that of a
+        request sent before the failures; numbering by submission instead made quick refusals (a 400, a prompt
+        vLLM rejects) outrun the slow successes in flight and stop healthy runs. The cost: a late success in an
+        outage's first moments can end its streak and write held shards with failures; ``--retry-errors``
+        redoes them.
         """
         if gen.ok:
-            if number > self.last_failed:
-                self.error_streak = 0
-                self._write_held(open_shards)
+            self.error_streak = 0
+            self._write_held(open_shards)
             return
         self.error_streak += 1
-        self.last_failed = max(self.last_failed, number)
         limit = self.config.max_consecutive_errors
         if limit and self.error_streak >= limit:
             self.progress.close()
@@ -293,12 +289,12 @@ class Synthesizer:
         while self.held:
             self._finish(self.held.pop(0), open_shards)
 
-    def _on_result(self, gen, number: int, open_shards: dict[int, _Shard], ready: deque) -> None:
+    def _on_result(self, gen, open_shards: dict[int, _Shard], ready: deque) -> None:
         index, r = gen.key
         shard = open_shards[index]
         runner = shard.runners[r]
         result = runner.on_result(gen)
-        self._check_streak(gen, number, open_shards)
+        self._check_streak(gen, open_shards)
         shard.results[r].append(result)
         self._count(shard.stats, result)
         # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
