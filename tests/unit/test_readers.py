@@ -231,3 +231,37 @@ def test_files_under_an_excluded_directory_are_not_inputs(tmp_path) -> None:
         resolve_inputs([str(tmp_path / "out" / "data" / "shard-00000.jsonl")], opts.exclude)
     with pytest.raises(InputError, match="holds no"):
         resolve_inputs([str(tmp_path / "out")], opts.exclude)
+
+
+def test_escaped_names_that_repeat_a_real_name_stay_unique(tmp_path) -> None:
+    import os
+
+    base = os.fsencode(str(tmp_path))
+    for name in (b"/caf\xe9.jsonl", b"/caf\\xe9.jsonl"):  # the byte E9, and the four characters \xe9
+        with open(base + name, "wb") as f:
+            f.write(json.dumps({"text": "Hello."}).encode() + b"\n")
+    docs, rejects = _split(read_docs([str(tmp_path)], ReadOptions()))
+    assert not rejects and len({d.id for d in docs}) == 2
+    assert sorted(d.source for d in docs) == ["caf\\xe9.jsonl", "caf\\xe9.jsonl~2"]
+
+
+def test_parquet_files_with_names_that_are_not_utf8_are_read(tmp_path) -> None:
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.fsdecode(os.fsencode(str(tmp_path)) + b"/d\xe9j\xe0.parquet")
+    with open(path, "wb") as f:
+        pq.write_table(pa.table({"text": ["one", "two"]}), f)
+    docs, rejects = _split(read_docs([str(tmp_path)], ReadOptions()))
+    assert (
+        not rejects and [d.text for d in docs] == ["one", "two"] and docs[0].source == "d\\xe9j\\xe0.parquet"
+    )
+    assert count_records([str(tmp_path)]) == 2
+
+
+def test_a_directory_holding_only_output_files_says_so(tmp_path) -> None:
+    _write(tmp_path / "data" / "shard-00000.jsonl", [json.dumps({"text": "output"}).encode()])
+    with pytest.raises(InputError, match="outside the output directory"):
+        resolve_inputs([str(tmp_path)], (str(tmp_path),))

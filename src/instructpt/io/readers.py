@@ -98,9 +98,11 @@ def _resolve(
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
                 add("hf_disk", spec, None, path.resolve())
                 continue
-            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and wanted(p))
+            found = [p for p in path.rglob("*") if p.is_file() and _is_data_file(p)]
+            files = sorted(str(p) for p in found if wanted(p))
             if not files:
-                raise InputError(f"input directory {spec!r} holds no {'/'.join(DATA_SUFFIXES)} file")
+                where = " outside the output directory" if found else ""
+                raise InputError(f"input directory {spec!r} holds no {'/'.join(DATA_SUFFIXES)} file{where}")
             for f in files:
                 add_file(f, _abs(spec))
         elif path.suffix or spec.startswith((".", "/")):
@@ -130,7 +132,29 @@ def source_names(files: list[tuple[str, Path]]) -> dict[str, str]:
     if len(set(names.values())) == len(names):
         return names
     common = Path(os.path.commonpath([str(root) for _, root in files]))
-    return {loc: _printable(_abs(loc).relative_to(common).as_posix()) for loc, _ in files}
+    names = {loc: _printable(_abs(loc).relative_to(common).as_posix()) for loc, _ in files}
+    return _unique(names)
+
+
+def _unique(names: dict[str, str]) -> dict[str, str]:
+    """Names made unique by a ``~2``, ``~3``... suffix on later repeats (in location order). Only escaped names
+    can repeat here: a name with the byte E9 and one with the characters ``\\xe9`` are both ``\\xe9``."""
+    seen: dict[str, int] = {}
+    taken = set(names.values())
+    out = {}
+    for loc in sorted(names, key=os.fsencode):
+        name = names[loc]
+        if name in seen:
+            k = seen[name] + 1
+            while f"{name}~{k}" in taken:
+                k += 1
+            seen[name] = k
+            name = f"{name}~{k}"
+            taken.add(name)
+        else:
+            seen[name] = 1
+        out[loc] = name
+    return out
 
 
 def _printable(name: str) -> str:
@@ -260,14 +284,16 @@ def _read_parquet(path: str, source: str, options: ReadOptions) -> Iterator[RawD
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
-        names = set(pf.schema_arrow.names)
-        columns = [c for c in (options.text_field, options.id_field) if c and c in names]
-        row = 0
-        for batch in pf.iter_batches(columns=columns or None, batch_size=4096):
-            for obj in batch.to_pylist():
-                yield to_doc(obj, source, row, options)
-                row += 1
+        # opened here, not by pyarrow: Python passes a name that is not UTF-8 through to the OS; pyarrow cannot
+        with open(path, "rb") as f:
+            pf = pq.ParquetFile(f)
+            names = set(pf.schema_arrow.names)
+            columns = [c for c in (options.text_field, options.id_field) if c and c in names]
+            row = 0
+            for batch in pf.iter_batches(columns=columns or None, batch_size=4096):
+                for obj in batch.to_pylist():
+                    yield to_doc(obj, source, row, options)
+                    row += 1
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
         yield Reject(
             f"{source}:file", source, "unreadable_file", f"{type(exc).__name__}: {exc}", "read", None
@@ -308,7 +334,8 @@ def count_records(inputs: list[str], max_bytes: int = 4 << 30, exclude: tuple[st
             if location.endswith(".parquet"):
                 import pyarrow.parquet as pq
 
-                total += pq.ParquetFile(location).metadata.num_rows
+                with open(location, "rb") as f:
+                    total += pq.ParquetFile(f).metadata.num_rows
                 continue
             with open(location, "rb") as f:
                 total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
