@@ -22,7 +22,7 @@ from typing import Any
 META = "▁"
 _SEGMENT = re.compile(f"{META}*[^{META}]+|{META}+")
 MAX_CACHED_CHARS = 64  # longer segments (URLs, blobs) rarely repeat: encoded each time, not kept
-MAX_CACHE_ENTRIES = 1 << 20  # ~100-200 MB at most; the cache starts over when full
+MAX_CACHE_ENTRIES = 1 << 19  # ~270 bytes per entry (key, id list, int objects): ~140 MB at most; starts over when full
 # A segment missing from the cache costs ~10x a hit (the BPE model is called through Python), so texts made mostly
 # of new words (random strings, IDs, blobs) are slower this way than through the tokenizer. When the recent share
 # of missed segments exceeds MISS_LIMIT, texts go to the tokenizer, except one in LEARN_EVERY, which keeps the

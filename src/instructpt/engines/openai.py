@@ -123,7 +123,9 @@ class OpenAIEngine(Engine):
         if self.mode == "text":
             log.warning(
                 "prompt_mode=text: the server tokenizes prompts; one that prepends BOS itself doubles the literal "
-                "<s> (SPEC §3). add_special_tokens=false is sent (vLLM honours it); prompt_mode=ids is exact."
+                "<s> (SPEC §3), and one on transformers 5 splits Llama/Mistral-class tokenizers otherwise than "
+                "their tokenizer.json (README). add_special_tokens=false is sent (vLLM honours it); "
+                "prompt_mode=ids is exact."
             )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
