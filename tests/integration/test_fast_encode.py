@@ -57,8 +57,19 @@ def metaspace_layout(file_layout: Tokenizer, scheme: str) -> Tokenizer:
     return tok
 
 
+def replace_only_layout(file_layout: Tokenizer) -> Tokenizer:
+    """Gemma's layout: spaces become ▁ and nothing is prepended."""
+    tok = Tokenizer.from_str(file_layout.to_str())
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    return tok
+
+
 def layouts(file_layout: Tokenizer) -> dict[str, Tokenizer]:
-    return {"file": file_layout, **{s: metaspace_layout(file_layout, s) for s in METASPACE_SCHEMES}}
+    return {
+        "file": file_layout,
+        "replace-only": replace_only_layout(file_layout),
+        **{s: metaspace_layout(file_layout, s) for s in METASPACE_SCHEMES},
+    }
 
 
 PIECES = st.sampled_from(

@@ -22,7 +22,9 @@ from typing import Any
 META = "▁"
 _SEGMENT = re.compile(f"{META}*[^{META}]+|{META}+")
 MAX_CACHED_CHARS = 64  # longer segments (URLs, blobs) rarely repeat: encoded each time, not kept
-MAX_CACHE_ENTRIES = 1 << 19  # ~270 bytes per entry (key, id list, int objects): ~140 MB at most; starts over when full
+MAX_CACHE_ENTRIES = (
+    1 << 19
+)  # ~270 bytes per entry (key, id list, int objects): ~140 MB at most; starts over when full
 # A segment missing from the cache costs ~10x a hit (the BPE model is called through Python), so texts made mostly
 # of new words (random strings, IDs, blobs) are slower this way than through the tokenizer. When the recent share
 # of missed segments exceeds MISS_LIMIT, texts go to the tokenizer, except one in LEARN_EVERY, which keeps the
@@ -129,16 +131,14 @@ class SegmentEncoder:
 
 def _prepend_mode(normalizer: dict | None, pre_tokenizer: dict | None) -> str | None:
     """How ``▁`` is put before each section: "all" for Mistral-7B's normalizer ``Prepend("▁")`` +
-    ``Replace(" ", "▁")``; the Metaspace scheme ("always", "first", "never") for transformers 5's Llama layout;
-    None for anything else."""
-    if pre_tokenizer is None and normalizer and normalizer.get("type") == "Sequence":
-        steps = normalizer.get("normalizers") or []
-        if steps == [
-            {"type": "Prepend", "prepend": META},
-            {"type": "Replace", "pattern": {"String": " "}, "content": META},
-        ]:
+    ``Replace(" ", "▁")``; "never" for ``Replace`` alone (Gemma's layout); the Metaspace scheme ("always",
+    "first", "never") for transformers 5's Llama layout; None for anything else."""
+    replace = {"type": "Replace", "pattern": {"String": " "}, "content": META}
+    if pre_tokenizer is None and normalizer:
+        steps = normalizer.get("normalizers") if normalizer.get("type") == "Sequence" else [normalizer]
+        if steps == [{"type": "Prepend", "prepend": META}, replace]:
             return "all"
-        return None
+        return "never" if steps == [replace] else None
     metaspace = {"type": "Metaspace", "replacement": META, "split": False}
     if normalizer is None and pre_tokenizer and metaspace.items() <= pre_tokenizer.items():
         scheme = pre_tokenizer.get("prepend_scheme")
