@@ -25,8 +25,12 @@ from typing import Any
 GC_THRESHOLD = (50_000, 20, 20)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler preempting the job, ``kill``): unwinds like Ctrl-C, so engines are closed."""
+class Terminated(BaseException):
+    """SIGTERM (a scheduler preempting the job, ``kill``): unwinds like Ctrl-C, so engines are closed.
+
+    Not a KeyboardInterrupt: vLLM swallows those while its engine starts (``except KeyboardInterrupt`` around
+    the start-up handshake), and the run then waited up to 600 s for an engine core the same signal had killed,
+    then failed with exit 1."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -136,7 +140,7 @@ def _run(
     except (InputError, ResumeError, EngineError) as exc:
         print(f"instructpt {name}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, Terminated) as exc:
         how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
         return code

@@ -166,6 +166,33 @@ def test_sigterm_stops_cleanly_and_a_rerun_resumes(tmp_path) -> None:
     assert os.path.exists(part / "stats.json")
 
 
+def test_sigterm_is_not_swallowed_by_code_that_catches_keyboard_interrupt(tmp_path) -> None:
+    """vLLM wraps its engine start-up handshake in ``except KeyboardInterrupt`` (it logs and goes on); a SIGTERM
+    there must still stop the run with 143. Here the stage runs inside such a block, as a stand-in."""
+    import json
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"text": "Cats sleep. However, dogs do not."}) + "\n")
+    code = (
+        "import os, signal, sys, time\n"
+        "from instructpt import cli\n"
+        "from instructpt.synthesizer import run\n"
+        "real = run.synthesize\n"
+        "def swallowing(config):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(5)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass  # what the library does; the run would then go on\n"
+        "    return real(config)\n"
+        "run.synthesize = swallowing\n"
+        f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143 and "terminated" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o" / "done").exists() or not any((tmp_path / "o" / "done").iterdir())
+
+
 def test_main_runs_outside_the_main_thread(tmp_path) -> None:
     """Embedding code may call main() from a worker thread, where no signal handler can be installed."""
     import threading

@@ -331,3 +331,41 @@ def test_priorities_are_sent_only_under_priority_scheduling(engine, monkeypatch)
     reqs[0].priority = -2
     engine.generate(reqs)
     assert seen == [-2, 0]
+
+
+def test_sigterm_while_the_engine_starts_ends_the_run(vllm_synth: Path, tmp_path: Path) -> None:
+    """SIGTERM to the job's process group while vLLM starts its engine core: vLLM swallows KeyboardInterrupt
+    there, so a handler raising one let the run wait up to 600 s for the core the same signal had killed, then
+    exit 1. It must stop with 143, and a re-run must then work."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    cmd = [
+        sys.executable, "-m", "instructpt", "synthesize", str(corpus), "-o", str(tmp_path / "out"),
+        "--engine", "vllm", "--model", str(vllm_synth), "--dtype", "float32", "--max-model-len", "512",
+        "--max-new-tokens", "16", "--gpu-memory-utilization", "0.3", "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # the engine core is being started
+            if any("EngineCore" in p.name() for p in psutil.Process(proc.pid).children(recursive=True)):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before its engine core started"
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 143 and "terminated" in err, err[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
