@@ -32,9 +32,17 @@ class Terminated(BaseException):
     the start-up handshake), and the run then waited up to 600 s for an engine core the same signal had killed,
     then failed with exit 1."""
 
+    how, code = "terminated", 143
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated
+
+class Interrupted(Terminated):
+    """SIGINT (Ctrl-C), raised by our handler for the same reason instead of KeyboardInterrupt."""
+
+    how, code = "interrupted", 130
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise Interrupted if signum == signal.SIGINT else Terminated
 
 
 def tune_gc() -> None:
@@ -130,7 +138,11 @@ def _run(
     from instructpt.io.shards import ResumeError
 
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can handlers be set
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    # SIGINT only where Python's own handler is set (a job started with SIGINT ignored stays so)
+    handled = [signal.SIGTERM] + [signal.SIGINT] * (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    previous = {sig: signal.signal(sig, _on_signal) for sig in handled} if in_main_thread else {}
     try:
         config = resolve(cls, config_file, args)
         tune_gc()
@@ -141,12 +153,12 @@ def _run(
         print(f"instructpt {name}: error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated) as exc:
-        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        how, code = (exc.how, exc.code) if isinstance(exc, Terminated) else ("interrupted", 130)
         print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
         return code
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     _print_summary(name, summary, getattr(config, "output", None))
     return 0
 
