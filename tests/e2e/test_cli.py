@@ -208,3 +208,31 @@ def test_main_runs_outside_the_main_thread(tmp_path) -> None:
     worker.start()
     worker.join(60)
     assert result == {"rc": 0}
+
+
+def test_a_job_started_with_sigint_ignored_keeps_ignoring_it(tmp_path) -> None:
+    """Background jobs (``nohup``, ``cmd &`` in scripts) start with SIGINT ignored; the CLI must not undo that."""
+    import json
+    import signal
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"text": "Cats sleep. However, dogs do not."}) + "\n")
+    code = (
+        "import os, signal, sys\n"
+        "from instructpt import cli\n"
+        "from instructpt.synthesizer import run\n"
+        "real = run.synthesize\n"
+        "def signalled(config):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(config)\n"
+        "run.synthesize = signalled\n"
+        f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.returncode == 0, proc.stderr
