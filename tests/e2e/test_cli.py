@@ -166,12 +166,9 @@ def test_sigterm_stops_cleanly_and_a_rerun_resumes(tmp_path) -> None:
     assert os.path.exists(part / "stats.json")
 
 
-@pytest.mark.parametrize(
-    ("sig", "rc", "how"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")]
-)
-def test_signals_are_not_swallowed_by_code_that_catches_keyboard_interrupt(tmp_path, sig, rc, how) -> None:
-    """vLLM wraps its engine start-up handshake in ``except KeyboardInterrupt`` (it logs and goes on); a SIGTERM
-    or Ctrl-C there must still stop the run. Here the stage runs inside such a block, as a stand-in."""
+def _run_with_stage_prelude(tmp_path, prelude: str, **popen) -> subprocess.CompletedProcess:
+    """``instructpt synthesize`` (rules engine, one document) in a fresh interpreter, with ``prelude`` (lines of
+    Python, indented for a function body) run at the start of the stage: a stand-in for library code."""
     import json
 
     corpus = tmp_path / "c.jsonl"
@@ -181,17 +178,29 @@ def test_signals_are_not_swallowed_by_code_that_catches_keyboard_interrupt(tmp_p
         "from instructpt import cli\n"
         "from instructpt.synthesizer import run\n"
         "real = run.synthesize\n"
-        "def swallowing(config):\n"
+        "def stage(config):\n"
+        f"{prelude}"
+        "    return real(config)\n"
+        "run.synthesize = stage\n"
+        f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, **popen)
+
+
+@pytest.mark.parametrize(
+    ("sig", "rc", "how"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")]
+)
+def test_signals_are_not_swallowed_by_code_that_catches_keyboard_interrupt(tmp_path, sig, rc, how) -> None:
+    """vLLM wraps its engine start-up handshake in ``except KeyboardInterrupt`` (it logs and goes on); a SIGTERM
+    or Ctrl-C there must still stop the run. Here the stage runs inside such a block, as a stand-in."""
+    prelude = (
         "    try:\n"
         f"        os.kill(os.getpid(), signal.{sig})\n"
         "        time.sleep(5)\n"
         "    except KeyboardInterrupt:\n"
         "        pass  # what the library does; the run would then go on\n"
-        "    return real(config)\n"
-        "run.synthesize = swallowing\n"
-        f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = _run_with_stage_prelude(tmp_path, prelude)
     assert proc.returncode == rc and how in proc.stderr, proc.stderr
     assert not (tmp_path / "o" / "done").exists() or not any((tmp_path / "o" / "done").iterdir())
 
@@ -212,27 +221,11 @@ def test_main_runs_outside_the_main_thread(tmp_path) -> None:
 
 def test_a_job_started_with_sigint_ignored_keeps_ignoring_it(tmp_path) -> None:
     """Background jobs (``nohup``, ``cmd &`` in scripts) start with SIGINT ignored; the CLI must not undo that."""
-    import json
     import signal
 
-    corpus = tmp_path / "c.jsonl"
-    corpus.write_text(json.dumps({"text": "Cats sleep. However, dogs do not."}) + "\n")
-    code = (
-        "import os, signal, sys\n"
-        "from instructpt import cli\n"
-        "from instructpt.synthesizer import run\n"
-        "real = run.synthesize\n"
-        "def signalled(config):\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    return real(config)\n"
-        "run.synthesize = signalled\n"
-        f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = _run_with_stage_prelude(
+        tmp_path,
+        "    os.kill(os.getpid(), signal.SIGINT)\n",
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert proc.returncode == 0, proc.stderr

@@ -2,12 +2,12 @@
 
 The released synthesizer's tokenizer (Mistral-7B's) has no pre-tokenizer: ``tokenizers`` runs BPE over each whole
 text between special tokens as one word, so nothing is cached between documents and every encode pays the full
-pipeline (~1 µs per token on one core). But the merges of such a vocabulary never join a character to a ``▁`` that
+pipeline (~1.5 µs per token on one core). But the merges of such a vocabulary never join a character to a ``▁`` that
 follows it (SentencePiece learned them on whitespace-split words). Then BPE over a whole text gives exactly the
 concatenation of BPE over its *segments*, each a run of ``▁`` and the characters up to the next ``▁``: no merge
 can apply across a segment boundary, and merges inside one segment do not depend on the others. Segments repeat
 across documents (they are words), so their ids are cached; unseen segments are encoded by the tokenizer's own
-BPE model. Same ids, ~8x faster on abstract-sized texts (bench/bench_tokenize.py).
+BPE model. Same ids, ~7x faster on abstract-sized texts (bench/bench_tokenize.py).
 
 :meth:`SegmentEncoder.build` returns an encoder only for a layout it reproduces exactly; the codec also compares
 its ids with the tokenizer's own on the first texts and on a sample after that (see ``tokenizer.HFCodec``).
@@ -22,9 +22,8 @@ from typing import Any
 META = "▁"
 _SEGMENT = re.compile(f"{META}*[^{META}]+|{META}+")
 MAX_CACHED_CHARS = 64  # longer segments (URLs, blobs) rarely repeat: encoded each time, not kept
-MAX_CACHE_ENTRIES = (
-    1 << 19
-)  # ~270 bytes per entry (key, id list, int objects): ~140 MB at most; starts over when full
+# ~270 bytes per entry (key, id list, int objects): ~140 MB at most; the cache starts over when full
+MAX_CACHE_ENTRIES = 1 << 19
 # A segment missing from the cache costs ~10x a hit (the BPE model is called through Python), so texts made mostly
 # of new words (random strings, IDs, blobs) are slower this way than through the tokenizer. When the recent share
 # of missed segments exceeds MISS_LIMIT, texts go to the tokenizer, except one in LEARN_EVERY, which keeps the
@@ -44,7 +43,7 @@ class SegmentEncoder:
         self.texts = 0
         self.texts_by_tokenizer = 0
         self._prepend = (
-            prepend  # "all": every section (Prepend normalizer); "always"/"first": Metaspace schemes
+            prepend  # "all", or a Metaspace scheme: "always", "first", "never" (see _prepend_mode)
         )
         self._added = added
         self._split = (
@@ -67,9 +66,8 @@ class SegmentEncoder:
             return None, reason
         if spec.get("truncation") or spec.get("padding"):
             return None, "the tokenizer truncates or pads"
-        if getattr(
-            backend, "encode_special_tokens", False
-        ):  # transformers' split_special_tokens; not in to_str()
+        # transformers' split_special_tokens sets this; to_str() does not show it
+        if getattr(backend, "encode_special_tokens", False):
             return None, "special tokens are encoded as text"
         added: dict[str, int] = {}
         for tok in spec.get("added_tokens") or []:

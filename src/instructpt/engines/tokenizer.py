@@ -46,19 +46,20 @@ class HFCodec:
                 log.debug("cached segment encoding not used: %s", why)
 
     def encode(self, text: str) -> list[int]:
-        return self._fast_encode(text)
+        return self._encode(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
             return []
         if self.fast is not None:
-            return [self._fast_encode(t) for t in texts]
+            return [self._encode(t) for t in texts]
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):  # same ids, ~1.25x faster
             return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
-    def _fast_encode(self, text: str) -> list[int]:
+    def _encode(self, text: str) -> list[int]:
+        """Through the segment cache while it is on (checking a sample), else through the tokenizer."""
         fast = self.fast  # read once: another thread may switch it off meanwhile
         if fast is None:
             return self.tokenizer.encode(text, add_special_tokens=False)
@@ -145,10 +146,12 @@ def _restore_file_pretokenization(tokenizer: Any, name: str, revision: str | Non
         return False
     backend.normalizer = as_written.normalizer
     backend.pre_tokenizer = as_written.pre_tokenizer
+    import transformers
+
     log.warning(
         "transformers %s builds the %s tokenizer of %r with another pre-tokenization than its tokenizer.json;"
         " using the file's (the ids the model was trained with)",
-        _transformers_version(), type(tokenizer).__name__, name,
+        transformers.__version__, type(tokenizer).__name__, name,
     )  # fmt: skip
     return True
 
@@ -156,12 +159,6 @@ def _restore_file_pretokenization(tokenizer: Any, name: str, revision: str | Non
 def _pretokenization(tokenizer: Any) -> tuple[Any, Any]:
     spec = json.loads(tokenizer.to_str())  # re-serialized: older files spell options differently
     return spec.get("normalizer"), spec.get("pre_tokenizer")
-
-
-def _transformers_version() -> str:
-    import transformers
-
-    return transformers.__version__
 
 
 def looks_like_path(name: str) -> bool:
