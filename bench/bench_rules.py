@@ -3,16 +3,23 @@
 Generates PubMed-abstract-sized texts (~250 words: a title line, then sentences with connectives, causes,
 definitions and paraphrases, built from the word lists below with a fixed seed), runs ``mine()`` over them in
 this process, and prints documents per CPU-second (and per wall-clock second) and the ratio to the
-2,000 docs/s target. Records nothing.
+2,000 docs/s target. Then the whole ``synthesize`` stage with the rules engine (read, chains, mine, write), with
+mining in this process (``--rules-workers 1``) and in worker processes (``--workers-list``), as documents per
+wall-clock second and the ratio to the one-process run of the same pass; the outputs are checked to be equal.
+The main process's own CPU time per document bounds what any number of workers can reach.
+Records nothing.
 
-    python bench/bench_rules.py [--docs N] [--repeat R]
+    python bench/bench_rules.py [--docs N] [--repeat R] [--stage-docs N] [--workers-list 2,0]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import tempfile
 import time
+from pathlib import Path
 
 from instructpt.engines.rules import mine
 
@@ -84,6 +91,12 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=3000, help="documents per timed pass")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes (the best is reported)")
+    parser.add_argument(
+        "--stage-docs", type=int, default=10_000, help="documents in the stage runs (0: skip)"
+    )
+    parser.add_argument(
+        "--workers-list", default="2,0", help="--rules-workers values to compare with 1 (0: one per core)"
+    )
     args = parser.parse_args()
     rng = random.Random(0)
     docs = [make_doc(rng) for _ in range(args.docs)]
@@ -103,6 +116,47 @@ def main() -> None:
     print(f"rules miner, one core: {rate:,.0f} docs per CPU-second ({best_cpu * 1e6 / len(docs):.0f} us/doc)")
     print(f"wall clock: {len(docs) / best_wall:,.0f} docs/s (lower when other processes share the core)")
     print(f"ratio to target ({TARGET_DOCS_PER_S:,.0f} docs/s): {rate / TARGET_DOCS_PER_S:.2f}x")
+    if args.stage_docs:
+        stage_docs = [make_doc(rng) for _ in range(args.stage_docs)]
+        stage(stage_docs, [int(w) for w in args.workers_list.split(",") if w], args.repeat)
+
+
+def stage(docs: list[str], workers: list[int], repeat: int) -> None:
+    """``synthesize()`` with the rules engine, rounds=2, at each worker count; best wall time of ``repeat``."""
+    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.rules.engine import resolve_workers
+    from instructpt.synthesizer.run import SynthesizeConfig, synthesize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.jsonl"
+        corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+        print(f"\nthe synthesize stage with --engine rules, {len(docs):,} docs, rounds=2, best of {repeat}:")
+        base, first = None, None
+        for n in [1, *workers]:
+            best = best_cpu = float("inf")
+            for r in range(repeat):
+                out = Path(tmp) / f"out-{n}-{r}"
+                cfg = SynthesizeConfig(
+                    inputs=[str(corpus)],
+                    output=str(out),
+                    engine=EngineConfig(name="rules", rules_workers=n),
+                    progress=False,
+                )
+                start, cpu = time.perf_counter(), time.process_time()
+                synthesize(cfg)
+                best = min(best, time.perf_counter() - start)
+                best_cpu = min(best_cpu, time.process_time() - cpu)  # this process only, not its workers
+            data = [p.read_bytes() for p in sorted((out / "data").iterdir())]
+            first = first or data
+            rate = len(docs) / best
+            base = base or rate
+            same = "same output" if data == first else "OUTPUT DIFFERS"
+            label = f"--rules-workers {n}" + (f" ({resolve_workers(n)} processes)" if n == 0 else "")
+            ceiling = len(docs) / best_cpu
+            print(
+                f"  {label:<34} {rate:8,.0f} docs/s (wall)  x{rate / base:.2f}  {same}; main process "
+                f"{best_cpu * 1e6 / len(docs):.0f} us CPU/doc (at most {ceiling:,.0f} docs/s with idle workers)"
+            )
 
 
 if __name__ == "__main__":

@@ -472,3 +472,25 @@ def test_duplicate_decisions_survive_a_resume_with_shards_finished_out_of_order(
     for sub in ("data", "rejects", "ids"):
         for p in sorted((Path(full.output) / sub).iterdir()):
             assert (out / sub / p.name).read_bytes() == p.read_bytes(), p
+
+
+def test_rules_workers_write_the_same_bytes_as_one_process(tmp_path: Path) -> None:
+    """--rules-workers mines in worker processes; shards, rejects and stats are those of a one-process run."""
+    from tests.unit.test_rules import ABSTRACT, FILLER
+
+    rows = [json.dumps({"id": f"d{i}", "text": (FILLER * (i % 3)) + ABSTRACT}) for i in range(40)]
+    rows[7], rows[23] = "{broken json", json.dumps({"id": "short", "text": "Too short."})
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(rows) + "\n")
+    outs = {}
+    for workers in (1, 2):
+        engine = EngineConfig(name="rules", rules_workers=workers)
+        summary = synthesize(
+            _config(tmp_path / f"w{workers}", corpus, engine=engine, rounds=2, id_field="id")
+        )
+        outs[workers] = tmp_path / f"w{workers}" / "out"
+        assert summary["counts"]["pairs"] > 100 and summary["by"]["rejects"] == {"invalid_json": 1}
+    for sub in ("data", "rejects", "stats"):
+        one, two = outs[1] / sub, outs[2] / sub
+        assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+        assert all((one / p.name).read_bytes() == (two / p.name).read_bytes() for p in one.iterdir()), sub

@@ -96,6 +96,13 @@ def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() 
     from instructpt.engines.base import EngineConfig
 
     base = SynthesizeConfig(inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules")).fingerprint()
+    # the number of rules workers changes nothing written: a run may resume with another
+    assert (
+        base
+        == SynthesizeConfig(
+            inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules", rules_workers=4)
+        ).fingerprint()
+    )
     assert not {"limit", "max_line_bytes", "prompt_mode", "return_token_ids", "dtype", "prompt_ids"} & set(
         base
     )

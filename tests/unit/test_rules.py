@@ -6,12 +6,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from instructpt.config import ConfigError
 from instructpt.engines.base import EngineConfig, Request, load_engine
 from instructpt.engines.rules import TASK_TYPES, RulesEngine, last_context, mine
 from instructpt.engines.rules.lexicon import CONNECTIVES
@@ -425,3 +427,141 @@ def test_mine_never_raises_nor_emits_bad_pairs(text: str, record_id: str) -> Non
     assert result.skip_reason in (None, "not_english", "too_short")
     assert not (result.pairs and result.skip_reason)
     assert_well_formed(result.pairs)
+
+
+# ---- --rules-workers: mining in worker processes ----
+def _worker_requests() -> list[Request]:
+    texts = [
+        ABSTRACT,
+        FILLER + "The river flooded the valley. Therefore, the harvest was lost.",
+        "Too short.",
+    ]
+    requests = [
+        Request(
+            ("t", i),
+            context_block(texts[i % 3]),
+            record_id=f"rec-{i}",
+            context=texts[i % 3] if i % 2 else None,
+        )
+        for i in range(60)
+    ]
+    requests.insert(17, Request("malformed", "plain text without a context block", record_id="m"))
+    return requests
+
+
+def _fields(gens) -> list[tuple]:
+    return [(g.key, g.text, g.finish_reason, g.pairs, g.extra, g.error) for g in gens]
+
+
+def test_workers_answer_exactly_as_one_process() -> None:
+    requests = _worker_requests()
+    expected = _fields(_engine(seed=5).generate(requests))
+    engine = _engine(seed=5, rules_workers=2)
+    try:
+        assert engine.workers == 2 and engine.poll() == [] and engine.pending == 0
+        got = _fields(engine.generate(requests))
+        engine.submit(requests[:3])
+        assert engine.pending == 3
+        polled = []
+        while engine.pending:
+            polled += engine.poll()
+        assert engine.pending == 0 and engine.poll() == []
+        assert sorted(_fields(polled), key=str) == sorted(expected[:3], key=str)
+    finally:
+        engine.close()
+    assert got == expected
+    assert sum(f[2] == "error" for f in got) == 1 and any(
+        f[3] for f in got
+    )  # the malformed prompt; real pairs
+    assert engine.describe() == _engine(seed=5).describe()  # the worker count changes nothing mined
+
+
+def test_rules_workers_zero_means_one_per_core() -> None:
+    from instructpt.engines.rules.engine import resolve_workers
+
+    assert resolve_workers(0) == len(os.sched_getaffinity(0)) and resolve_workers(3) == 3
+    with pytest.raises(ConfigError, match="--rules-workers"):
+        EngineConfig(name="rules", rules_workers=-1)
+
+
+def _fail_on(text: str, record_id: str, seed: int = 0, max_per_type: int = 2):
+    """Fault injection (forked workers inherit it): the miner raises on one record and kills its worker on another."""
+    if record_id == "boom":
+        raise ValueError("injected miner bug")
+    if record_id == "die":
+        os._exit(3)
+    return mine(text, record_id, seed, max_per_type)
+
+
+def test_a_miner_failure_in_a_worker_costs_only_its_record(monkeypatch) -> None:
+    import instructpt.engines.rules.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "mine", _fail_on)
+    requests = [
+        Request(i, context_block(ABSTRACT), record_id="boom" if i == 4 else f"r{i}") for i in range(20)
+    ]
+    engine = _engine(rules_workers=2)
+    try:
+        gens = engine.generate(requests)
+    finally:
+        engine.close()
+    assert [g.key for g in gens if not g.ok] == [4]
+    assert gens[4].error == "rules miner failed: ValueError: injected miner bug"
+    assert all(g.pairs for g in gens if g.ok)
+
+
+def test_a_worker_that_dies_stops_the_run_with_an_engine_error(monkeypatch) -> None:
+    import instructpt.engines.rules.engine as engine_module
+    from instructpt.engines.base import EngineError
+
+    monkeypatch.setattr(engine_module, "mine", _fail_on)
+    engine = _engine(rules_workers=2)
+    try:
+        with pytest.raises(EngineError, match="rules worker process died"):
+            engine.generate(
+                [
+                    Request(i, context_block(ABSTRACT), record_id="die" if i == 9 else f"r{i}")
+                    for i in range(40)
+                ]
+            )
+    finally:
+        engine.close()
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from instructpt.engines.base import EngineConfig, Request, load_engine
+from instructpt.synthesizer.format import context_block
+engine = load_engine(EngineConfig(name="rules", rules_workers=2))
+engine.submit([Request(i, context_block("Short text that is mined quickly. It has two sentences."), record_id=str(i))
+               for i in range(64)])
+engine.poll()
+print(" ".join(str(pid) for pid in engine._pool._processes), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="workers follow their parent via prctl (Linux)"
+)
+def test_workers_end_when_their_parent_is_killed() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        proc.kill()  # SIGKILL: no cleanup runs in the parent
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in pids), "orphaned rules workers"
+    finally:
+        proc.kill()

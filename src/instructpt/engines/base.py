@@ -162,6 +162,11 @@ class EngineConfig:
     request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
     max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")
     rules_max_per_type: int = option(2, "rules: most items mined per task type per text.")
+    rules_workers: int = option(
+        1,
+        "rules: processes that mine in parallel (0 = one per CPU core); 1 mines in the main process. The output "
+        "is the same for any number.",
+    )
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
@@ -180,6 +185,8 @@ class EngineConfig:
             raise ConfigError("--max-retries must be >= 0")
         if self.rules_max_per_type < 0:
             raise ConfigError("--rules-max-per-type must be >= 0")
+        if self.rules_workers < 0:
+            raise ConfigError("--rules-workers must be >= 0 (0 = one per CPU core)")
 
     @property
     def sampling(self) -> SamplingParams:

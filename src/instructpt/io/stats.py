@@ -21,7 +21,10 @@ class Stats:
         self.counts[key] += n
 
     def count(self, breakdown: str, key: Any, n: int = 1) -> None:
-        self.by.setdefault(breakdown, Counter())[str(key)] += n
+        counter = self.by.get(breakdown)
+        if counter is None:  # not setdefault: that would build a Counter on every call
+            counter = self.by[breakdown] = Counter()
+        counter[str(key)] += n
 
     def update(self, breakdown: str, counter: dict[str, int]) -> None:
         for k, v in counter.items():
