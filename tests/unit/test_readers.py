@@ -231,6 +231,12 @@ def test_files_under_an_excluded_directory_are_not_inputs(tmp_path) -> None:
         resolve_inputs([str(tmp_path / "out" / "data" / "shard-00000.jsonl")], opts.exclude)
     with pytest.raises(InputError, match="holds no"):
         resolve_inputs([str(tmp_path / "out")], opts.exclude)
+    # a link outside the output directory that points into it: the message names where it points
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "out" / "data" / "shard-00000.jsonl")
+    with pytest.raises(
+        InputError, match=r"'.*link\.jsonl' \(a link to '.*shard-00000\.jsonl'\) is inside the out"
+    ):
+        resolve_inputs([str(tmp_path / "link.jsonl")], opts.exclude)
 
 
 def test_escaped_names_that_repeat_a_real_name_stay_unique(tmp_path) -> None:

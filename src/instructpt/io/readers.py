@@ -92,7 +92,9 @@ def _resolve(
                 add_file(m, root)
         elif path.is_file():
             if not wanted(path) and _is_data_file(path):
-                raise InputError(f"input {spec!r} is inside the output directory")
+                target = path.resolve()
+                link = f" (a link to {str(target)!r})" if target != _abs(spec) else ""
+                raise InputError(f"input {spec!r}{link} is inside the output directory")
             add_file(spec, _abs(spec).parent)
         elif path.is_dir():
             if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
