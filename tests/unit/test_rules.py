@@ -485,7 +485,7 @@ def test_rules_workers_zero_means_one_per_core() -> None:
 
 
 def _fail_on(text: str, record_id: str, seed: int = 0, max_per_type: int = 2):
-    """Fault injection (forked workers inherit it): the miner raises on one record and kills its worker on another."""
+    """Fault injection for the workers (RulesEngine.miner): raises on one record, ends its process on another."""
     if record_id == "boom":
         raise ValueError("injected miner bug")
     if record_id == "die":
@@ -493,16 +493,16 @@ def _fail_on(text: str, record_id: str, seed: int = 0, max_per_type: int = 2):
     return mine(text, record_id, seed, max_per_type)
 
 
-def test_a_miner_failure_in_a_worker_costs_only_its_record(monkeypatch) -> None:
-    import instructpt.engines.rules.engine as engine_module
+def _abstract_requests(n: int, special: dict[int, str] | None = None) -> list[Request]:
+    special = special or {}
+    return [Request(i, context_block(ABSTRACT), record_id=special.get(i, f"r{i}")) for i in range(n)]
 
-    monkeypatch.setattr(engine_module, "mine", _fail_on)
-    requests = [
-        Request(i, context_block(ABSTRACT), record_id="boom" if i == 4 else f"r{i}") for i in range(20)
-    ]
+
+def test_a_miner_failure_in_a_worker_costs_only_its_record() -> None:
     engine = _engine(rules_workers=2)
+    engine.miner = _fail_on
     try:
-        gens = engine.generate(requests)
+        gens = engine.generate(_abstract_requests(20, {4: "boom"}))
     finally:
         engine.close()
     assert [g.key for g in gens if not g.ok] == [4]
@@ -510,22 +510,59 @@ def test_a_miner_failure_in_a_worker_costs_only_its_record(monkeypatch) -> None:
     assert all(g.pairs for g in gens if g.ok)
 
 
-def test_a_worker_that_dies_stops_the_run_with_an_engine_error(monkeypatch) -> None:
-    import instructpt.engines.rules.engine as engine_module
+def test_a_worker_that_dies_mining_stops_the_run_with_an_engine_error() -> None:
     from instructpt.engines.base import EngineError
 
-    monkeypatch.setattr(engine_module, "mine", _fail_on)
     engine = _engine(rules_workers=2)
+    engine.miner = _fail_on
     try:
-        with pytest.raises(EngineError, match="rules worker process died"):
-            engine.generate(
-                [
-                    Request(i, context_block(ABSTRACT), record_id="die" if i == 9 else f"r{i}")
-                    for i in range(40)
-                ]
-            )
+        with pytest.raises(EngineError, match=r"rules worker process died \(exit code 3"):
+            engine.generate(_abstract_requests(40, {9: "die"}))
+        assert engine.pending == 0 and engine._pool == []  # the other worker was ended too
     finally:
         engine.close()
+
+
+def test_a_worker_that_died_idle_stops_the_next_dispatch_with_an_engine_error() -> None:
+    from instructpt.engines.base import EngineError
+
+    engine = _engine(rules_workers=2)
+    try:
+        engine.generate(_abstract_requests(4))
+        victim = engine._pool[1].process
+        victim.kill()
+        victim.join()
+        with pytest.raises(EngineError, match="rules worker process died"):
+            engine.generate(_abstract_requests(40))
+    finally:
+        engine.close()
+
+
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    import threading
+
+    engine = _engine(rules_workers=2)
+    try:
+        first: list = []
+        thread = threading.Thread(target=lambda: first.extend(engine.generate(_abstract_requests(8))))
+        thread.start()
+        thread.join()
+        assert len(first) == 8
+        assert all(g.pairs for g in engine.generate(_abstract_requests(8)))
+    finally:
+        engine.close()
+
+
+def test_close_ends_the_workers_and_drops_what_was_not_answered() -> None:
+    engine = _engine(rules_workers=2)
+    engine.submit(_abstract_requests(50))
+    engine.poll()
+    workers = [w.process for w in engine._pool]
+    assert engine.pending > 0
+    engine.close()
+    assert engine.pending == 0 and not any(p.is_alive() for p in workers)
+    assert len(engine.generate(_abstract_requests(3))) == 3  # usable again: new workers
+    engine.close()
 
 
 _ORPHAN_SCRIPT = """
@@ -536,7 +573,7 @@ engine = load_engine(EngineConfig(name="rules", rules_workers=2))
 engine.submit([Request(i, context_block("Short text that is mined quickly. It has two sentences."), record_id=str(i))
                for i in range(64)])
 engine.poll()
-print(" ".join(str(pid) for pid in engine._pool._processes), flush=True)
+print(" ".join(str(w.process.pid) for w in engine._pool), flush=True)
 time.sleep(120)
 """
 

@@ -7,7 +7,9 @@ No model, no tokenizer, no token budget: ``codec`` and ``max_model_len`` are ``N
 
 With ``--rules-workers N`` (N > 1, or 0 for one per CPU core) the mining runs in N worker processes while this
 process reads, schedules and writes; mining is deterministic per (seed, record id), so the output is the same
-as with one.
+as with one. Workers are spawned (a script that starts such a run needs the usual
+``if __name__ == "__main__":`` guard), each with a pipe of its own and one chunk of texts at a time: a worker
+that dies can only take its own chunk with it, and the run stops with an error instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-import queue
 import signal
-import sys
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as connection_wait
 from typing import Any
 
 from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request
@@ -59,56 +59,67 @@ def resolve_workers(n: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _mine_one(text: str, record_id: str, seed: int, max_per_type: int) -> MineResult | str:
+def _mine_one(
+    text: str, record_id: str, seed: int, max_per_type: int, miner: Callable = mine
+) -> MineResult | str:
     try:
-        return mine(text, record_id, seed, max_per_type)
+        return miner(text, record_id, seed, max_per_type)
     except Exception as exc:  # a miner bug must cost one record (rejected with the reason), not the run
         return f"rules miner failed: {type(exc).__name__}: {exc}"
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker ends when the process that started it dies, even by SIGKILL (Linux: ``PR_SET_PDEATHSIG``).
-    A forked worker holds the write end of its own task queue, so it would never see the queue close."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):  # no prctl: the worker stays until the pool is shut down
-        return
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-
-
-def _worker_init(parent: int) -> None:
-    # Ctrl-C reaches the whole process group: the main process stops the run and shuts the pool down, so the
-    # workers do not print tracebacks of their own. SIGTERM ends a worker at once (a forked worker would
-    # otherwise inherit the CLI's handler, and the pool would catch what it raises and go on).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _exit_with_parent(parent)
-    gc.set_threshold(*_WORKER_GC_THRESHOLD)
-
-
-def _start_method() -> str:
-    """``fork`` where it is the platform's usual way (Linux): workers start at once and a script that starts a
-    run needs no ``if __name__ == "__main__":`` guard. The pool forks every worker before it starts its own
-    manager thread, and the ``instructpt`` command runs no other thread then. Elsewhere ``spawn``."""
-    return "fork" if sys.platform.startswith("linux") else "spawn"
-
-
-def _mine_chunk(texts: Sequence[tuple[str, str]], seed: int, max_per_type: int) -> list[_Mined]:
+def _mine_chunk(
+    texts: Sequence[tuple[str, str]], seed: int, max_per_type: int, miner: Callable = mine
+) -> list[_Mined]:
     """Worker side: mine each (text, record id); pairs go back as plain tuples (cheaper to pickle)."""
     out: list[_Mined] = []
     for text, record_id in texts:
-        result = _mine_one(text, record_id, seed, max_per_type)
+        result = _mine_one(text, record_id, seed, max_per_type, miner)
         if isinstance(result, str):
             out.append(result)
         else:
             out.append(([(p.question, p.answer, p.task_type) for p in result.pairs], result.skip_reason))
     return out
+
+
+def _worker_main(conn: Connection, seed: int, max_per_type: int, miner: Callable) -> None:
+    """A worker process: mine each chunk received and send the results back, until the pipe closes.
+
+    Ctrl-C reaches the whole process group; the main process stops the run and ends the workers, so they ignore
+    it rather than print tracebacks. A worker is spawned and holds only its own end of its pipe: when the main
+    process dies, even by SIGKILL, the pipe closes and the worker ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.set_threshold(*_WORKER_GC_THRESHOLD)
+    while True:
+        try:
+            texts = conn.recv()
+            if texts is None:
+                return
+            conn.send(_mine_chunk(texts, seed, max_per_type, miner))
+        except (EOFError, OSError):  # the main process went away
+            return
+
+
+class _Worker:
+    """One worker process, its pipe, and the requests of the chunk it is mining (at most one at a time, so
+    neither side can block on a full pipe while the other does)."""
+
+    def __init__(self, seed: int, max_per_type: int, miner: Callable) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, seed, max_per_type, miner), name="instructpt-rules", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.requests: list[Request] | None = None
+
+    def stop(self) -> None:
+        self.conn.close()  # an idle worker sees EOF; a busy one fails to send and ends too
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 class RulesEngine(QueuedEngine):
@@ -117,78 +128,80 @@ class RulesEngine(QueuedEngine):
     name = "rules"
     codec = None
     max_model_len = None
+    miner: Callable = staticmethod(mine)  # what workers call per text (tests inject faults here)
 
     def __init__(self, config: EngineConfig) -> None:
         super().__init__(config)
         self.max_per_type = config.rules_max_per_type
         self.workers = resolve_workers(config.rules_workers)
-        self._pool: ProcessPoolExecutor | None = None  # started at the first poll with work
-        self._tasks: dict[Future, list[Request]] = {}
-        self._finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        self._in_pool = 0  # requests handed to the pool and not yet returned
+        self._pool: list[_Worker] = []  # started at the first poll with work
         self._answered: list[Generation] = []  # errors found before mining, returned by the next poll
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + self._in_pool + len(self._answered)
+        busy = sum(len(w.requests) for w in self._pool if w.requests is not None)
+        return len(self._queue) + busy + len(self._answered)
 
     def poll(self) -> list[Generation]:
         if self.workers == 1:
             return [self._answer(req, self._mine_here(req)) for req in self.take()]
         self._dispatch()
         out, self._answered = self._answered, []
-        if not self._in_pool:
+        busy = [w for w in self._pool if w.requests is not None]
+        if not busy:
             return out
-        # Finished tasks arrive through their done-callbacks: waiting costs O(1) per task, where
-        # concurrent.futures.wait() would lock every pending future on every call.
-        finished = [] if out else [self._finished.get()]
-        while True:
+        waiting = {w.conn: w for w in busy} | {w.process.sentinel: w for w in busy}
+        for ready in connection_wait(list(waiting), timeout=0 if out else None):
+            w = waiting[ready]
+            if w.requests is None:  # its pipe and its sentinel were both ready: answered already
+                continue
             try:
-                finished.append(self._finished.get_nowait())
-            except queue.Empty:
-                break
-        for task in finished:
-            requests = self._tasks.pop(task)
-            self._in_pool -= len(requests)
-            try:
-                results = task.result()
-            except BrokenProcessPool as exc:
-                raise EngineError(
-                    f"a rules worker process died ({exc}); finished shards are kept, re-run to resume"
-                ) from exc
+                results = w.conn.recv()
+            except (EOFError, OSError) as exc:  # the worker died (killed, out of memory): no answer will come
+                raise self._died(w) from exc
+            requests, w.requests = w.requests, None
             out.extend(self._answer(req, self._from_worker(res)) for req, res in zip(requests, results))
         return out
 
     def _dispatch(self) -> None:
-        """Hand queued requests to the pool in chunks: small enough that every worker gets work, large enough
-        that a task's round trip costs little per text. A remainder under ``_MIN_CHUNK`` waits for the next poll
-        while every worker has a task."""
+        """Give each idle worker a chunk of the queue: small enough that every worker gets work, large enough that
+        a round trip costs little per text. What is left waits for a worker to finish."""
         if not self._queue:
             return
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context(_start_method()),
-                initializer=_worker_init,
-                initargs=(os.getpid(),),
-            )
-        per_task = max(_MIN_CHUNK, min(_MAX_CHUNK, len(self._queue) // (2 * self.workers)))
-        while self._queue:
-            if len(self._queue) < per_task and len(self._tasks) >= self.workers:
+        if not self._pool:
+            self._pool = [
+                _Worker(self.config.seed, self.max_per_type, self.miner) for _ in range(self.workers)
+            ]
+        per_task = max(_MIN_CHUNK, min(_MAX_CHUNK, len(self._queue) // self.workers))
+        for w in self._pool:
+            if not self._queue:
                 return
+            if w.requests is not None:
+                continue
             requests, texts = [], []
-            for req in self.take(per_task):
+            while self._queue and len(requests) < per_task:
+                req = self._queue.popleft()
                 text = self._text(req)
                 if text is None:  # nothing to mine: answered without a worker
                     self._answered.append(self._answer(req, _NO_CONTEXT))
                 else:
                     requests.append(req)
                     texts.append((text, req.record_id))
-            if requests:
-                task = self._pool.submit(_mine_chunk, texts, self.config.seed, self.max_per_type)
-                self._tasks[task] = requests
-                self._in_pool += len(requests)
-                task.add_done_callback(self._finished.put)
+            if not requests:
+                continue
+            try:
+                w.conn.send(texts)
+            except OSError as exc:  # the worker died while idle
+                raise self._died(w) from exc
+            w.requests = requests
+
+    def _died(self, worker: _Worker) -> EngineError:
+        """The error that stops the run when a worker is gone; every worker is ended first."""
+        worker.process.join(timeout=1)
+        code = worker.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        self.close()
+        return EngineError(f"a rules worker process died ({how}); finished shards are kept, re-run to resume")
 
     @staticmethod
     def _text(req: Request) -> str | None:
@@ -228,10 +241,9 @@ class RulesEngine(QueuedEngine):
         }
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        self._tasks.clear()
-        self._finished = queue.SimpleQueue()
-        self._in_pool = 0
+        """End the workers and drop every request not answered yet."""
+        pool, self._pool = self._pool, []
+        for w in pool:
+            w.stop()
+        self._queue.clear()
         self._answered.clear()
