@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -498,8 +499,9 @@ def _abstract_requests(n: int, special: dict[int, str] | None = None) -> list[Re
     return [Request(i, context_block(ABSTRACT), record_id=special.get(i, f"r{i}")) for i in range(n)]
 
 
-def test_a_miner_failure_in_a_worker_costs_only_its_record() -> None:
-    engine = _engine(rules_workers=2)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_miner_failure_costs_only_its_record(workers: int) -> None:
+    engine = _engine(rules_workers=workers)
     engine.miner = _fail_on
     try:
         gens = engine.generate(_abstract_requests(20, {4: "boom"}))
@@ -551,6 +553,32 @@ def test_workers_outlive_the_thread_that_started_them() -> None:
         assert all(g.pairs for g in engine.generate(_abstract_requests(8)))
     finally:
         engine.close()
+
+
+def _report_sigint(conn) -> None:
+    conn.send(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+def test_workers_start_with_ctrl_c_ignored() -> None:
+    """Workers ignore SIGINT from their first instruction (Ctrl-C while they import printed tracebacks)."""
+    import multiprocessing
+
+    from instructpt.engines.rules.engine import _sigint_ignored
+
+    before = signal.getsignal(signal.SIGINT)
+    ctx = multiprocessing.get_context("spawn")
+    seen = {}
+    for ignored in (True, False):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_report_sigint, args=(child,))
+        if ignored:
+            with _sigint_ignored():
+                proc.start()
+        else:
+            proc.start()
+        seen[ignored] = parent.recv()
+        proc.join()
+    assert seen == {True: True, False: False} and signal.getsignal(signal.SIGINT) is before
 
 
 def test_close_ends_the_workers_and_drops_what_was_not_answered() -> None:

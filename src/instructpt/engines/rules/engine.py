@@ -18,7 +18,10 @@ import gc
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as connection_wait
 from typing import Any
@@ -110,16 +113,37 @@ class _Worker:
         self.process = ctx.Process(
             target=_worker_main, args=(child, seed, max_per_type, miner), name="instructpt-rules", daemon=True
         )
-        self.process.start()
+        with _sigint_ignored():  # inherited: Ctrl-C while the worker imports prints no traceback
+            self.process.start()
         child.close()
         self.requests: list[Request] | None = None
 
-    def stop(self) -> None:
-        self.conn.close()  # an idle worker sees EOF; a busy one fails to send and ends too
-        self.process.join(timeout=2)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes start (an ignored signal stays ignored in the new interpreter);
+    only the main thread may change signal handlers, elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop(workers: list[_Worker], grace: float = 2.0) -> None:
+    """End workers: closing its pipe ends an idle worker (EOF) and a busy one (its send fails); any still alive
+    after ``grace`` seconds in all is killed."""
+    for w in workers:
+        w.conn.close()
+    deadline = time.monotonic() + grace
+    for w in workers:
+        w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
 
 
 class RulesEngine(QueuedEngine):
@@ -128,7 +152,7 @@ class RulesEngine(QueuedEngine):
     name = "rules"
     codec = None
     max_model_len = None
-    miner: Callable = staticmethod(mine)  # what workers call per text (tests inject faults here)
+    miner: Callable = staticmethod(mine)  # called per text, here or in the workers (tests inject faults)
 
     def __init__(self, config: EngineConfig) -> None:
         super().__init__(config)
@@ -213,7 +237,7 @@ class RulesEngine(QueuedEngine):
         text = self._text(req)
         if text is None:
             return _NO_CONTEXT
-        return _mine_one(text, req.record_id, self.config.seed, self.max_per_type)
+        return _mine_one(text, req.record_id, self.config.seed, self.max_per_type, self.miner)
 
     @staticmethod
     def _from_worker(mined: _Mined) -> MineResult | str:
@@ -243,7 +267,6 @@ class RulesEngine(QueuedEngine):
     def close(self) -> None:
         """End the workers and drop every request not answered yet."""
         pool, self._pool = self._pool, []
-        for w in pool:
-            w.stop()
+        _stop(pool)
         self._queue.clear()
         self._answered.clear()
