@@ -583,7 +583,7 @@ def test_workers_start_with_ctrl_c_ignored() -> None:
 
 def test_close_ends_the_workers_and_drops_what_was_not_answered() -> None:
     engine = _engine(rules_workers=2)
-    engine.submit(_abstract_requests(50))
+    engine.submit(_abstract_requests(200))  # more than two chunks of 32: some stay queued after a poll
     engine.poll()
     workers = [w.process for w in engine._pool]
     assert engine.pending > 0
