@@ -35,8 +35,6 @@ RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
 _OPEN = f"{BOS} {CON_OPEN} "
 _CLOSE = f" {CON_CLOSE}{PAIR_SEP}"
 _MIN_CHUNK, _MAX_CHUNK = 8, 32  # texts per task sent to a worker (see RulesEngine._dispatch)
-# as the CLI's own (cli.GC_THRESHOLD): mining allocates many small objects that live briefly
-_WORKER_GC_THRESHOLD = (50_000, 20, 20)
 
 _NO_CONTEXT = "prompt does not end with a context block '<s> <CON> ... </CON>\\n\\n'"
 
@@ -62,9 +60,7 @@ def resolve_workers(n: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _mine_one(
-    text: str, record_id: str, seed: int, max_per_type: int, miner: Callable = mine
-) -> MineResult | str:
+def _mine_one(text: str, record_id: str, seed: int, max_per_type: int, miner: Callable) -> MineResult | str:
     try:
         return miner(text, record_id, seed, max_per_type)
     except Exception as exc:  # a miner bug must cost one record (rejected with the reason), not the run
@@ -72,7 +68,7 @@ def _mine_one(
 
 
 def _mine_chunk(
-    texts: Sequence[tuple[str, str]], seed: int, max_per_type: int, miner: Callable = mine
+    texts: Sequence[tuple[str, str]], seed: int, max_per_type: int, miner: Callable
 ) -> list[_Mined]:
     """Worker side: mine each (text, record id); pairs go back as plain tuples (cheaper to pickle)."""
     out: list[_Mined] = []
@@ -91,16 +87,30 @@ def _worker_main(conn: Connection, seed: int, max_per_type: int, miner: Callable
     Ctrl-C reaches the whole process group; the main process stops the run and ends the workers, so they ignore
     it rather than print tracebacks. A worker is spawned and holds only its own end of its pipe: when the main
     process dies, even by SIGKILL, the pipe closes and the worker ends."""
+    # mining allocates many small, short-lived objects: the CLI's GC setting suits the workers too
+    from instructpt.cli import GC_THRESHOLD
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(*_WORKER_GC_THRESHOLD)
+    gc.set_threshold(*GC_THRESHOLD)
     while True:
         try:
-            texts = conn.recv()
-            if texts is None:
-                return
-            conn.send(_mine_chunk(texts, seed, max_per_type, miner))
+            conn.send(_mine_chunk(conn.recv(), seed, max_per_type, miner))
         except (EOFError, OSError):  # the main process went away
             return
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes start (an ignored signal stays ignored in the new interpreter);
+    only the main thread may change signal handlers, elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Worker:
@@ -117,20 +127,6 @@ class _Worker:
             self.process.start()
         child.close()
         self.requests: list[Request] | None = None
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while worker processes start (an ignored signal stays ignored in the new interpreter);
-    only the main thread may change signal handlers, elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _stop(workers: list[_Worker], grace: float = 2.0) -> None:
