@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from common import sentence, train_bpe_tokenizer
-from instructpt.engines.base import EngineConfig, Generation, Request
+from instructpt.engines.base import Generation, Request
+from instructpt.engines.config import EngineConfig
 from instructpt.engines.vllm import VLLMEngine
 
 VOCAB_SIZE = 32_000

@@ -141,9 +141,9 @@ def run_chains(
     result = RunResult(0, 0.0)
     with engine_calls(engine, result):
         summary, result.wall, _ = timed(lambda: synthesize(cfg, engine=engine))
-    c = summary["counts"]
+    c = summary.counts
     result.docs, result.records = c["docs_out"], c["records_out"]
-    result.pairs, result.chains = c["pairs"], c["chains"]
+    result.pairs, result.chains = c["pairs_out"], c["chains"]
     return result
 
 
@@ -165,7 +165,7 @@ def run_barrier(engine: Any, texts: list[str], out: Path, rounds: int, exact_ids
 
 def _barrier_rounds(engine: Any, texts: list[str], rounds: int, exact_ids: bool) -> list[dict[str, Any]]:
     from instructpt.engines.base import Request
-    from instructpt.synthesizer.format import build_prompt, context_block, parse_generation
+    from instructpt.wire import build_prompt, context_block, parse_generation
 
     codec = engine.codec
     budget = engine.config.max_model_len - engine.config.max_new_tokens
@@ -251,7 +251,7 @@ def abstract_texts(n: int, rng: random.Random) -> list[str]:
 
 def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
     """The engine config and engine; without --model or --dummy-model, the tiny test synthesizer is built first."""
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig, TransformersOptions, VLLMOptions
 
     model = args.model
     if args.dummy_model:  # random weights of a given shape, our trained tokenizer
@@ -269,11 +269,11 @@ def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
         model=model,
         max_model_len=args.max_model_len,
         max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        batch_lookahead=args.batch_lookahead,
         dtype=args.dtype,
-        gpu_memory_utilization=args.gpu_memory_utilization,
-        scheduling_policy=args.scheduling_policy,
+        transformers=TransformersOptions(batch_size=args.batch_size, batch_lookahead=args.batch_lookahead),
+        vllm=VLLMOptions(
+            gpu_memory_utilization=args.gpu_memory_utilization, scheduling_policy=args.scheduling_policy
+        ),
     )
     if args.engine == "vllm":
         llm_kwargs: dict[str, Any] = {"enforce_eager": True} if args.enforce_eager else {}
@@ -301,7 +301,7 @@ def build_engine(args: argparse.Namespace, root: Path) -> tuple[Any, Any]:
 def warm_up(engine: Any, texts: list[str]) -> None:
     """One small generate() so neither driver pays first-call costs."""
     from instructpt.engines.base import Request
-    from instructpt.synthesizer.format import build_prompt
+    from instructpt.wire import build_prompt
 
     prompts = [build_prompt([], t) for t in texts[:4]]
     engine.generate([Request(i, p, engine.codec.encode(p), f"w{i}") for i, p in enumerate(prompts)])
@@ -378,7 +378,7 @@ def compare(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")

@@ -123,7 +123,7 @@ def main() -> None:
 
 def stage(docs: list[str], workers: list[int], repeat: int) -> None:
     """``synthesize()`` with the rules engine, rounds=2, at each worker count; best wall time of ``repeat``."""
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig, RulesOptions
     from instructpt.engines.rules.engine import resolve_workers
     from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 
@@ -139,7 +139,7 @@ def stage(docs: list[str], workers: list[int], repeat: int) -> None:
                 cfg = SynthesizeConfig(
                     inputs=[str(corpus)],
                     output=str(out),
-                    engine=EngineConfig(name="rules", rules_workers=n),
+                    engine=EngineConfig(name="rules", rules=RulesOptions(workers=n)),
                     progress=False,
                 )
                 start, cpu = time.perf_counter(), time.process_time()

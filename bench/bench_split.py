@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     from tests.unit.test_split import _linear_reference
 
     from instructpt.engines.tokenizer import HFCodec
-    from instructpt.synthesizer.format import context_block
     from instructpt.synthesizer.split import split_to_fit
+    from instructpt.wire import context_block
 
     codec = HFCodec(
         train_bpe_tokenizer(Path(tempfile.mkdtemp(prefix="bench-split-")), random.Random(args.seed))

@@ -48,7 +48,8 @@ from common import (
     timed,
     write_jsonl,
 )
-from instructpt.cli import GC_THRESHOLD
+from instructpt.runtime import GC_THRESHOLD
+from instructpt.stages import Summary
 
 TARGET = 20_000  # docs/s on one core
 POOL = 256  # distinct canned generations
@@ -114,7 +115,7 @@ def make_engine(codec: Any, config: Any, seed: int) -> Any:
 # ---- the stage and the baselines ----
 @dataclass
 class StageRun:
-    summary: dict[str, Any]
+    summary: Summary
     wall: float
     cpu: float
     engine_busy: float  # seconds inside the engine double's poll()
@@ -124,7 +125,7 @@ def run_stage(
     corpus: Path, out: Path, codec: Any, rounds: int, seed: int, profiler: cProfile.Profile | None = None
 ) -> StageRun:
     """One ``synthesize()`` run with the canned-generation test double (built before the clock starts)."""
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig
     from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 
     engine_cfg = EngineConfig(
@@ -147,7 +148,7 @@ def run_stage(
 def run_baseline(corpus: Path, out: Path, codec: Any, pairs: list[dict[str, str]], batched: bool) -> int:
     """The bare minimum: json.loads, one exact encode of each context block, json.dumps + write; no scheduling.
     ``batched``: 1000 docs per ``HFCodec.encode_batch`` call."""
-    from instructpt.synthesizer.format import context_block
+    from instructpt.wire import context_block
 
     n = 0
     with open(corpus, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
@@ -183,7 +184,7 @@ class PrecomputedCodec:
 # ---- what each component costs alone ----
 def _components(lines: list[str], codec: Any, generations: list[str]) -> dict[str, Callable[[], Any]]:
     from instructpt.records import SynthRecord
-    from instructpt.synthesizer.format import context_block, parse_generation
+    from instructpt.wire import context_block, parse_generation
 
     docs = [json.loads(s) for s in lines]
     blocks = [context_block(d["text"]) for d in docs]
@@ -218,7 +219,7 @@ def _components(lines: list[str], codec: Any, generations: list[str]) -> dict[st
 
 def _marker_check(generations: list[str], n_docs: int, fast: bool) -> Callable[[], int]:
     """The ``stray_marker`` test of ``format._parse_piece`` over every pair of ``n_docs`` generations."""
-    from instructpt.synthesizer.format import MARKERS, parse_generation
+    from instructpt.wire import MARKERS, parse_generation
 
     pair_lists = [[(p.question, p.answer) for p in parse_generation(g).pairs] for g in generations]
 
@@ -314,7 +315,7 @@ def setup(root: Path, n_docs: int, seed: int, layout: str) -> tuple[Any, Any, Pa
 
 def baselines(root: Path, corpus: Path, codec: Any, seed: int) -> float:
     """Both baselines; returns the per-doc baseline's docs per CPU second."""
-    from instructpt.synthesizer.format import parse_generation
+    from instructpt.wire import parse_generation
 
     pairs = [p.to_dict() for p in parse_generation(canned_generation(random.Random(seed))).pairs]
     n, wall, cpu = timed(lambda: run_baseline(corpus, root / "baseline.jsonl", codec, pairs, batched=False))
@@ -329,7 +330,7 @@ def baselines(root: Path, corpus: Path, codec: Any, seed: int) -> float:
 
 def stage_runs(root: Path, corpus: Path, codec: Any, plain: Any, seed: int, base: float) -> None:
     """The stage at rounds=1 and 2, and with tokenization precomputed (its own overhead)."""
-    from instructpt.synthesizer.format import context_block
+    from instructpt.wire import context_block
 
     texts = [json.loads(s)["text"] for s in corpus.read_text(encoding="utf-8").splitlines()]
     precomputed = PrecomputedCodec(codec, [context_block(t) for t in texts])
@@ -346,10 +347,10 @@ def stage_runs(root: Path, corpus: Path, codec: Any, plain: Any, seed: int, base
     for k, (label, rounds, run_codec, threshold) in enumerate(runs):
         with gc_threshold(threshold):
             run = run_stage(corpus, root / f"out-{k}", run_codec, rounds, seed)
-        c = run.summary["counts"]
+        c = run.summary.counts
         print(rate_line(label, c["docs_out"], run.wall, run.cpu, base, TARGET))
         print(
-            f"      records {c['records_out']:,}, pairs {c['pairs']:,}, chains {c['chains']:,}, reused generations "
+            f"      records {c['records_out']:,}, pairs {c['pairs_out']:,}, chains {c['chains']:,}, reused generations "
             f"{c.get('reused_generations', 0):,}; inside the engine double {run.engine_busy:.3f} s"
         )
     gc.unfreeze()

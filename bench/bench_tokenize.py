@@ -50,7 +50,7 @@ def worker(tok_dir: str, blocks_path: str, threads: int, segments: bool) -> dict
     """Encode every block once through the project's codec; per-document cost and throughput."""
     if threads == 1:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig
     from instructpt.engines.tokenizer import HFCodec, load_tokenizer
 
     codec = HFCodec(load_tokenizer(EngineConfig(tokenizer=tok_dir)), fast=segments)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(tok_dir, blocks, int(threads), segments == "1")))
         return
 
-    from instructpt.synthesizer.format import context_block
+    from instructpt.wire import context_block
 
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-tokenize-") as tmp:

@@ -149,7 +149,7 @@ def train_llama_layout_tokenizer(out_dir: Path, rng: random.Random, vocab_size: 
     import_test_doubles()
     from tests.tinymodel import train_llama_layout_tokenizer as train
 
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig
     from instructpt.engines.tokenizer import load_tokenizer
 
     train(out_dir, _tokenizer_training_text(rng, 2000), vocab_size)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import encode_example, serialize_example, serialize_pairs
+from instructpt.wire import encode_example, serialize_example, serialize_pairs
 
 NOUNS = [
     "river",

@@ -1,39 +1,43 @@
 """Command configs: one dataclass per command; defaults < YAML file (``--config``) < command-line flags.
 
-Fields are declared with :func:`option` (default + help text + optional flag name / choices). A field whose type
-is itself a config dataclass is a YAML section (``engine:``) whose options appear as top-level flags
-(``--engine``, ``--model``). Unknown YAML keys are errors that name the key; values are validated in each
-dataclass's ``__post_init__`` with errors that name the flag to change. The resolved config is written into every
-output directory (``config.yaml``) so a run can be repeated exactly.
+Fields are declared with :func:`option` (default + help text + optional aliases / choices). A field whose type
+is itself a config dataclass is a section: a YAML mapping (``engine:``) whose fields take flags with the
+section's path as prefix, one rule everywhere: ``--engine.model``, ``--engine.vllm.gpu-memory-utilization``.
+Fields may declare shorter aliases (``--model``, ``-o``); an alias that two fields declare, or that is another
+field's flag, is left out, so sections never collide (a command with its own ``--seed`` beside an engine section
+keeps ``--engine.seed`` for the engine). A class may list keys that moved into a section (``MOVED``): they are
+still read from YAML, with a warning naming the new place. Unknown YAML keys are errors that name the key; values
+are validated in each dataclass's ``__post_init__`` with errors that name the flag to change. The resolved config
+is written into every output directory (``config.yaml``) so a run can be repeated exactly.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import logging
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from instructpt.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config value or key the user must change; the message names it."""
+log = logging.getLogger(__name__)
 
 
 def option(
     default: Any,
     help: str,
     *,
-    flag: str | None = None,
     choices: tuple | None = None,
     positional: bool = False,
-    short: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
     """A config field with its command-line help. Lists take a ``default_factory`` automatically."""
-    meta = {"help": help, "flag": flag, "choices": choices, "positional": positional, "short": short}
+    meta = {"help": help, "choices": choices, "positional": positional, "aliases": tuple(aliases)}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -58,42 +62,67 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+def flag_of(dest: str) -> str:
+    """The flag of a field at ``dest`` (``engine.max_model_len`` -> ``--engine.max-model-len``)."""
+    return "--" + dest.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, _dest_prefix: str = "") -> None:
-    """Add one flag per field (recursing into sections); unset flags leave no attribute (SUPPRESS)."""
+def _leaves(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, type]]:
+    """``(dest, field, owning class)`` of every non-section field, sections flattened in declaration order."""
+    out: list[tuple[str, dataclasses.Field, type]] = []
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
-        tp = _hints(cls)[f.name]
-        dest = _dest_prefix + f.name
-        if _is_config(tp):
-            add_arguments(parser, tp, dest + ".")
-            continue
-        base, is_list = _base_type(tp)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f.metadata.get("help", "")
-        if default not in (None, [], "") and base is not bool:
-            help_text += f" [default: {default}]"
-        kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
-        if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
-        if f.metadata.get("positional"):
-            parser.add_argument(dest, nargs="*" if is_list else "?", metavar=f.name.upper(), **kwargs)
-            continue
-        if base is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(base) is dict or base is dict:
-            kwargs["type"] = parse_mapping
-            kwargs["metavar"] = "KEY=VALUE,..."
+        if _is_config(hints[f.name]):
+            out += _leaves(hints[f.name], prefix + f.name + ".")
         else:
-            kwargs["type"] = base
-            if "choices" not in kwargs:
-                kwargs["metavar"] = (f.metadata.get("flag") or f.name).upper()
-            if is_list:
-                kwargs["nargs"] = "+"
-        names = [_flag(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-        parser.add_argument(*names, dest=dest, **kwargs)
+            out.append((prefix + f.name, f, cls))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str]:
+    """Add one flag per field (sections by their path, aliases where unambiguous); unset flags leave no
+    attribute (SUPPRESS). Returns the aliases left out because two fields, or a field's flag, claim them."""
+    leaves = _leaves(cls)
+    flags = {flag_of(dest) for dest, _, _ in leaves}
+    claims = collections.Counter(a for _, f, _ in leaves for a in f.metadata.get("aliases", ()))
+    dropped = sorted(a for a, n in claims.items() if n > 1 or a in flags)
+    for dest, f, owner in leaves:
+        aliases = [a for a in f.metadata.get("aliases", ()) if a not in dropped]
+        _add_one(parser, dest, f, _hints(owner)[f.name], getattr(owner, "FIELD_HELP", {}), aliases)
+    return dropped
+
+
+def _add_one(
+    parser: argparse.ArgumentParser,
+    dest: str,
+    f: dataclasses.Field,
+    tp: Any,
+    field_help: dict[str, str],
+    aliases: list[str],
+) -> None:
+    base, is_list = _base_type(tp)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    help_text = field_help.get(f.name, f.metadata.get("help", ""))
+    if default not in (None, [], "") and base is not bool:
+        help_text += f" [default: {default}]"
+    kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
+    if f.metadata.get("choices"):
+        kwargs["choices"] = f.metadata["choices"]
+    if f.metadata.get("positional"):
+        parser.add_argument(dest, nargs="*" if is_list else "?", metavar=f.name.upper(), **kwargs)
+        return
+    if base is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(base) is dict or base is dict:
+        kwargs["type"] = parse_mapping
+        kwargs["metavar"] = "KEY=VALUE,..."
+    else:
+        kwargs["type"] = base
+        if "choices" not in kwargs:
+            kwargs["metavar"] = f.name.upper()
+        if is_list:
+            kwargs["nargs"] = "+"
+    parser.add_argument(flag_of(dest), *aliases, dest=dest, **kwargs)
 
 
 def parse_mapping(text: str) -> dict[str, float]:
@@ -137,6 +166,7 @@ def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
     """Instantiate ``cls`` from a (nested) dict; unknown keys raise :class:`ConfigError` naming the key."""
     hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    values = _relocate(cls, values, _where)
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown config key '{_where}{unknown[0]}' (valid: {', '.join(sorted(names))})")
@@ -153,6 +183,27 @@ def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
         return cls(**kwargs)
     except TypeError as exc:  # a missing required field
         raise ConfigError(str(exc)) from exc
+
+
+def _relocate(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Keys listed in ``cls.MOVED`` (old key -> its path now) put where they live now; a value given at the new
+    place as well wins."""
+    moved: dict[str, str] = getattr(cls, "MOVED", {})
+    if not any(k in moved for k in values):
+        return values
+    out = {k: v for k, v in values.items() if k not in moved}
+    for old, new in moved.items():
+        if old not in values:
+            continue
+        log.warning("config key %s%s is now %s%s", where, old, where, new)
+        *parents, leaf = new.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key {where}{p!r} must be a mapping")
+        node.setdefault(leaf, values[old])
+    return out
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -205,7 +256,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def dump_yaml(cfg: Any, path: str | Path) -> None:
+def to_yaml(cfg: Any) -> str:
+    """The config as YAML that :func:`resolve` reads back to the same config."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -12,7 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from instructpt.config import ConfigError, option
+from instructpt.config import option
+from instructpt.errors import ConfigError
+from instructpt.stages import RunInfo, RunOptions, Summary
 
 
 def default_corpus() -> str:
@@ -20,23 +22,27 @@ def default_corpus() -> str:
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(RunOptions):
     """``instructpt demo``: rules synthesizer -> templify on the shipped demo corpus; prints a summary."""
 
-    output: str = option("demo-out", "Output directory (pairs/ and augmented/ inside).", short="-o")
     corpus: str | None = option(None, "Raw corpus to use instead of the shipped demo corpus.")
     rounds: int = option(2, "Examples per chain.")
     seed: int = option(0, "Seed of the rules miner and the templates.")
     samples: int = option(2, "How many augmented documents to print.")
+    output: str = option("demo-out", "Output directory (pairs/ and augmented/ inside).", aliases=("-o",))
     progress: bool = option(False, "Show progress bars.")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.rounds < 1 or self.samples < 0:
             raise ConfigError("--rounds must be >= 1 and --samples >= 0")
 
 
-def demo(config: DemoConfig) -> dict[str, Any]:
-    from instructpt.engines.base import EngineConfig
+HEADLINE = ("docs_in", "rejected", "docs_out", "pairs_out")
+
+
+def demo(config: DemoConfig) -> Summary:
+    from instructpt.engines.config import EngineConfig
     from instructpt.synthesizer.run import SynthesizeConfig, synthesize
     from instructpt.templates.run import TemplifyConfig, templify
 
@@ -61,11 +67,22 @@ def demo(config: DemoConfig) -> dict[str, Any]:
         )
     )
     print(report(synth, aug, out, config.samples))
-    return {
-        "stage": "demo",
-        "counts": {**synth["counts"], "documents_out": aug["counts"].get("documents_out", 0)},
-        "run": {"wall_seconds": synth["run"]["wall_seconds"] + aug["run"]["wall_seconds"]},
+    counts = {
+        "docs_in": synth.counts.get("docs_in", 0),
+        "rejected": synth.counts.get("rejected", 0) + aug.counts.get("rejected", 0),
+        "docs_out": aug.counts.get("docs_out", 0),  # the pre-training documents
+        "pairs_out": synth.counts.get("pairs_out", 0),
     }
+    run = RunInfo(
+        "docs",
+        synth.run.done_this_run,
+        synth.run.work_seconds + aug.run.work_seconds,
+        synth.run.startup_seconds,
+        synth.run.shutdown_seconds,
+    )
+    return Summary(
+        "demo", counts, {}, run, HEADLINE
+    )  # rejects: under pairs/ and augmented/ (the report says)
 
 
 def _top(counter: dict[str, int], n: int = 12) -> str:
@@ -73,20 +90,20 @@ def _top(counter: dict[str, int], n: int = 12) -> str:
     return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
 
-def report(synth: dict[str, Any], aug: dict[str, Any], out: Path, samples: int) -> str:
+def report(synth: Summary, aug: Summary, out: Path, samples: int) -> str:
     """A short human summary of a demo run and ``samples`` rendered documents."""
-    c, by = synth["counts"], synth["by"]
-    ac, aby = aug["counts"], aug["by"]
+    c, by = synth.counts, synth.by
+    ac, aby = aug.counts, aug.by
     docs_out = c.get("docs_out", 0)
     lines = [
         "instructpt demo: rules synthesizer -> templify",
-        f"  documents    read {c.get('docs_in', 0)}, rejected {c.get('docs_rejected', 0)}, "
+        f"  documents    read {c.get('docs_in', 0)}, rejected {c.get('rejected', 0)}, "
         f"synthesized {docs_out}, without pairs {c.get('records_without_pairs', 0)} "
         f"({_top(by.get('no_pairs_reason', {}))})",
-        f"  pairs        {c.get('pairs', 0)} total, {c.get('pairs', 0) / max(docs_out, 1):.2f} per document",
+        f"  pairs        {c.get('pairs_out', 0)} total, {c.get('pairs_out', 0) / max(docs_out, 1):.2f} per document",
         f"  task types   {_top(by.get('task_types', {}))}",
-        f"  augmented    {ac.get('documents_out', 0)} documents from {ac.get('chains_in', 0)} chains; "
-        f"pairs rendered {ac.get('pairs_rendered', 0)}; layouts {_top(aby.get('layouts', {}))}",
+        f"  augmented    {ac.get('docs_out', 0)} documents from {ac.get('chains_in', 0)} chains; "
+        f"pairs rendered {ac.get('pairs_out', 0)}; layouts {_top(aby.get('layouts', {}))}",
         f"  drops        synthesize: {_top(by.get('drops', {}))}; templify: {_top(aby.get('drops', {}))}",
         f"  outputs      {out / 'pairs'} (pairs), {out / 'augmented'} (pre-training text), stats.json in each",
     ]
@@ -103,11 +120,15 @@ def _samples(root: Path, n: int, pool: int = 200) -> list[dict[str, Any]]:
     """``n`` documents that carry pairs, evenly spaced over the first ``pool`` such documents."""
     from itertools import islice
 
-    from instructpt.io.shards import read_shard
+    from instructpt.io.shards import finished_shards, read_shard
 
-    docs = (d for p in sorted((root / "data").glob("shard-*")) for d in read_shard(p) if d.get("n_pairs"))
+    docs = (d for sh in finished_shards(root) for d in read_shard(sh.path) if d.get("n_pairs"))
     candidates = list(islice(docs, pool))
     if n <= 0 or not candidates:
         return []
     step = max(1, len(candidates) // n)
     return candidates[::step][:n]
+
+
+main = demo
+Config = DemoConfig

@@ -81,6 +81,33 @@ class SynthRecord:
         known["pairs"] = [QAPair.from_dict(p) for p in d.get("pairs") or []]
         return cls(**known)
 
+    @classmethod
+    def from_row(cls, row: Any) -> SynthRecord | str:
+        """A record read back from a synthesize shard (or a hand-written file), or the reason it cannot be used:
+        it needs a non-empty ``id``, a non-blank ``text``, a string ``chain_id`` and a list of well-formed pairs.
+        Other fields take their defaults when absent (``doc_id``: the record's ``id``)."""
+        if not isinstance(row, dict):
+            return "not_an_object"
+        if not isinstance(row.get("id"), str) or not row["id"]:
+            return "missing_id"
+        text, pairs = row.get("text"), row.get("pairs")
+        if not isinstance(text, str) or not text.strip():
+            return "missing_text"
+        if not isinstance(row.get("chain_id"), str):
+            return "missing_chain_id"
+        if not isinstance(pairs, list):
+            return "missing_pairs"
+        try:
+            qa = [QAPair.from_dict(p) for p in pairs]
+        except (KeyError, TypeError, AttributeError):
+            return "malformed_pairs"
+        if any(not isinstance(p.question, str) or not isinstance(p.answer, str) for p in qa):
+            return "malformed_pairs"
+        known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
+        known.update(pairs=qa, doc_id=row.get("doc_id") or row["id"], source=row.get("source", ""))
+        known.setdefault("chain_pos", 0)
+        return cls(**known)
+
 
 @dataclass
 class AugmentedDoc:

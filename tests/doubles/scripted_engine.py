@@ -12,8 +12,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 
-from instructpt.engines.base import EngineConfig, Generation, QueuedEngine, Request
-from instructpt.synthesizer.format import CON_CLOSE, CON_OPEN
+from instructpt.engines.base import Generation, QueuedEngine, Request
+from instructpt.engines.config import EngineConfig
+from instructpt.wire import CON_CLOSE, CON_OPEN
 
 
 def last_context(prompt: str) -> str:

@@ -56,7 +56,7 @@ def test_synthesize_help_shows_defaults() -> None:
 
 def test_errors_are_clear_and_exit_nonzero(tmp_path) -> None:
     proc = _run("synthesize", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o"), "--engine", "rules")
-    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    assert proc.returncode == 3 and "does not exist" in proc.stderr
     proc = _run("synthesize", "-o", str(tmp_path / "o"))
     assert proc.returncode == 2 and "INPUT" in proc.stderr
     proc = _run("synthesize", "x.jsonl", "-o", "o", "--rounds", "0")
@@ -71,15 +71,15 @@ def test_unusable_outputs_and_missing_model_directories_are_clear_errors(tmp_pat
     corpus.write_text('{"text": "Cats sleep. However, dogs do not."}\n')
     (tmp_path / "afile").write_text("x")
     proc = _run("synthesize", str(corpus), "-o", str(tmp_path / "afile"), "--engine", "rules")
-    assert proc.returncode == 1 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 4 and "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
     out = tmp_path / "o"
     assert _run("synthesize", str(corpus), "-o", str(out), "--engine", "rules").returncode == 0
     (out / "manifest.json").write_text("{truncated")
     proc = _run("synthesize", str(corpus), "-o", str(out), "--engine", "rules")
-    assert proc.returncode == 1 and "not a readable instructpt manifest" in proc.stderr
+    assert proc.returncode == 4 and "not a readable instructpt manifest" in proc.stderr
     (tmp_path / "bad.jsonl").write_text('{"text": "Fine. However, short."}\nnot json\n{"text": 3}\n')
     proc = _run("synthesize", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "o4"), "--engine", "rules")
-    assert proc.returncode == 0 and "docs_rejected=2" in proc.stderr
+    assert proc.returncode == 0 and "rejected=2" in proc.stderr
     assert f"2 rejected, each with its reason, in {tmp_path / 'o4'}/rejects/" in proc.stderr
     (tmp_path / "empty.jsonl").write_text("")
     proc = _run("synthesize", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "o3"), "--engine", "rules")
@@ -88,7 +88,7 @@ def test_unusable_outputs_and_missing_model_directories_are_clear_errors(tmp_pat
     proc = _run(
         "synthesize", str(corpus), "-o", str(tmp_path / "o2"), "--engine", "transformers", "--model", missing
     )
-    assert proc.returncode == 1 and f"model directory {missing!r} does not exist" in proc.stderr
+    assert proc.returncode == 5 and f"model directory {missing!r} does not exist" in proc.stderr
 
 
 def test_a_command_runs_with_the_tuned_gc_threshold(tmp_path) -> None:
@@ -97,16 +97,16 @@ def test_a_command_runs_with_the_tuned_gc_threshold(tmp_path) -> None:
     corpus.write_text('{"text": "Rivers carry water. However, deserts have little rain."}\n')
     code = (
         "import gc, sys\n"
-        "from instructpt import cli\n"
+        "from instructpt import cli, runtime\n"
         "from instructpt.synthesizer import run\n"
         "seen = []\n"
-        "real = run.synthesize\n"
+        "real = run.main\n"
         "def spy(config):\n"
         "    seen.append(gc.get_threshold())\n"
         "    return real(config)\n"
-        "run.synthesize = spy\n"
+        "run.main = spy\n"
         f"rc = cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules', '-q'])\n"
-        "assert rc == 0 and seen == [cli.GC_THRESHOLD], (rc, seen)\n"
+        "assert rc == 0 and seen == [runtime.GC_THRESHOLD], (rc, seen)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -177,11 +177,11 @@ def _run_with_stage_prelude(tmp_path, prelude: str, **popen) -> subprocess.Compl
         "import os, signal, sys, time\n"
         "from instructpt import cli\n"
         "from instructpt.synthesizer import run\n"
-        "real = run.synthesize\n"
+        "real = run.main\n"
         "def stage(config):\n"
         f"{prelude}"
         "    return real(config)\n"
-        "run.synthesize = stage\n"
+        "run.main = stage\n"
         f"sys.exit(cli.main(['synthesize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '--engine', 'rules']))\n"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, **popen)

@@ -33,10 +33,10 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert text.count("--- sample: ") == 2
     pairs = json.loads((out / "pairs" / "stats.json").read_text())
     aug = json.loads((out / "augmented" / "stats.json").read_text())
-    assert pairs["counts"]["pairs"] > 1000 and pairs["pairs_per_doc_mean"] > 3
-    assert aug["counts"]["documents_out"] == pairs["counts"]["chains"]
+    assert pairs["counts"]["pairs_out"] > 1000 and pairs["pairs_per_doc_mean"] > 3
+    assert aug["counts"]["docs_out"] == pairs["counts"]["chains"]
     assert (
-        aug["counts"]["pairs_rendered"] + sum(aug["by"].get("drops", {}).values()) == pairs["counts"]["pairs"]
+        aug["counts"]["pairs_out"] + sum(aug["by"].get("drops", {}).values()) == pairs["counts"]["pairs_out"]
     )
     again = subprocess.run(
         [sys.executable, "-m", "instructpt", "demo", "-o", str(out)],

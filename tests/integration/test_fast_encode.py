@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 from instructpt.engines import fast_encode  # noqa: E402
 from instructpt.engines.fast_encode import SegmentEncoder  # noqa: E402
 from instructpt.engines.tokenizer import CHECK_EVERY, CHECK_FIRST, HFCodec  # noqa: E402
-from instructpt.synthesizer.format import context_block, serialize_example  # noqa: E402
+from instructpt.wire import context_block, serialize_example  # noqa: E402
 from tests.tinymodel import make_example, train_llama_layout_tokenizer  # noqa: E402
 
 METASPACE_SCHEMES = ("always", "first", "never")

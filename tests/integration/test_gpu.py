@@ -10,10 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from instructpt.engines.base import EngineConfig, Request, load_engine  # noqa: E402
+from instructpt.engines.base import Request, load_engine  # noqa: E402
+from instructpt.engines.config import EngineConfig, TransformersOptions  # noqa: E402
 from instructpt.io.shards import read_shard  # noqa: E402
-from instructpt.synthesizer.format import build_prompt, parse_generation  # noqa: E402
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize  # noqa: E402
+from instructpt.wire import build_prompt, parse_generation  # noqa: E402
 from tests.tinymodel import make_example  # noqa: E402
 
 pytestmark = [
@@ -29,8 +30,9 @@ TEXTS = [
 
 
 def _engine(tiny_synth: Path, **kw):
-    kw = {"max_model_len": 512, "max_new_tokens": 48, "batch_size": 2, **kw}
-    return load_engine(EngineConfig(name="transformers", model=str(tiny_synth), device="cuda", **kw))
+    kw = {"max_model_len": 512, "max_new_tokens": 48, **kw}
+    options = TransformersOptions(device="cuda", batch_size=2)
+    return load_engine(EngineConfig(name="transformers", model=str(tiny_synth), **kw, transformers=options))
 
 
 def _requests(engine):
@@ -52,7 +54,11 @@ def test_float32_on_cuda_matches_the_cpu_engine(tiny_synth: Path) -> None:
         on_gpu = gpu.generate(_requests(gpu))
     with load_engine(
         EngineConfig(
-            name="transformers", model=str(tiny_synth), device="cpu", max_model_len=512, max_new_tokens=48
+            name="transformers",
+            model=str(tiny_synth),
+            max_model_len=512,
+            max_new_tokens=48,
+            transformers=TransformersOptions(device="cpu"),
         )
     ) as cpu:
         on_cpu = cpu.generate(_requests(cpu))
@@ -66,12 +72,16 @@ def test_the_stage_runs_chains_on_cuda(tiny_synth: Path, tmp_path: Path) -> None
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"text": make_example(rng)[0]}) + "\n" for _ in range(60)))
     engine = EngineConfig(
-        name="transformers", model=str(tiny_synth), device="cuda", max_model_len=384, max_new_tokens=48
+        name="transformers",
+        model=str(tiny_synth),
+        max_model_len=384,
+        max_new_tokens=48,
+        transformers=TransformersOptions(device="cuda"),
     )
     cfg = SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "out"), engine=engine, rounds=3,
                            shard_size=20, progress=False)  # fmt: skip
     summary = synthesize(cfg)
     records = [r for p in sorted((tmp_path / "out" / "data").iterdir()) for r in read_shard(p)]
-    assert summary["counts"]["docs_out"] == 60 and len(records) == 60
-    assert summary["counts"]["pairs"] > 0 and max(r["chain_pos"] for r in records) >= 1
+    assert summary.counts["docs_out"] == 60 and len(records) == 60
+    assert summary.counts["pairs_out"] > 0 and max(r["chain_pos"] for r in records) >= 1
     assert all(r["prompt_tokens"] <= 384 - 48 for r in records)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from instructpt.engines.base import EngineConfig, Request, load_engine
-from instructpt.synthesizer.format import build_prompt, parse_generation
+from instructpt.engines.base import Request, load_engine
+from instructpt.engines.config import EngineConfig, TransformersOptions
+from instructpt.wire import build_prompt, parse_generation
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,11 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def engine(tiny_synth):
     cfg = EngineConfig(
-        name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=48, batch_size=2
+        name="transformers",
+        model=str(tiny_synth),
+        max_model_len=512,
+        max_new_tokens=48,
+        transformers=TransformersOptions(batch_size=2),
     )
     eng = load_engine(cfg)
     yield eng
@@ -95,7 +100,7 @@ def test_batches_are_picked_by_length_and_outputs_do_not_change(engine, monkeypa
     monkeypatch.setattr(engine, "_generate", record)
     gens = engine.generate(reqs)
     assert batches == [[0, 2], [1, 3]]  # the oldest (long) with the other long one; then the two short ones
-    monkeypatch.setattr(engine.config, "batch_lookahead", 1)
+    monkeypatch.setattr(engine.config.transformers, "batch_lookahead", 1)
     batches.clear()
     fifo = engine.generate(_requests(engine, texts))
     assert batches == [[0, 1], [2, 3]]
@@ -104,8 +109,7 @@ def test_batches_are_picked_by_length_and_outputs_do_not_change(engine, monkeypa
 
 def test_sampling_is_seeded_per_record_with_no_hidden_top_k(tiny_synth, monkeypatch) -> None:
     """A record's draws depend on (seed, record id) only, not on its batch; no top-k cut is added."""
-    cfg = EngineConfig(name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=24,
-                       batch_size=3, temperature=1.5, top_p=0.95, seed=3)  # fmt: skip
+    cfg = EngineConfig(name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=24, temperature=1.5, top_p=0.95, seed=3, transformers=TransformersOptions(batch_size=3))  # fmt: skip
     with load_engine(cfg) as engine:
         seen: list[dict] = []
         real = engine.model.generate
@@ -146,7 +150,7 @@ def pickled_copy(tiny_synth, dst):
 
 
 def test_pickled_weights_are_refused(tiny_synth, tmp_path) -> None:
-    from instructpt.engines.base import EngineError
+    from instructpt.errors import EngineError
 
     model = pickled_copy(tiny_synth, tmp_path / "pickled")
     with pytest.raises(EngineError, match="cannot load model"):

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
-from instructpt.engines.base import EngineConfig  # noqa: E402
+from instructpt.engines.config import EngineConfig  # noqa: E402
 from instructpt.engines.tokenizer import LLAMA_CLASSES, load_codec  # noqa: E402
 from instructpt.io.shards import read_shard  # noqa: E402
 from instructpt.records import RawDoc  # noqa: E402
 from instructpt.synthesizer.chains import ChainRunner, make_items  # noqa: E402
-from instructpt.synthesizer.format import context_block, serialize_example  # noqa: E402
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize  # noqa: E402
+from instructpt.wire import context_block, serialize_example  # noqa: E402
 from tests.doubles.scripted_engine import ScriptedEngine, canned_pairs  # noqa: E402
 from tests.tinymodel import make_example, train_llama_layout_tokenizer  # noqa: E402
 
@@ -129,8 +129,8 @@ def test_stage_budgets_splits_and_prefix_reuse(codec, tmp_path: Path) -> None:
     # every prompt's ids are exactly what the codec gives for its text (so the budget counted the real prompt)
     # when the chain so far was reused token for token, and the chain prefix is kept between steps
     records = [r for p in sorted((tmp_path / "out" / "data").iterdir()) for r in read_shard(p)]
-    assert summary["counts"]["docs_split"] == 1 and any(r["id"].startswith("d7#") for r in records)
-    assert summary["counts"]["reused_generations"] > 0 and max(r["chain_pos"] for r in records) == 2
+    assert summary.counts["docs_split"] == 1 and any(r["id"].startswith("d7#") for r in records)
+    assert summary.counts["reused_generations"] > 0 and max(r["chain_pos"] for r in records) == 2
     by_id = {r.record_id: r for r in engine.seen}
     for rec in records:
         if rec["chain_pos"] > 0:
@@ -170,7 +170,7 @@ def test_rebuilt_chains_are_the_whole_prompt_encoding(
     )  # fmt: skip
     engine = ScriptedEngine(script, codec=codec, config=engine_cfg, return_ids=return_ids)
     summary = synthesize(cfg, engine=engine)
-    assert summary["counts"].get("reused_generations", 0) == 0
+    assert summary.counts.get("reused_generations", 0) == 0
     later = [r for r in engine.seen if r.prompt.count("<s>") > 1]
     assert len(later) >= 6  # chains went on past their first step
     for req in engine.seen:

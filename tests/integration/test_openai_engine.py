@@ -21,12 +21,14 @@ pytest.importorskip("httpx")
 pytest.importorskip("tokenizers")
 pytest.importorskip("transformers")
 
-from instructpt.engines.base import EngineConfig, EngineError, Request, load_engine, request_seed  # noqa: E402
+from instructpt.engines.base import Request, load_engine, request_seed  # noqa: E402
+from instructpt.engines.config import EngineConfig, OpenAIOptions
 from instructpt.engines.http_util import parse_retry_after, public_url  # noqa: E402
 from instructpt.engines.openai import OpenAIEngine  # noqa: E402
 from instructpt.engines.tokenizer import HFCodec, load_codec  # noqa: E402
+from instructpt.errors import EngineError
 from instructpt.records import QAPair  # noqa: E402
-from instructpt.synthesizer.format import build_prompt  # noqa: E402
+from instructpt.wire import build_prompt  # noqa: E402
 from tests.doubles.fault_server import Fault, FaultServer, canned_completion  # noqa: E402
 
 SECRET = "sk-test-7f3a9c1e5b-DO-NOT-LEAK"
@@ -67,21 +69,15 @@ def serve(stack: ExitStack, codec: HFCodec) -> Callable[..., FaultServer]:
 @pytest.fixture
 def engine_for(stack: ExitStack, codec: HFCodec) -> Callable[..., OpenAIEngine]:
     def build(server: FaultServer, **overrides) -> OpenAIEngine:
-        cfg = {
-            "name": "openai",
-            "model": "tiny-synth",
-            "api_base": server.api_base,
-            "max_new_tokens": 16,
-            "max_model_len": 512,
-            "request_timeout": 2.0,
-            "max_retries": 3,
-            "concurrency": 4,
-            "api_key_env": KEY_ENV,
-        }
-        cfg.update(overrides)
-        engine = OpenAIEngine(
-            EngineConfig(**cfg), codec, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=0.3
-        )
+        """The engine on ``server``; ``overrides``: decoding settings and ``engine.openai`` options."""
+        decoding = {k: overrides.pop(k) for k in ("temperature", "top_p", "seed") if k in overrides}
+        options = {"api_base": server.api_base, "request_timeout": 2.0, "max_retries": 3, "concurrency": 4}
+        options.update(api_key_env=KEY_ENV, **overrides)
+        cfg = EngineConfig(
+            name="openai", model="tiny-synth", max_new_tokens=16, max_model_len=512, **decoding,
+            openai=OpenAIOptions(**options),
+        )  # fmt: skip
+        engine = OpenAIEngine(cfg, codec, backoff_base=0.01, backoff_cap=0.05, retry_after_cap=0.3)
         return stack.enter_context(engine)
 
     return build
@@ -320,7 +316,10 @@ def test_submit_and_poll_while_others_are_pending(serve, engine_for, codec) -> N
 def test_close_cancels_requests_in_flight(serve, codec) -> None:
     reqs = requests_for(codec, 1)
     server = serve({reqs[0].prompt: Fault("delay", delay=5.0)})
-    engine = OpenAIEngine(EngineConfig(name="openai", api_base=server.api_base, request_timeout=10.0), codec)
+    engine = OpenAIEngine(
+        EngineConfig(name="openai", openai=OpenAIOptions(api_base=server.api_base, request_timeout=10.0)),
+        codec,
+    )
     engine.submit(reqs)
     time.sleep(0.1)
     t0 = time.monotonic()
@@ -338,10 +337,9 @@ def test_load_engine_builds_it_with_the_tokenizer(serve, tok_dir, monkeypatch) -
     config = EngineConfig(
         name="openai",
         tokenizer=str(tok_dir),
-        api_base=base,
-        api_key_env=KEY_ENV,
         max_model_len=1024,
         max_new_tokens=32,
+        openai=OpenAIOptions(api_base=base, api_key_env=KEY_ENV),
     )
     with load_engine(config) as engine:
         assert isinstance(engine, OpenAIEngine)
@@ -395,7 +393,9 @@ def test_an_unreachable_server_fails_at_start(codec) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cfg = EngineConfig(name="openai", model="m", api_base=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    cfg = EngineConfig(
+        name="openai", model="m", openai=OpenAIOptions(api_base=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    )
     start = time.monotonic()
     with pytest.raises(EngineError, match=r"cannot reach the server at http://127.0.0.1:\d+/v1 .*3 attempts"):
         OpenAIEngine(cfg, codec, backoff_base=0.01, backoff_cap=0.05)

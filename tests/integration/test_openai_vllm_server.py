@@ -26,8 +26,8 @@ pytest.importorskip(
 )
 httpx = pytest.importorskip("httpx")
 
-from instructpt.engines.base import EngineConfig  # noqa: E402
-from instructpt.synthesizer.format import parse_generation  # noqa: E402
+from instructpt.engines.config import EngineConfig, OpenAIOptions  # noqa: E402
+from instructpt.wire import parse_generation  # noqa: E402
 from tests.integration.test_vllm_engine import (  # noqa: E402
     HISTORY,
     MAX_MODEL_LEN,
@@ -132,16 +132,18 @@ def openai_engine(server: str, model: Path, mode: str, **overrides):
     cfg = EngineConfig(
         name="openai",
         model=str(model),
-        api_base=server,
-        api_model=SERVED_NAME,
-        api_key_env="",  # a loopback server without --api-key: send no key whatever the environment holds
-        prompt_mode=mode,
         max_model_len=MAX_MODEL_LEN,
         max_new_tokens=MAX_NEW_TOKENS,
-        concurrency=4,
-        request_timeout=60.0,
-        max_retries=1,
-        **overrides,
+        openai=OpenAIOptions(
+            api_base=server,
+            api_model=SERVED_NAME,
+            api_key_env="",  # a loopback server without --api-key: send no key whatever the environment holds
+            prompt_mode=mode,
+            concurrency=4,
+            request_timeout=60.0,
+            max_retries=1,
+            **overrides,
+        ),
     )
     return OpenAIEngine(cfg)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.engines.base import EngineConfig, EngineError, Generation
-from instructpt.io.shards import ResumeError, read_shard
+from instructpt.engines.base import Generation
+from instructpt.engines.config import EngineConfig, RulesOptions
+from instructpt.errors import EngineError, ResumeError
+from instructpt.io.shards import read_shard
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 from tests.doubles.scripted_engine import ScriptedEngine, WordCodec, canned_pairs, last_context
 
@@ -46,10 +48,10 @@ def test_stage_writes_records_rejects_and_stats(tmp_path: Path) -> None:
         json.loads(line) for p in (out / "rejects").glob("*.jsonl") for line in p.read_text().splitlines()
     ]
     assert sorted(r["reason"] for r in rejects) == ["empty_text", "invalid_json"]
-    c = summary["counts"]
-    assert (c["docs_in"], c["docs_rejected"], c["docs_out"], c["pairs"]) == (25, 2, 23, 46)
-    assert summary["run"]["records_this_run"] == 25  # input records, rejects included, as the progress total
-    assert summary["by"]["pairs_per_doc"] == {"2": 23}
+    c = summary.counts
+    assert (c["docs_in"], c["rejected"], c["docs_out"], c["pairs_out"]) == (25, 2, 23, 46)
+    assert summary.run.done_this_run == 25  # input records, rejects included, as the progress total
+    assert summary.by["pairs_per_doc"] == {"2": 23}
     assert json.loads((out / "stats.json").read_text())["counts"] == c
     assert (out / "config.yaml").exists() and len(list((out / "done").iterdir())) == 4
     first = records[0]
@@ -89,7 +91,7 @@ def test_resume_skips_done_shards_and_matches_uninterrupted_run(tmp_path: Path) 
     assert 0 < done_before < 4
     second = ScriptedEngine(canned_pairs, codec=WordCodec(), config=part.engine)
     summary = synthesize(part, engine=second)
-    assert summary["run"]["shards_resumed"] == done_before
+    assert summary.run.shards_resumed == done_before
     assert len(second.seen) < 23  # finished shards were not redone
     for name in ("data", "rejects"):
         a = sorted((Path(full.output) / name).iterdir())
@@ -116,8 +118,8 @@ def test_failed_requests_are_rejected_not_lost(tmp_path: Path) -> None:
         config=cfg.engine,
     )
     summary = synthesize(cfg, engine=engine)
-    assert summary["by"]["rejects"]["engine_error"] == 1
-    assert summary["counts"]["records_out"] == 22
+    assert summary.by["rejects"]["engine_error"] == 1
+    assert summary.counts["records_out"] == 22
     rejects = [
         json.loads(line)
         for p in (Path(cfg.output) / "rejects").glob("*.jsonl")
@@ -165,9 +167,9 @@ def test_piece_ids_never_repeat_another_records_id(tmp_path: Path) -> None:
     assert (
         "Y#1" in ids and "Later short one." not in texts
     )  # Y's piece came first; the record Y#1 is rejected
-    assert summary["by"]["rejects"]["duplicate_id"] == 2  # X (its piece X#0), and the later record Y#1
-    assert summary["run"]["records_this_run"] == 4  # progress counts input records, not pieces
-    c = summary["counts"]
+    assert summary.by["rejects"]["duplicate_id"] == 2  # X (its piece X#0), and the later record Y#1
+    assert summary.run.done_this_run == 4  # progress counts input records, not pieces
+    c = summary.counts
     assert c["docs_split"] == 1 and c["pieces_from_splits"] == sum(i.startswith("Y#") for i in ids)  # Y only
 
 
@@ -181,11 +183,11 @@ def test_a_text_over_budget_only_by_whitespace_keeps_its_id(tmp_path: Path) -> N
     summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=codec, config=engine))
     (rec,) = _all_records(Path(cfg.output))
     assert (rec["id"], rec["n_pieces"], rec["text"]) == ("d1", 1, "one two three")
-    assert summary["counts"]["docs_stripped_to_fit"] == 1 and "docs_split" not in summary["counts"]
+    assert summary.counts["docs_stripped_to_fit"] == 1 and "docs_split" not in summary.counts
 
 
 def test_a_budget_too_small_for_any_prompt_is_a_config_error(tmp_path: Path) -> None:
-    from instructpt.config import ConfigError
+    from instructpt.errors import ConfigError
 
     engine = EngineConfig(name="rules", max_model_len=20, max_new_tokens=16)
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), engine=engine)
@@ -194,7 +196,7 @@ def test_a_budget_too_small_for_any_prompt_is_a_config_error(tmp_path: Path) -> 
     # nothing was finished in the output directory: the corrected command starts it over, not refused
     fixed = EngineConfig(name="rules", max_model_len=200, max_new_tokens=16)
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), engine=fixed)
-    assert synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=fixed))["counts"][
+    assert synthesize(cfg, engine=ScriptedEngine(canned_pairs, codec=WordCodec(), config=fixed)).counts[
         "docs_out"
     ]
     with pytest.raises(ConfigError, match="--limit"):
@@ -233,8 +235,8 @@ def test_a_run_of_failures_stops_the_run_and_a_rerun_redoes_it(tmp_path: Path) -
     ]
     assert [r["reason"] for r in rejects if r["stage"] == "synthesize"] == ["engine_error"]  # document 5 only
     summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=10**9, also=("Document number 5 talks",))))
-    assert summary["run"]["shards_resumed"] == 1
-    assert summary["counts"]["records_out"] == want["counts"]["records_out"] - 1
+    assert summary.run.shards_resumed == 1
+    assert summary.counts["records_out"] == want.counts["records_out"] - 1
     assert [r["id"] for r in _all_records(out)] == [
         r["id"] for r in _all_records(tmp_path / "full" / "out") if r["text"] != rejects[-1]["record"]
     ]
@@ -272,7 +274,7 @@ def test_scattered_quick_failures_do_not_stop_a_healthy_run(tmp_path: Path) -> N
         tmp_path, _corpus(tmp_path / "c.jsonl", n=60), rounds=1, max_inflight=12, max_consecutive_errors=3
     )
     summary = synthesize(cfg, engine=_QuickFailuresEngine(fail_every=5, delay=3))
-    assert summary["by"]["rejects"]["engine_error"] == 12 and summary["counts"]["docs_out"] == 48
+    assert summary.by["rejects"]["engine_error"] == 12 and summary.counts["docs_out"] == 48
 
 
 def test_an_output_directory_inside_the_input_directory_is_not_read_back(tmp_path: Path) -> None:
@@ -282,9 +284,9 @@ def test_an_output_directory_inside_the_input_directory_is_not_read_back(tmp_pat
         engine=EngineConfig(name="rules", max_model_len=4096, max_new_tokens=64),
     )  # fmt: skip
     first = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
-    assert first["counts"]["docs_in"] == 25  # the corpus only, not the shards and rejects being written
+    assert first.counts["docs_in"] == 25  # the corpus only, not the shards and rejects being written
     again = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
-    assert again["run"]["shards_resumed"] == 4 and again["counts"]["docs_in"] == 25
+    assert again.run.shards_resumed == 4 and again.counts["docs_in"] == 25
 
 
 def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path) -> None:
@@ -293,14 +295,14 @@ def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path
     synthesize(want, engine=ScriptedEngine(canned_pairs, config=want.engine))
     cfg = _config(tmp_path, corpus, rounds=2)
     first = synthesize(cfg, engine=ScriptedEngine(_Outage(10**9, also=("Document number 9 talks",))))
-    assert first["by"]["rejects"]["engine_error"] == 1
+    assert first.by["rejects"]["engine_error"] == 1
     again = synthesize(cfg, engine=ScriptedEngine(canned_pairs))
-    assert again["run"]["shards_retried"] == 0 and again["by"]["rejects"]["engine_error"] == 1  # plain resume
+    assert again.run.shards_retried == 0 and again.by["rejects"]["engine_error"] == 1  # plain resume
     healthy = ScriptedEngine(canned_pairs)
     retry = SynthesizeConfig(**{**cfg.__dict__, "retry_errors": True})
     summary = synthesize(retry, engine=healthy)
-    assert summary["run"]["shards_retried"] == 1 and summary["run"]["shards_resumed"] == 3
-    assert "engine_error" not in summary["by"]["rejects"]
+    assert summary.run.shards_retried == 1 and summary.run.shards_resumed == 3
+    assert "engine_error" not in summary.by["rejects"]
     assert len(healthy.seen) == 6  # shard 1 only: its six documents, not the whole corpus
     for name in ("data", "rejects", "stats"):
         a = sorted((Path(want.output) / name).iterdir())
@@ -311,14 +313,14 @@ def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path
 def test_no_stop_when_the_limit_is_zero(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=1, max_consecutive_errors=0)
     summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))
-    assert summary["by"]["rejects"]["engine_error"] == 23 and summary["run"]["shards_total"] == 4
+    assert summary.by["rejects"]["engine_error"] == 23 and summary.run.shards_total == 4
 
 
 def test_records_without_an_id_value_are_counted(tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"id": "a", "text": "One."}\n{"text": "Two."}\n{"id": null, "text": "Three."}\n')
     summary = synthesize(_config(tmp_path, corpus, id_field="id"), engine=ScriptedEngine(canned_pairs))
-    assert summary["counts"]["ids_derived"] == 2 and summary["counts"]["docs_out"] == 3
+    assert summary.counts["ids_derived"] == 2 and summary.counts["docs_out"] == 3
 
 
 def test_duplicate_ids_in_a_shard_are_rejected(tmp_path: Path) -> None:
@@ -331,7 +333,7 @@ def test_duplicate_ids_in_a_shard_are_rejected(tmp_path: Path) -> None:
     )
     cfg = _config(tmp_path, corpus, id_field="id")
     summary = synthesize(cfg, engine=ScriptedEngine(canned_pairs, config=cfg.engine))
-    assert summary["by"]["rejects"] == {"duplicate_id": 1}
+    assert summary.by["rejects"] == {"duplicate_id": 1}
     assert [r["text"] for r in _all_records(Path(cfg.output))] == [
         "Text 0 here.",
         "Text 1 here.",
@@ -360,7 +362,7 @@ def test_cached_prompt_tokens_reported_by_the_engine_are_counted(tmp_path: Path)
 
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"))
     summary = synthesize(cfg, engine=CachingDouble(canned_pairs, codec=WordCodec(), config=cfg.engine))
-    assert summary["counts"]["cached_prompt_tokens"] == 3 * 23
+    assert summary.counts["cached_prompt_tokens"] == 3 * 23
 
 
 def test_a_continuing_chain_is_submitted_before_waiting_chains(tmp_path: Path) -> None:
@@ -449,7 +451,7 @@ def test_repeated_ids_are_rejected_across_shards(tmp_path: Path) -> None:
     ]
     kept = [r["id"] for r in _all_records(out)]
     assert len(kept) == len(set(kept)) == 9 and "u9" in kept
-    assert summary["by"]["rejects"] == {"duplicate_id": 3, "empty_text": 1}
+    assert summary.by["rejects"] == {"duplicate_id": 3, "empty_text": 1}
 
 
 def test_duplicate_decisions_survive_a_resume_with_shards_finished_out_of_order(tmp_path: Path) -> None:
@@ -484,12 +486,12 @@ def test_rules_workers_write_the_same_bytes_as_one_process(tmp_path: Path) -> No
     corpus.write_text("\n".join(rows) + "\n")
     outs = {}
     for workers in (1, 2):
-        engine = EngineConfig(name="rules", rules_workers=workers)
+        engine = EngineConfig(name="rules", rules=RulesOptions(workers=workers))
         summary = synthesize(
             _config(tmp_path / f"w{workers}", corpus, engine=engine, rounds=2, id_field="id")
         )
         outs[workers] = tmp_path / f"w{workers}" / "out"
-        assert summary["counts"]["pairs"] > 100 and summary["by"]["rejects"] == {"invalid_json": 1}
+        assert summary.counts["pairs_out"] > 100 and summary.by["rejects"] == {"invalid_json": 1}
     for sub in ("data", "rejects", "stats"):
         one, two = outs[1] / sub, outs[2] / sub
         assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())

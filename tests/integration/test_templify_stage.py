@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.engines.base import EngineConfig
-from instructpt.io.shards import ResumeError, read_shard
+from instructpt.engines.config import EngineConfig
+from instructpt.errors import ResumeError
+from instructpt.io.shards import read_shard
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 from instructpt.templates.run import TemplifyConfig, templify
 from tests.doubles.scripted_engine import ScriptedEngine, last_context
@@ -64,7 +65,7 @@ def test_one_document_per_chain_with_lineage(pairs_dir: Path, tmp_path: Path) ->
     chains = list(dict.fromkeys(r["chain_id"] for r in records))
     docs = _docs(tmp_path / "aug")
     assert [d["chain_id"] for d in docs] == chains
-    assert summary["counts"]["documents_out"] == len(chains) == summary["counts"]["chains_in"]
+    assert summary.counts["docs_out"] == len(chains) == summary.counts["chains_in"]
     for doc in docs:
         assert doc["text"].strip()
         assert not any(m in doc["text"] for m in ("<QUE>", "<ANS>", "</END>", "<CON>", "<s>"))
@@ -73,9 +74,9 @@ def test_one_document_per_chain_with_lineage(pairs_dir: Path, tmp_path: Path) ->
         for r in members:
             assert r["text"] in doc["text"]  # every layout keeps the contexts verbatim
     raw = [d for d in docs if d["n_pairs"] == 0]
-    assert raw and summary["counts"]["raw_only"] == len(raw)
-    assert summary["counts"]["pairs_rendered"] > 0
-    assert set(summary["by"]["template_families"]) <= {"qa", "qa_options", "qa_cot", "options_cot"}
+    assert raw and summary.counts["raw_only"] == len(raw)
+    assert summary.counts["pairs_out"] > 0
+    assert set(summary.by["template_families"]) <= {"qa", "qa_options", "qa_cot", "options_cot"}
 
 
 def test_same_input_and_seed_give_identical_bytes(pairs_dir: Path, tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_resume_redoes_only_unfinished_shards(pairs_dir: Path, tmp_path: Path) -
     (out / "done" / "shard-00001").unlink()
     (out / "data" / "shard-00001.jsonl").write_text("partial garbage")
     summary = templify(_cfg(pairs_dir, out))
-    assert summary["run"]["shards_resumed"] == 2
+    assert summary.run.shards_resumed == 2
     assert [p.read_bytes() for p in sorted((out / "data").iterdir())] == before
     with pytest.raises(ResumeError, match="seed"):
         templify(_cfg(pairs_dir, out, seed=5))
@@ -119,7 +120,7 @@ def test_malformed_records_are_rejected_with_reasons(tmp_path: Path) -> None:
     lines = [json.dumps(r).encode() + b"\n" for r in rows] + [b'{"id": "g", "text": "tr\n', b"\xff\xfe\n"]
     shard.write_bytes(b"".join(lines))
     summary = templify(_cfg(shard, tmp_path / "aug"))
-    assert summary["by"]["rejects"] == {
+    assert summary.by["rejects"] == {
         "malformed_pairs": 1,
         "missing_chain_id": 1,
         "missing_pairs": 1,
@@ -128,7 +129,7 @@ def test_malformed_records_are_rejected_with_reasons(tmp_path: Path) -> None:
         "invalid_json": 1,
         "invalid_utf8": 1,
     }
-    assert summary["counts"]["documents_out"] == 1
+    assert summary.counts["docs_out"] == 1
     rejects = (tmp_path / "aug" / "rejects" / "shard-00000.jsonl").read_text().splitlines()
     assert sorted(json.loads(r)["id"] for r in rejects) == [
         "b", "c", "d", "e", "shard-00000.jsonl:6", "shard-00000.jsonl:7", "shard-00000.jsonl:8"
@@ -174,7 +175,7 @@ def test_a_rewritten_input_shard_is_rendered_again(tmp_path: Path) -> None:
     retry = SynthesizeConfig(**{**cfg.__dict__, "retry_errors": True})
     synthesize(retry, engine=ScriptedEngine(_script, config=cfg.engine))
     summary = templify(_cfg(tmp_path / "pairs", part))
-    assert summary["run"]["shards_resumed"] == 1  # shard 0 unchanged; shard 1 rendered again
+    assert summary.run.shards_resumed == 1  # shard 0 unchanged; shard 1 rendered again
     full = tmp_path / "full"
     templify(_cfg(tmp_path / "pairs", full))
     for name in ("data", "rejects", "stats"):
@@ -193,8 +194,7 @@ def test_outputs_carry_piece_ids_and_the_probabilities_are_fingerprinted(
 
 
 def test_unreadable_inputs_and_formats_are_clear_errors(tmp_path: Path) -> None:
-    from instructpt.config import ConfigError
-    from instructpt.io.readers import InputError
+    from instructpt.errors import ConfigError, InputError
 
     (tmp_path / "shard-00000.jsonl.gz").write_bytes(b"\x1f\x8b")
     with pytest.raises(InputError, match="reads the .jsonl or .parquet shards"):
@@ -204,7 +204,7 @@ def test_unreadable_inputs_and_formats_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_bad_layout_weights_name_the_flag(tmp_path: Path) -> None:
-    from instructpt.config import ConfigError
+    from instructpt.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--layout-weights"):
         _cfg(tmp_path, tmp_path / "o", layout_weights={"sideways": 1.0})

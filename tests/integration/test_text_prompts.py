@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from instructpt.engines.base import EngineConfig  # noqa: E402
+from instructpt.engines.config import EngineConfig  # noqa: E402
 from instructpt.engines.tokenizer import HFCodec  # noqa: E402
-from instructpt.synthesizer.format import context_block, encode_example, serialize_pairs  # noqa: E402
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize  # noqa: E402
+from instructpt.wire import context_block, encode_example, serialize_pairs  # noqa: E402
 from tests.doubles.scripted_engine import ScriptedEngine, canned_pairs  # noqa: E402
 from tests.tinymodel import make_example  # noqa: E402
 

@@ -24,10 +24,11 @@ pytest.importorskip(
     "or install vllm on a GPU machine",
 )
 
-from instructpt.engines.base import EngineConfig, Request, SamplingParams, load_engine  # noqa: E402
+from instructpt.engines.base import Request, load_engine  # noqa: E402
+from instructpt.engines.config import EngineConfig, SamplingParams, TransformersOptions, VLLMOptions
 from instructpt.engines.vllm import VLLMEngine  # noqa: E402
 from instructpt.records import QAPair  # noqa: E402
-from instructpt.synthesizer.format import build_prompt, context_block, parse_generation  # noqa: E402
+from instructpt.wire import build_prompt, context_block, parse_generation  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -122,7 +123,7 @@ def vllm_config(model: Path) -> EngineConfig:
         max_model_len=MAX_MODEL_LEN,
         max_new_tokens=MAX_NEW_TOKENS,
         dtype="float32",
-        gpu_memory_utilization=0.3,  # on CPU: the share of the memory node, which must be free at start
+        vllm=VLLMOptions(gpu_memory_utilization=0.3),
     )
 
 
@@ -179,9 +180,8 @@ def test_greedy_equals_transformers(engine, tiny_synth: Path) -> None:
             model=str(tiny_synth),
             max_model_len=MAX_MODEL_LEN,
             max_new_tokens=MAX_NEW_TOKENS,
-            batch_size=1,
-            device="cpu",
             dtype="float32",
+            transformers=TransformersOptions(batch_size=1, device="cpu"),
         )
     )
     try:
@@ -267,7 +267,7 @@ def test_reports_its_kv_cache_capacity(engine) -> None:
 
 def test_pickled_weights_are_refused(vllm_synth: Path, tmp_path: Path, monkeypatch) -> None:
     """vLLM loads safetensors only (load_format), as the transformers engine does."""
-    from instructpt.engines.base import EngineError
+    from instructpt.errors import EngineError
     from tests.integration.test_hf_engine import pickled_copy
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -287,7 +287,7 @@ def test_a_killed_engine_core_stops_the_run_instead_of_hanging(vllm_synth: Path)
 
     import psutil
 
-    from instructpt.engines.base import EngineError
+    from instructpt.errors import EngineError
 
     before = {
         p.pid for p in psutil.Process().children(recursive=True)

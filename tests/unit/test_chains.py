@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instructpt.engines.base import EngineConfig
+from instructpt.engines.config import EngineConfig
 from instructpt.records import RawDoc
 from instructpt.synthesizer.chains import ChainRunner, Item, make_items
-from instructpt.synthesizer.format import EOS, context_block, serialize_pairs
+from instructpt.wire import EOS, context_block, serialize_pairs
 from tests.doubles.scripted_engine import ScriptedEngine, WordCodec, last_context
 
 GOOD = "<QUE> q1 <ANS> a1 </END>"

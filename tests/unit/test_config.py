@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from instructpt.config import ConfigError, add_arguments, build, parse_mapping, resolve
+from instructpt.config import add_arguments, build, parse_mapping, resolve
+from instructpt.errors import ConfigError
 from instructpt.synthesizer.config import PROMPT_IDS_VERSION
 from instructpt.synthesizer.run import SynthesizeConfig
 
@@ -93,20 +94,22 @@ def test_max_inflight_tokens_accepts_auto_none_or_a_count(tmp_path) -> None:
 
 
 def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() -> None:
-    from instructpt.engines.base import EngineConfig
+    from instructpt.engines.config import EngineConfig, OpenAIOptions, RulesOptions
 
     base = SynthesizeConfig(inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules")).fingerprint()
     # the number of rules workers changes nothing written: a run may resume with another
     assert (
         base
         == SynthesizeConfig(
-            inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules", rules_workers=4)
+            inputs=["x.jsonl"], output="o", engine=EngineConfig(name="rules", rules=RulesOptions(workers=4))
         ).fingerprint()
     )
     assert not {"limit", "max_line_bytes", "prompt_mode", "return_token_ids", "dtype", "prompt_ids"} & set(
         base
     )
-    server = EngineConfig(name="openai", prompt_mode="text", return_token_ids=True, dtype="bfloat16")
+    server = EngineConfig(
+        name="openai", dtype="bfloat16", openai=OpenAIOptions(prompt_mode="text", return_token_ids=True)
+    )
     fp = SynthesizeConfig(
         inputs=["x.jsonl"], output="o", engine=server, limit=5, max_line_bytes=10
     ).fingerprint()

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instructpt.engines.base import ENGINES, EngineConfig, EngineError, Request, load_engine
+from instructpt.engines.base import Request, load_engine
+from instructpt.engines.config import ENGINES, EngineConfig
+from instructpt.errors import EngineError
 from tests.doubles.scripted_engine import ScriptedEngine
 
 
@@ -45,7 +47,7 @@ def test_generate_keeps_order_and_rejects_duplicate_keys() -> None:
 
 
 def test_hub_commit_is_none_for_local_directories_and_unknown_ids(tmp_path) -> None:
-    from instructpt.engines.tokenizer import hub_commit
+    from instructpt.engines.hub import hub_commit
 
     assert hub_commit(str(tmp_path), None) is None
     assert hub_commit("instructpt-test/not-in-any-cache", None) is None

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from instructpt.io.readers import InputError, ReadOptions, count_records, read_docs, resolve_inputs
+from instructpt.errors import InputError
+from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
 from instructpt.records import RawDoc, Reject
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,13 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instructpt.config import ConfigError
-from instructpt.engines.base import EngineConfig, Request, load_engine
+from instructpt.engines.base import Request, load_engine
+from instructpt.engines.config import EngineConfig, RulesOptions
 from instructpt.engines.rules import TASK_TYPES, RulesEngine, last_context, mine
 from instructpt.engines.rules.lexicon import CONNECTIVES
 from instructpt.engines.rules.text import analyse, lower_first, skip_reason, split_sentences
+from instructpt.errors import ConfigError
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import (
+from instructpt.wire import (
     MARKERS,
     build_prompt,
     context_block,
@@ -225,7 +225,7 @@ def test_deterministic_across_calls_and_processes() -> None:
     assert serialize_pairs(mine(ABSTRACT, "same-id", seed=7).pairs) == first
     code = (
         "import sys; from tests.unit.test_rules import ABSTRACT; from instructpt.engines.rules import mine; "
-        "from instructpt.synthesizer.format import serialize_pairs; "
+        "from instructpt.wire import serialize_pairs; "
         "sys.stdout.write(serialize_pairs(mine(ABSTRACT, 'same-id', seed=7).pairs))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
@@ -352,8 +352,8 @@ def test_lower_first_keeps_names_and_acronyms() -> None:
     assert skip_reason(ABSTRACT) is None
 
 
-def _engine(**kw) -> RulesEngine:
-    engine = load_engine(EngineConfig(name="rules", **kw))
+def _engine(seed: int = 0, **rules) -> RulesEngine:
+    engine = load_engine(EngineConfig(name="rules", seed=seed, rules=RulesOptions(**rules)))
     assert isinstance(engine, RulesEngine) and engine.codec is None and engine.max_model_len is None
     return engine
 
@@ -363,7 +363,7 @@ def test_engine_mines_only_the_last_context_of_a_few_shot_prompt() -> None:
     history = [(earlier, [QAPair("What flooded?", "The river.")])]
     prompt = build_prompt(history, ABSTRACT)
     assert last_context(prompt) == ABSTRACT and last_context("no context here") is None
-    engine = _engine(seed=3, rules_max_per_type=1)
+    engine = _engine(seed=3, max_per_type=1)
     requests = [
         Request("a", prompt, record_id="rec-a"),
         Request("b", context_block("Too short."), record_id="b"),
@@ -457,7 +457,7 @@ def _fields(gens) -> list[tuple]:
 def test_workers_answer_exactly_as_one_process() -> None:
     requests = _worker_requests()
     expected = _fields(_engine(seed=5).generate(requests))
-    engine = _engine(seed=5, rules_workers=2)
+    engine = _engine(seed=5, workers=2)
     try:
         assert engine.workers == 2 and engine.poll() == [] and engine.pending == 0
         got = _fields(engine.generate(requests))
@@ -482,7 +482,7 @@ def test_rules_workers_zero_means_one_per_core() -> None:
 
     assert resolve_workers(0) == len(os.sched_getaffinity(0)) and resolve_workers(3) == 3
     with pytest.raises(ConfigError, match="--rules-workers"):
-        EngineConfig(name="rules", rules_workers=-1)
+        EngineConfig(name="rules", rules=RulesOptions(workers=-1))
 
 
 def _fail_on(text: str, record_id: str, seed: int = 0, max_per_type: int = 2):
@@ -501,7 +501,7 @@ def _abstract_requests(n: int, special: dict[int, str] | None = None) -> list[Re
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_miner_failure_costs_only_its_record(workers: int) -> None:
-    engine = _engine(rules_workers=workers)
+    engine = _engine(workers=workers)
     engine.miner = _fail_on
     try:
         gens = engine.generate(_abstract_requests(20, {4: "boom"}))
@@ -513,9 +513,9 @@ def test_a_miner_failure_costs_only_its_record(workers: int) -> None:
 
 
 def test_a_worker_that_dies_mining_stops_the_run_with_an_engine_error() -> None:
-    from instructpt.engines.base import EngineError
+    from instructpt.errors import EngineError
 
-    engine = _engine(rules_workers=2)
+    engine = _engine(workers=2)
     engine.miner = _fail_on
     try:
         with pytest.raises(EngineError, match=r"rules worker process died \(exit code 3"):
@@ -526,9 +526,9 @@ def test_a_worker_that_dies_mining_stops_the_run_with_an_engine_error() -> None:
 
 
 def test_a_worker_that_died_idle_stops_the_next_dispatch_with_an_engine_error() -> None:
-    from instructpt.engines.base import EngineError
+    from instructpt.errors import EngineError
 
-    engine = _engine(rules_workers=2)
+    engine = _engine(workers=2)
     try:
         engine.generate(_abstract_requests(4))
         victim = engine._pool[1].process
@@ -543,7 +543,7 @@ def test_a_worker_that_died_idle_stops_the_next_dispatch_with_an_engine_error() 
 def test_workers_outlive_the_thread_that_started_them() -> None:
     import threading
 
-    engine = _engine(rules_workers=2)
+    engine = _engine(workers=2)
     try:
         first: list = []
         thread = threading.Thread(target=lambda: first.extend(engine.generate(_abstract_requests(8))))
@@ -555,34 +555,8 @@ def test_workers_outlive_the_thread_that_started_them() -> None:
         engine.close()
 
 
-def _report_sigint(conn) -> None:
-    conn.send(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
-
-
-def test_workers_start_with_ctrl_c_ignored() -> None:
-    """Workers ignore SIGINT from their first instruction (Ctrl-C while they import printed tracebacks)."""
-    import multiprocessing
-
-    from instructpt.engines.rules.engine import _sigint_ignored
-
-    before = signal.getsignal(signal.SIGINT)
-    ctx = multiprocessing.get_context("spawn")
-    seen = {}
-    for ignored in (True, False):
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_report_sigint, args=(child,))
-        if ignored:
-            with _sigint_ignored():
-                proc.start()
-        else:
-            proc.start()
-        seen[ignored] = parent.recv()
-        proc.join()
-    assert seen == {True: True, False: False} and signal.getsignal(signal.SIGINT) is before
-
-
 def test_close_ends_the_workers_and_drops_what_was_not_answered() -> None:
-    engine = _engine(rules_workers=2)
+    engine = _engine(workers=2)
     engine.submit(_abstract_requests(200))  # more than two chunks of 32: some stay queued after a poll
     engine.poll()
     workers = [w.process for w in engine._pool]
@@ -595,9 +569,10 @@ def test_close_ends_the_workers_and_drops_what_was_not_answered() -> None:
 
 _ORPHAN_SCRIPT = """
 import sys, time
-from instructpt.engines.base import EngineConfig, Request, load_engine
-from instructpt.synthesizer.format import context_block
-engine = load_engine(EngineConfig(name="rules", rules_workers=2))
+from instructpt.engines.base import Request, load_engine
+from instructpt.engines.config import EngineConfig, RulesOptions
+from instructpt.wire import context_block
+engine = load_engine(EngineConfig(name="rules", rules=RulesOptions(workers=2)))
 engine.submit([Request(i, context_block("Short text that is mined quickly. It has two sentences."), record_id=str(i))
                for i in range(64)])
 engine.poll()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.config import ConfigError
-from instructpt.synthesizer.format import MARKERS
+from instructpt.errors import ConfigError
 from instructpt.templates import FAMILIES, inventory_fingerprint, load_inventory
 from instructpt.templates.inventory import INVENTORY_DIR, compile_template
+from instructpt.wire import MARKERS
 
 
 def _copy_inventory(tmp_path: Path) -> Path:

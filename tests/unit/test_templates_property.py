@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import MARKERS
 from instructpt.templates import LAYOUTS, TemplifyOptions, load_inventory, render_chain
+from instructpt.wire import MARKERS
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789 .,;:?!'%()[]{}-é中"
 phrase = (

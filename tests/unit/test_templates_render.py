@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.config import ConfigError
+from instructpt.errors import ConfigError
 from instructpt.records import QAPair
 from instructpt.templates import (
     FAMILIES,

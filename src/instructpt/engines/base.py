@@ -20,24 +20,13 @@ import importlib
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from instructpt.config import ConfigError, option
+from instructpt.engines.config import ENGINES, EngineConfig
+from instructpt.engines.hub import hub_commit
+from instructpt.errors import ConfigError, EngineError
 from instructpt.records import QAPair
-
-ENGINES: dict[str, str] = {
-    "transformers": "instructpt.engines.hf:HFEngine",
-    "vllm": "instructpt.engines.vllm:VLLMEngine",
-    "openai": "instructpt.engines.openai:OpenAIEngine",
-    "rules": "instructpt.engines.rules:RulesEngine",
-}
-
-DEFAULT_SYNTHESIZER = "instruction-pretrain/instruction-synthesizer"
-
-
-class EngineError(RuntimeError):
-    """The engine as a whole cannot go on (as opposed to one failed request)."""
 
 
 class TextCodec(Protocol):
@@ -54,23 +43,6 @@ def request_seed(seed: int, record_id: str) -> int:
     """A sampling seed from (global seed, stable record id), so a record draws the same wherever it is batched."""
     digest = hashlib.sha256(f"{seed}:{record_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Decoding settings; the paper's are greedy with at most 400 new tokens."""
-
-    max_new_tokens: int = 400
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -105,92 +77,6 @@ class Generation:
     @property
     def ok(self) -> bool:
         return self.finish_reason != "error"
-
-
-@dataclass
-class EngineConfig:
-    """Which synthesizer runs where. One section shared by every command that runs a synthesizer."""
-
-    name: str = option(
-        "transformers", "Engine: transformers | vllm | openai | rules.", flag="engine", choices=tuple(ENGINES)
-    )
-    model: str = option(DEFAULT_SYNTHESIZER, "Synthesizer: HF hub id or local directory.")
-    revision: str | None = option(None, "Model revision (branch, tag or commit) for hub ids.")
-    tokenizer: str | None = option(None, "Tokenizer id/dir when it differs from --model.")
-    max_model_len: int = option(4096, "Context length: prompt + new tokens must fit in it.")
-    max_new_tokens: int = option(400, "Most tokens generated per example.")
-    temperature: float = option(0.0, "0 = greedy (the paper's setting).")
-    top_p: float = option(1.0, "Nucleus sampling mass (with --temperature > 0).")
-    seed: int = option(0, "Sampling seed (with --temperature > 0) and seed of the rules engine.")
-    batch_size: int = option(32, "transformers: sequences per generate() call.")
-    batch_lookahead: int = option(
-        4,
-        "transformers: pick each batch from this many batches' worth of queued requests, by prompt length, to "
-        "cut left padding (the oldest request always goes); 1 = oldest first.",
-    )
-    dtype: str = option("auto", "transformers/vllm: auto | float32 | bfloat16 | float16.")
-    device: str = option("auto", "transformers: auto | cpu | cuda | cuda:N.")
-    trust_remote_code: bool = option(False, "Allow model repos to run their own code (off by default).")
-    tensor_parallel_size: int = option(1, "vllm: GPUs per model replica.")
-    gpu_memory_utilization: float = option(0.9, "vllm: share of GPU memory the engine may take.")
-    enable_prefix_caching: bool = option(True, "vllm: reuse the KV cache of shared prompt prefixes.")
-    scheduling_policy: str = option(
-        "priority",
-        "vllm: 'priority' runs a chain's next step before waiting new chains, while its prefix is still cached; "
-        "'fcfs' is vLLM's first-come-first-served order.",
-        choices=("priority", "fcfs"),
-    )
-    api_base: str = option("http://127.0.0.1:8000/v1", "openai: base URL of an OpenAI-compatible server.")
-    api_key_env: str = option(
-        "OPENAI_API_KEY", "openai: name of the environment variable holding the API key."
-    )
-    api_model: str | None = option(None, "openai: model name the server expects (default: --model).")
-    prompt_mode: str = option(
-        "ids", "openai: send token ids (exact) or text (server tokenizes).", choices=("ids", "text")
-    )
-    return_token_ids: bool = option(
-        False,
-        "openai: ask the server for the generated token ids (vLLM's return_token_ids), so clean generations "
-        "extend the next prompt token for token; servers that reject unknown fields need it off.",
-    )
-    server_priority: bool = option(
-        False,
-        "openai: send each request's priority (a chain's later steps first); for vLLM servers started with "
-        "--scheduling-policy priority (others reject non-zero priorities).",
-    )
-    concurrency: int = option(16, "openai: requests in flight at once.")
-    request_timeout: float = option(300.0, "openai: seconds before a request is abandoned and retried.")
-    max_retries: int = option(4, "openai: retries per request on 429/5xx/connection errors.")
-    rules_max_per_type: int = option(2, "rules: most items mined per task type per text.")
-    rules_workers: int = option(
-        1,
-        "rules: processes that mine in parallel (0 = one per CPU core); 1 mines in the main process. The output "
-        "is the same for any number.",
-    )
-
-    def __post_init__(self) -> None:
-        if self.name not in ENGINES:
-            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
-        if self.max_new_tokens < 1:
-            raise ConfigError("--max-new-tokens must be >= 1")
-        if self.max_model_len <= self.max_new_tokens:
-            raise ConfigError("--max-model-len must be larger than --max-new-tokens")
-        if self.temperature < 0:
-            raise ConfigError("--temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError("--top-p must be in (0, 1]")
-        if self.batch_size < 1 or self.concurrency < 1 or self.batch_lookahead < 1:
-            raise ConfigError("--batch-size, --batch-lookahead and --concurrency must be >= 1")
-        if self.max_retries < 0:
-            raise ConfigError("--max-retries must be >= 0")
-        if self.rules_max_per_type < 0:
-            raise ConfigError("--rules-max-per-type must be >= 0")
-        if self.rules_workers < 0:
-            raise ConfigError("--rules-workers must be >= 0 (0 = one per CPU core)")
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
 
 class Engine(ABC):
@@ -241,8 +127,6 @@ class Engine(ABC):
         """Synthesizer identity recorded with every output record."""
         info = {"engine": self.name, "model": self.config.model, "revision": self.config.revision}
         if self.loads_weights:
-            from instructpt.engines.tokenizer import hub_commit
-
             commit = hub_commit(self.config.model, self.config.revision)
             if commit:
                 info["commit"] = commit

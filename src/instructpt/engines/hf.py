@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request, request_seed
+from instructpt.engines.base import Generation, QueuedEngine, Request, request_seed
+from instructpt.engines.config import EngineConfig
 from instructpt.engines.tokenizer import HFCodec, load_tokenizer
+from instructpt.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class HFEngine(QueuedEngine):
         self.codec = HFCodec(tokenizer)
         self.codec.check_wire_tokens()
         self.max_model_len = config.max_model_len
-        self.device, dtype = resolve_device_dtype(config.device, config.dtype)
+        self.device, dtype = resolve_device_dtype(config.transformers.device, config.dtype)
         if model is None:
             try:
                 model = AutoModelForCausalLM.from_pretrained(
@@ -102,10 +104,12 @@ class HFEngine(QueuedEngine):
 
     def _take_batch(self) -> list[Request]:
         """The next batch: with ``--batch-lookahead`` > 1, chosen by prompt length (see :func:`pick_batch`)."""
-        n, queue = self.config.batch_size, self._queue
-        if len(queue) <= n or self.config.batch_lookahead <= 1:
+        n, queue = self.config.transformers.batch_size, self._queue
+        if len(queue) <= n or self.config.transformers.batch_lookahead <= 1:
             return self.take(n)
-        window = [queue.popleft() for _ in range(min(len(queue), self.config.batch_lookahead * n))]
+        window = [
+            queue.popleft() for _ in range(min(len(queue), self.config.transformers.batch_lookahead * n))
+        ]
         chosen = set(pick_batch([len(self._ids(r)) for r in window], n))
         queue.extendleft(reversed([r for i, r in enumerate(window) if i not in chosen]))
         return [r for i, r in enumerate(window) if i in chosen]

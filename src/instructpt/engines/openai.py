@@ -42,21 +42,15 @@ from typing import Any
 
 import httpx
 
-from instructpt.engines.base import (
-    Engine,
-    EngineConfig,
-    EngineError,
-    Generation,
-    Request,
-    TextCodec,
-    request_seed,
-)
+from instructpt.engines.base import Engine, Generation, Request, TextCodec, request_seed
+from instructpt.engines.config import EngineConfig
 from instructpt.engines.http_util import (
     kv_capacity_from_metrics,
     parse_retry_after,
     public_url,
     server_message,
 )
+from instructpt.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +96,15 @@ class OpenAIEngine(Engine):
         retry_after_cap: float = 60.0,
     ) -> None:
         super().__init__(config)
-        self.mode = config.prompt_mode
+        self.mode = config.openai.prompt_mode
         self.tokenizes_prompt_text = self.mode == "text"
         self.codec = codec if codec is not None else self._load_codec(config)
         self.max_model_len = config.max_model_len
-        self.api_base = config.api_base.rstrip("/")
+        self.api_base = config.openai.api_base.rstrip("/")
         self.url = self.api_base + "/completions"
-        self.model_name = config.api_model or config.model
+        self.model_name = config.openai.api_model or config.model
         self.backoff_base, self.backoff_cap, self.retry_after_cap = backoff_base, backoff_cap, retry_after_cap
-        key = os.environ.get(config.api_key_env) if config.api_key_env else None
+        key = os.environ.get(config.openai.api_key_env) if config.openai.api_key_env else None
         # The key lives only here: never in describe(), repr or logs; errors pass through _redact().
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._secret = key or None
@@ -131,7 +125,7 @@ class OpenAIEngine(Engine):
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-engine", daemon=True)
         self._thread.start()
         self._client, self._slots = self._call(self._open_client())
-        attempts = config.max_retries + 1
+        attempts = config.openai.max_retries + 1
         try:  # each attempt is bounded by its connect timeout and a capped backoff
             probe_bound = attempts * (_PROBE_TIMEOUT + self.backoff_cap) + 10.0
             self.kv_capacity_tokens = self._call(self._server_kv_capacity(attempts), timeout=probe_bound)
@@ -147,7 +141,7 @@ class OpenAIEngine(Engine):
     def _load_codec(config: EngineConfig) -> TextCodec | None:
         from instructpt.engines.tokenizer import load_codec
 
-        if config.prompt_mode == "ids":
+        if config.openai.prompt_mode == "ids":
             return load_codec(config)  # required: without it there are no ids to send
         try:
             return load_codec(config)
@@ -163,9 +157,9 @@ class OpenAIEngine(Engine):
 
     async def _open_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         # Created on the loop's own thread: asyncio primitives belong to the loop that runs them.
-        n = self.config.concurrency
+        n = self.config.openai.concurrency
         client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.config.request_timeout),
+            timeout=httpx.Timeout(self.config.openai.request_timeout),
             limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
         )
         return client, asyncio.Semaphore(n)
@@ -288,9 +282,9 @@ class OpenAIEngine(Engine):
         else:
             body["prompt"] = request.prompt
             body["add_special_tokens"] = False
-        if self.config.return_token_ids:
+        if self.config.openai.return_token_ids:
             body["return_token_ids"] = True
-        if self.config.server_priority and request.priority:
+        if self.config.openai.server_priority and request.priority:
             body["priority"] = request.priority
         if not s.greedy:
             body["seed"] = request_seed(
@@ -311,7 +305,7 @@ class OpenAIEngine(Engine):
 
     async def _run(self, request: Request, body: dict[str, Any]) -> Generation:
         """POST with bounded retries; every outcome becomes a Generation."""
-        attempts = self.config.max_retries + 1
+        attempts = self.config.openai.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 data = await self._attempt(body)
@@ -344,7 +338,7 @@ class OpenAIEngine(Engine):
 
     async def _attempt(self, body: dict[str, Any]) -> dict[str, Any]:
         """One HTTP exchange; raises _Retryable or _Fatal, or returns the decoded response."""
-        timeout = self.config.request_timeout
+        timeout = self.config.openai.request_timeout
         try:
             async with self._slots:  # the concurrency bound counts HTTP exchanges, not backoff sleeps
                 response = await asyncio.wait_for(

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from instructpt.engines.base import EngineConfig, EngineError
+from instructpt.engines.config import EngineConfig
 from instructpt.engines.fast_encode import SegmentEncoder
-from instructpt.synthesizer.format import BOS, EOS
+from instructpt.engines.hub import looks_like_path
+from instructpt.errors import EngineError
+from instructpt.wire import BOS, EOS
 
 log = logging.getLogger(__name__)
 
@@ -159,31 +161,6 @@ def _restore_file_pretokenization(tokenizer: Any, name: str, revision: str | Non
 def _pretokenization(tokenizer: Any) -> tuple[Any, Any]:
     spec = json.loads(tokenizer.to_str())  # re-serialized: older files spell options differently
     return spec.get("normalizer"), spec.get("pre_tokenizer")
-
-
-def looks_like_path(name: str) -> bool:
-    """A filesystem path rather than a hub id (``org/name``): absolute, relative with ``.``, ``~``, or deeper."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def hub_commit(name: str, revision: str | None) -> str | None:
-    """The commit a hub model id resolves to in the local Hugging Face cache (no network); None for a local
-    directory, or when the cache does not hold it. Recorded with every output record, so outputs name the exact
-    weights even when no ``--revision`` was given."""
-    if Path(name).exists():
-        return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers brings huggingface_hub
-        return None
-    try:
-        path = try_to_load_from_cache(name, "config.json", revision=revision)
-    except Exception:  # noqa: BLE001 - a malformed id or cache: no commit to record, nothing else changes
-        return None
-    if not isinstance(path, str):
-        return None
-    parts = Path(path).parts
-    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
 
 
 def load_codec(config: EngineConfig) -> HFCodec:

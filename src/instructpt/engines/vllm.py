@@ -38,15 +38,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from instructpt.engines.base import (
-    Engine,
-    EngineConfig,
-    EngineError,
-    Generation,
-    Request,
-    TextCodec,
-    request_seed,
-)
+from instructpt.engines.base import Engine, Generation, Request, TextCodec, request_seed
+from instructpt.engines.config import EngineConfig
+from instructpt.errors import EngineError
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +134,10 @@ class VLLMEngine(Engine):
             "tokenizer_revision": config.revision,  # as load_tokenizer does, so vLLM sees the codec's vocabulary
             "dtype": config.dtype,
             "max_model_len": config.max_model_len,
-            "tensor_parallel_size": config.tensor_parallel_size,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
-            "enable_prefix_caching": config.enable_prefix_caching,
-            "scheduling_policy": config.scheduling_policy,
+            "tensor_parallel_size": config.vllm.tensor_parallel_size,
+            "gpu_memory_utilization": config.vllm.gpu_memory_utilization,
+            "enable_prefix_caching": config.vllm.enable_prefix_caching,
+            "scheduling_policy": config.vllm.scheduling_policy,
             "trust_remote_code": config.trust_remote_code,
             "load_format": "safetensors",  # never unpickle weights (as the transformers engine)
             "seed": config.seed,
@@ -192,7 +186,7 @@ class VLLMEngine(Engine):
         params = self._params(request)
         try:
             # priorities only under priority scheduling: older vLLM rejects any non-zero one under fcfs
-            priority = request.priority if self.config.scheduling_policy == "priority" else 0
+            priority = request.priority if self.config.vllm.scheduling_policy == "priority" else 0
             self.llm.llm_engine.add_request(rid, _token_prompt(list(ids)), params, priority=priority)
         except self._dead_errors as exc:
             raise EngineError(f"the vLLM engine died: {exc}") from exc

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructpt.errors import InputError
 from instructpt.records import RawDoc, Reject
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson", ".parquet")
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 PREVIEW = 200  # characters of a bad record kept in its reject entry
-
-
-class InputError(ValueError):
-    """An input the user named cannot be found or read at all."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,3 @@
-"""The instruction synthesizer: wire format (format.py), M-shot chains (chains.py), the streaming stage (run.py)."""
+"""The instruction synthesizer: M-shot chains (chains.py), text splitting (split.py), the streaming stage (run.py).
+
+The wire format it speaks lives in :mod:`instructpt.wire`."""

@@ -10,7 +10,7 @@ Prefix reuse: when a generation parsed cleanly (no drops) and stopped at EOS, th
 prompt's ids + the generated ids (+ EOS) + the next context block — token for token what the engine already has in
 its prefix cache. Otherwise (drops, length cut, or an engine that returns no ids) the finished example's target is
 encoded from the canonical serialization of the kept pairs (or, with no ids, the generated text) as it follows the
-context block in one text (:func:`~instructpt.synthesizer.format.encode_example`), so the next prompt still shares
+context block in one text (:func:`~instructpt.wire.encode_example`), so the next prompt still shares
 the previous prompt as a prefix but not the generation. With the Mistral/Llama tokenizer layout the chain's ids are
 then exactly the encoding of its whole prompt text, as the reference script and text-prompt servers have it.
 """
@@ -23,14 +23,14 @@ from typing import Any
 from instructpt.engines.base import Generation, Request, TextCodec
 from instructpt.io.stats import Stats
 from instructpt.records import QAPair, RawDoc, Reject, SynthRecord
-from instructpt.synthesizer.format import (
+from instructpt.synthesizer.split import split_to_fit
+from instructpt.wire import (
     EOS,
     context_block,
     encode_example,
     parse_generation,
     serialize_pairs,
 )
-from instructpt.synthesizer.split import split_to_fit
 
 
 @dataclass

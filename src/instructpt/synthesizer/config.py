@@ -4,13 +4,17 @@ that decides whether a run may resume into an existing output directory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from instructpt.config import ConfigError, option
-from instructpt.engines.base import Engine, EngineConfig
+from instructpt.config import option
+from instructpt.engines.config import EngineConfig
+from instructpt.errors import ConfigError
 from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES
-from instructpt.io.shards import FORMATS
-from instructpt.synthesizer.format import FORMAT_VERSION
+from instructpt.stages import ShardedOptions
+from instructpt.wire import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from instructpt.engines.base import Engine
 
 # Bump when the token ids sent for the same text and settings change. 2: pairs encoded after their context;
 # 3: the model's tokenizer.json as written, not transformers 5's rebuild of Llama-class tokenizers.
@@ -18,13 +22,14 @@ PROMPT_IDS_VERSION = 3
 
 
 @dataclass
-class SynthesizeConfig:
+class SynthesizeConfig(ShardedOptions):
     """``instructpt synthesize``: raw corpus -> instruction-response pairs."""
 
-    inputs: list[str] = option(
-        [], "jsonl / jsonl.gz / parquet files, directories, globs, or HF dataset ids.", positional=True
-    )
-    output: str = option("", "Output directory (created; re-running resumes into it).", short="-o")
+    FIELD_HELP: ClassVar[dict[str, str]] = {
+        "inputs": "jsonl / jsonl.gz / parquet files, directories, globs, or HF dataset ids."
+    }
+    INPUTS: ClassVar[str] = "file, directory, glob or HF dataset id"
+
     engine: EngineConfig = field(default_factory=EngineConfig)
     rounds: int = option(2, "Examples per chain (M-shot synthesis); 1 = every text on its own.")
     text_field: str = option("text", "Field holding the document text.")
@@ -32,7 +37,6 @@ class SynthesizeConfig:
         None, "Field holding a document id (default: a stable id from file + line)."
     )
     split: str = option("train", "Split of an HF dataset input.")
-    format: str = option("jsonl", "Output shard format.", choices=FORMATS)
     shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
     max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
     max_inflight_tokens: str | None = option(
@@ -53,13 +57,9 @@ class SynthesizeConfig:
     )
     limit: int | None = option(None, "Read at most this many input records.")
     max_line_bytes: int = option(DEFAULT_MAX_LINE_BYTES, "Longer input lines are rejected as line_too_long.")
-    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
 
     def __post_init__(self) -> None:
-        if not self.inputs:
-            raise ConfigError("give at least one INPUT (file, directory, glob or HF dataset id)")
-        if not self.output:
-            raise ConfigError("--output/-o is required")
+        super().__post_init__()
         if self.rounds < 1:
             raise ConfigError("--rounds must be >= 1")
         if self.limit is not None and self.limit < 0:
@@ -70,8 +70,6 @@ class SynthesizeConfig:
             raise ConfigError("--max-consecutive-errors must be >= 0")
         if self.shard_size < 1 or self.max_inflight < 1:
             raise ConfigError("--shard-size and --max-inflight must be >= 1")
-        if self.format not in FORMATS:
-            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
         self.max_inflight_tokens = str(self.max_inflight_tokens).strip().lower()
         if self.max_inflight_tokens not in ("auto", "none") and not (
             self.max_inflight_tokens.isdigit() and int(self.max_inflight_tokens) > 0
@@ -89,17 +87,12 @@ class SynthesizeConfig:
         return int(self.max_inflight_tokens)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a run to resume into an existing output directory."""
-        e = self.engine
+        """What must match for a run to resume into an existing output directory: the engine's part (model,
+        decoding, its backend's settings) and what decides which records are read and how they are cut."""
         fp = {
-            "engine": e.name,
-            "model": e.model,
-            "revision": e.revision,
-            "tokenizer": e.tokenizer,
+            **self.engine.fingerprint(),
             "prompt_format": FORMAT_VERSION,
-            "sampling": e.sampling.to_dict(),
             "rounds": self.rounds,
-            "max_model_len": e.max_model_len,
             "inputs": self.inputs,
             "text_field": self.text_field,
             "id_field": self.id_field,
@@ -107,23 +100,13 @@ class SynthesizeConfig:
             "shard_size": self.shard_size,
             "format": self.format,
         }
-        # Settings that change which records are read or what the engine is sent, recorded when not default.
-        for key, value, default in (
-            ("limit", self.limit, None),
-            ("max_line_bytes", self.max_line_bytes, DEFAULT_MAX_LINE_BYTES),
-            ("prompt_mode", e.prompt_mode if e.name == "openai" else "ids", "ids"),
-            ("return_token_ids", e.return_token_ids if e.name == "openai" else False, False),
-            ("dtype", e.dtype if e.name in ("transformers", "vllm") else "auto", "auto"),
-        ):
-            if value != default:
-                fp[key] = value
-        if e.name == "rules":
-            from instructpt.engines.rules import RULES_VERSION
-
-            fp["rules_max_per_type"] = e.rules_max_per_type
-            fp["rules_version"] = RULES_VERSION
-        else:
-            # How prompt ids are built (format.encode_example) and sampling seeded (per record): outputs written
+        # Settings that change which records are read, recorded when not default.
+        if self.limit is not None:
+            fp["limit"] = self.limit
+        if self.max_line_bytes != DEFAULT_MAX_LINE_BYTES:
+            fp["max_line_bytes"] = self.max_line_bytes
+        if self.engine.backend.uses_tokenizer:
+            # How prompt ids are built (wire.encode_example) and sampling seeded (per record): outputs written
             # before these were settled are not resumed into.
             fp["prompt_ids"] = PROMPT_IDS_VERSION
         return fp

@@ -27,17 +27,18 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from instructpt.config import ConfigError
-from instructpt.engines.base import Engine, EngineError, load_engine
+from instructpt.engines.base import Engine, load_engine
+from instructpt.errors import ConfigError, EngineError
 from instructpt.io.ids import SeenIds, id_hash, pack, unpack
 from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
 from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import RawDoc, Reject
+from instructpt.stages import RunInfo, ShardPlan, Summary, open_output, summarize
 from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
-from instructpt.synthesizer.format import context_block
+from instructpt.wire import context_block
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,14 @@ class _Shard:
 class Synthesizer:
     """Drives one engine over a stream of shards with independent chains (no round barrier)."""
 
-    def __init__(self, config: SynthesizeConfig, engine: Engine, out: ShardedOutput) -> None:
+    def __init__(
+        self, config: SynthesizeConfig, engine: Engine, out: ShardedOutput, plan: ShardPlan | None = None
+    ) -> None:
         self.config, self.engine, self.out = config, engine, out
+        self.plan = plan or ShardPlan()
+        if self.plan.world_size > 1 and config.id_field:
+            # a repeated id is found by remembering the ids of every earlier shard, which another rank holds
+            raise ConfigError("--id-field cannot be checked for repeats across ranks; run it with one rank")
         self.codec = engine.codec
         e = config.engine
         self.budget = e.max_model_len - e.max_new_tokens if self.codec is not None else None
@@ -78,7 +85,7 @@ class Synthesizer:
                 if config.limit is None
                 else config.limit
             )
-        self.progress = Progress("synthesize", total=total, enabled=config.progress)
+        self.progress = Progress("synthesize", total=total, enabled=config.progress, unit="docs")
         # Derived ids (file + line) are unique by construction; ids read from --id-field are checked across shards.
         self.earlier_ids = SeenIds() if config.id_field else None
         self.token_cap = config.inflight_token_cap(engine)
@@ -137,12 +144,9 @@ class Synthesizer:
         if self.earlier_ids is not None:
             self.earlier_ids.add_many(kept)
         stats.add("docs_in", len(chunk))
-        stats.add("docs_rejected", len(rejects))
         derived = sum(d.id_derived for d in docs)
         if derived:  # --id-field given, but these records had no usable value there: file + line ids
             stats.add("ids_derived", derived)
-        for r in rejects:
-            stats.count("rejects", r.reason)
         stats.add("items", len(items))
         m = self.config.rounds
         runners = [
@@ -224,6 +228,9 @@ class Synthesizer:
                     exhausted = True
                     break
                 index, chunk = nxt
+                if not self.plan.owns(index):  # another rank's shard
+                    self.progress.exclude(len(chunk))
+                    continue
                 if self.out.is_done(index) and not self._retry(index):
                     self._skip_done(index)
                     self.progress.skip(len(chunk))
@@ -320,12 +327,13 @@ class Synthesizer:
     @staticmethod
     def _count(stats: Stats, result: StepResult) -> None:
         if result.reject is not None:
-            stats.add("engine_errors")
-            stats.count("rejects", result.reject.reason)
+            stats.add(
+                "engine_errors"
+            )  # the reject itself is counted with the shard's others when it is written
             return
         rec = result.record
         stats.add("records_out")
-        stats.add("pairs", len(rec.pairs))
+        stats.add("pairs_out", len(rec.pairs))
         stats.add("prompt_tokens", rec.prompt_tokens)
         stats.add("generated_tokens", rec.generated_tokens)
         stats.count("finish_reasons", rec.finish_reason)
@@ -348,51 +356,48 @@ class Synthesizer:
             shard.stats.count("pairs_per_doc", min(n, 50))
         shard.stats.add("docs_out", len(per_doc))
         shard.stats.add("chains", len({rec.chain_id for rec in records}))
-        shard.stats.add("shards")
-        ids = pack(shard.kept_ids) if self.earlier_ids is not None else None
-        self.out.write_shard(
-            shard.index, [r.to_dict() for r in records], [r.to_dict() for r in rejects], shard.stats, ids
-        )
+        ids = pack(shard.kept_ids or []) if self.earlier_ids is not None else None
+        self.out.write_shard(shard.index, [r.to_dict() for r in records], rejects, shard.stats, ids)
         open_shards.pop(shard.index, None)
 
 
-def synthesize(config: SynthesizeConfig, engine: Engine | None = None) -> dict[str, Any]:
-    """Run the stage; returns the summary also written to ``OUT/stats.json``."""
-    from instructpt.config import dump_yaml
+# The counters `instructpt synthesize` prints, and the names earlier versions gave some of them in shard stats
+# (docs_rejected left out engine errors; `rejected` is recounted from the rejects by reason).
+HEADLINE = ("docs_in", "rejected", "engine_errors", "docs_out", "records_out", "chains", "pairs_out")
+RENAMED = {"docs_rejected": "", "pairs": "pairs_out"}
 
+
+def synthesize(
+    config: SynthesizeConfig, engine: Engine | None = None, plan: ShardPlan | None = None
+) -> Summary:
+    """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``.
+
+    ``engine``: an engine already built (it is left open); by default one is built from ``config.engine`` and
+    closed at the end. Its start-up and shutdown are timed apart from the work."""
     resolve_inputs(config.inputs, (config.output,))  # fail on a missing input before loading a model
-    out = ShardedOutput(config.output, "synthesize", config.fingerprint(), config.format)
-    dump_yaml(config, out.root / "config.yaml")
-    already = len(out.completed())
+    out = open_output(config, "synthesize", config.fingerprint(), renamed=RENAMED)
+    already = len(out.completed_shards())
     own_engine = engine is None
+    t0 = time.monotonic()
     engine = engine or load_engine(config.engine)
-    start = time.monotonic()
+    t1 = t2 = time.monotonic()
     try:
-        synth = Synthesizer(config, engine, out)
+        synth = Synthesizer(config, engine, out, plan)
         synth.run()
+        t2 = time.monotonic()
     finally:
         if own_engine:
             engine.close()
-    wall = time.monotonic() - start
-    summary = summarize(out, synth.progress.docs, wall, already - synth.retried)
-    summary["run"]["shards_retried"] = synth.retried
-    out.write_summary(summary)
-    return summary
+    t3 = time.monotonic()
+    run = RunInfo("docs", synth.progress.docs, t2 - t1, t1 - t0, t3 - t2)
+    run.shards_resumed, run.shards_retried = already - synth.retried, synth.retried
+    return summarize(out, run, HEADLINE, _derived)
 
 
-def summarize(out: ShardedOutput, records_this_run: int, wall: float, resumed_shards: int) -> dict[str, Any]:
-    stats = out.merged_stats()
-    c = stats.counts
-    docs_out = c.get("docs_out", 0)
-    return {
-        "stage": out.stage,
-        **stats.to_dict(),
-        "pairs_per_doc_mean": round(c.get("pairs", 0) / docs_out, 4) if docs_out else 0.0,
-        "run": {
-            "wall_seconds": round(wall, 3),
-            "records_this_run": records_this_run,
-            "docs_per_second": round(records_this_run / wall, 3) if wall > 0 else None,
-            "shards_total": len(out.completed()),
-            "shards_resumed": resumed_shards,
-        },
-    }
+def _derived(counts: dict[str, Any]) -> dict[str, Any]:
+    docs_out = counts.get("docs_out", 0)
+    return {"pairs_per_doc_mean": round(counts.get("pairs_out", 0) / docs_out, 4) if docs_out else 0.0}
+
+
+main = synthesize
+Config = SynthesizeConfig

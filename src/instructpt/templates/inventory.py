@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from instructpt.config import ConfigError
+from instructpt.errors import ConfigError
 from instructpt.templates.strings import MAX_LABELS, SEQUENCES, Template, check_text, compile_template, labels
 
 INVENTORY_DIR = Path(__file__).parent / "inventory"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from instructpt.config import ConfigError
+from instructpt.errors import ConfigError
 from instructpt.records import QAPair
 from instructpt.templates.inventory import MAX_LABELS, Inventory, Pattern, load_inventory
 from instructpt.templates.pairs import Item, prepare_pair

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from instructpt.config import ConfigError
-from instructpt.synthesizer.format import MARKERS
+from instructpt.errors import ConfigError
+from instructpt.wire import MARKERS
 
 MAX_LABELS = 26  # more options or numbered items than this is not a sensible document; callers fall back
 

@@ -14,22 +14,21 @@ that dies can only take its own chunk with it, and the run stops with an error i
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as connection_wait
 from typing import Any
 
-from instructpt.engines.base import EngineConfig, EngineError, Generation, QueuedEngine, Request
+from instructpt.engines.base import Generation, QueuedEngine, Request
+from instructpt.engines.config import EngineConfig
 from instructpt.engines.rules.miner import MineResult, mine
+from instructpt.errors import EngineError
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import BOS, CON_CLOSE, CON_OPEN, PAIR_SEP, serialize_pairs
+from instructpt.runtime import start_worker, worker_setup
+from instructpt.wire import BOS, CON_CLOSE, CON_OPEN, PAIR_SEP, serialize_pairs
 
 RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
 _OPEN = f"{BOS} {CON_OPEN} "
@@ -84,14 +83,9 @@ def _mine_chunk(
 def _worker_main(conn: Connection, seed: int, max_per_type: int, miner: Callable) -> None:
     """A worker process: mine each chunk received and send the results back, until the pipe closes.
 
-    Ctrl-C reaches the whole process group; the main process stops the run and ends the workers, so they ignore
-    it rather than print tracebacks. A worker is spawned and holds only its own end of its pipe: when the main
-    process dies, even by SIGKILL, the pipe closes and the worker ends."""
-    # mining allocates many small, short-lived objects: the CLI's GC setting suits the workers too
-    from instructpt.cli import GC_THRESHOLD
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(*GC_THRESHOLD)
+    A worker holds only its own end of its pipe: when the main process dies, even by SIGKILL, the pipe closes and
+    the worker ends. It ignores Ctrl-C (the main process ends it) and mines with the stages' GC setting."""
+    worker_setup()
     while True:
         try:
             conn.send(_mine_chunk(conn.recv(), seed, max_per_type, miner))
@@ -99,32 +93,13 @@ def _worker_main(conn: Connection, seed: int, max_per_type: int, miner: Callable
             return
 
 
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while worker processes start (an ignored signal stays ignored in the new interpreter);
-    only the main thread may change signal handlers, elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Worker:
     """One worker process, its pipe, and the requests of the chunk it is mining (at most one at a time, so
     neither side can block on a full pipe while the other does)."""
 
     def __init__(self, seed: int, max_per_type: int, miner: Callable) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_worker_main, args=(child, seed, max_per_type, miner), name="instructpt-rules", daemon=True
-        )
-        with _sigint_ignored():  # inherited: Ctrl-C while the worker imports prints no traceback
-            self.process.start()
+        self.conn, child = multiprocessing.get_context("spawn").Pipe()
+        self.process = start_worker(_worker_main, (child, seed, max_per_type, miner), "instructpt-rules")
         child.close()
         self.requests: list[Request] | None = None
 
@@ -152,8 +127,8 @@ class RulesEngine(QueuedEngine):
 
     def __init__(self, config: EngineConfig) -> None:
         super().__init__(config)
-        self.max_per_type = config.rules_max_per_type
-        self.workers = resolve_workers(config.rules_workers)
+        self.max_per_type = config.rules.max_per_type
+        self.workers = resolve_workers(config.rules.workers)
         self._pool: list[_Worker] = []  # started at the first poll with work
         self._answered: list[Generation] = []  # errors found before mining, returned by the next poll
 

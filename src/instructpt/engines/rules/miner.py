@@ -30,7 +30,7 @@ from instructpt.engines.rules.text import (
     skip_reason,
 )
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import MARKERS
+from instructpt.wire import MARKERS
 
 OPENING_MAX_WORDS = 120  # title_to_article: the answer is the body's opening, not the whole text
 CONTINUATION_MAX_WORDS = 60

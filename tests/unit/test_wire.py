@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instructpt.records import QAPair
-from instructpt.synthesizer.format import (
+from instructpt.wire import (
     MARKERS,
     build_prompt,
     context_block,

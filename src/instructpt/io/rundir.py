@@ -1,0 +1,178 @@
+"""The run directory every stage writes into, sharded or not: manifest, resolved config, summary.
+
+Layout of ``OUT/`` (a sharded stage adds ``data/``, ``rejects/``, ``stats/``, ``done/``: see :mod:`.shards`)::
+
+    manifest.json   stage name, fingerprint (what must match to resume), package version
+    config.yaml     the resolved config of the latest run
+    stats.json      the run's summary (counters merged over everything finished, timings of this run)
+
+Opening a run directory either creates it or checks that it may be resumed: one written by another stage, or with
+another fingerprint once it holds finished work, is refused with the list of differences (a directory with nothing
+finished yet starts over with the new configuration). Several processes (ranks) may open the same directory at
+once: the manifest is created with an atomic link, so the first writer wins and the others check its fingerprint.
+Every file is written to a temporary name, synced and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from instructpt.errors import ResumeError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+_TMP_PREFIX = ".tmp-"  # temporary files of atomic writes; never taken for foreign content
+
+
+class JsonSummary(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def atomic_write(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
+    """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` all or nothing."""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def json_bytes(obj: Any, indent: int | None = 2) -> bytes:
+    return json.dumps(obj, indent=indent, ensure_ascii=False).encode("utf-8")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples as lists, other objects as their ``str``)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for every key whose value differs."""
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+class RunDir:
+    """The output directory of one stage run; subclasses add what the stage writes (:class:`ShardedOutput`)."""
+
+    SUBDIRS: tuple[str, ...] = ()
+
+    def __init__(self, root: str | Path, stage: str, fingerprint: dict[str, Any]) -> None:
+        self.root, self.stage, self.fingerprint = Path(root), stage, fingerprint
+        try:
+            self._check_or_create()
+        except OSError as exc:  # a file in the way, no permission, a full disk: say so, no traceback
+            raise ResumeError(f"cannot use {self.root} as the output directory: {exc}") from exc
+
+    def has_results(self) -> bool:
+        """Whether finished work is stored here (then a changed fingerprint is refused, not started over)."""
+        return False
+
+    # ---- creation and the resume check ----
+    def _check_or_create(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ResumeError(f"{self.root} exists and is not a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(
+            3
+        ):  # a manifest another process creates meanwhile is read and checked on the next pass
+            old = self._read_manifest()
+            if old is not None:
+                self._check(old)
+                break
+            if self._foreign_content():
+                raise ResumeError(
+                    f"{self.root} exists, is not empty and is not an instructpt {self.stage} output"
+                )
+            if self._create_manifest():
+                break
+        else:  # pragma: no cover - a manifest that keeps appearing and vanishing
+            raise ResumeError(f"{self.root / MANIFEST} keeps changing; is another run using {self.root}?")
+        for sub in self.SUBDIRS:
+            (self.root / sub).mkdir(exist_ok=True)
+
+    def _read_manifest(self) -> dict[str, Any] | None:
+        path = self.root / MANIFEST
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError as exc:
+            raise ResumeError(f"{path} is not a readable instructpt manifest ({exc})") from exc
+        try:
+            old = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResumeError(f"{path} is not a readable instructpt manifest ({exc})") from exc
+        if not isinstance(old, dict):
+            raise ResumeError(f"{path} is not an instructpt manifest")
+        return old
+
+    def _check(self, old: dict[str, Any]) -> None:
+        if old.get("stage") != self.stage:
+            raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
+        changes = diff(old.get("fingerprint", {}), jsonable(self.fingerprint))
+        if not changes:
+            return
+        if self.has_results():
+            raise ResumeError(
+                f"{self.root} was written with a different configuration ({'; '.join(changes)}); "
+                "use a new output directory, or delete this one to start over"
+            )
+        log.warning("%s holds no finished work; starting it over with this configuration", self.root)
+        atomic_write(self.root / MANIFEST, self._manifest_bytes())
+
+    def _foreign_content(self) -> bool:
+        return any(not p.name.startswith(_TMP_PREFIX) for p in self.root.iterdir())
+
+    def _manifest_bytes(self) -> bytes:
+        from instructpt import __version__
+
+        return json_bytes({"stage": self.stage, "version": __version__, "fingerprint": self.fingerprint})
+
+    def _create_manifest(self) -> bool:
+        """Create the manifest unless another process did first (returns whether this one did)."""
+        path = self.root / MANIFEST
+        tmp = path.with_name(f"{_TMP_PREFIX}{MANIFEST}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        try:
+            atomic_write(tmp, self._manifest_bytes())
+            try:
+                os.link(tmp, path)  # fails if it exists: exactly one process creates it, whole
+            except FileExistsError:
+                return False
+            except OSError:  # a filesystem without hard links: exclusive create, then the bytes
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(tmp.read_bytes())
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # ---- what every stage writes ----
+    def write_config(self, config: Any) -> None:
+        """The resolved config of this run as ``config.yaml`` (what repeats it exactly)."""
+        from instructpt.config import to_yaml
+
+        atomic_write(self.root / "config.yaml", to_yaml(config).encode("utf-8"))
+
+    def write_summary(self, summary: JsonSummary) -> None:
+        atomic_write(self.root / "stats.json", json_bytes(summary.to_dict()))
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write(self.root / name, json_bytes(obj))

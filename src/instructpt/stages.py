@@ -1,0 +1,240 @@
+"""The stage platform: what every stage shares besides its own work.
+
+- :class:`RunOptions` / :class:`ShardedOptions`: the config fields every stage has (output, progress; inputs and
+  shard format for sharded stages), declared once and inherited by each stage's config dataclass.
+- :class:`ShardPlan`: which shards a process owns (``rank`` of ``world_size``); a stage given a plan works on its
+  shards only, so ranks and Ray actors split a run without bookkeeping of their own.
+- :class:`Summary` and :class:`RunInfo`: what a stage returns and writes to ``OUT/stats.json``; each stage names
+  its headline counters once, and the CLI prints any stage's summary with them.
+- :func:`run_map_stage`: the runner of a map stage (one input shard in, one output shard out): skips finished
+  shards, redoes a shard whose input changed, writes each shard atomically, shows progress, returns the summary.
+
+A stage is a folder with ``run.py`` (its config dataclass and ``main(cfg) -> Summary``), one line in the CLI's
+command table, ``configs/<stage>.yaml`` and tests: docs/adding-a-stage.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from instructpt.config import option
+from instructpt.errors import ConfigError
+from instructpt.io.shards import FORMATS, ShardedOutput, ShardFile
+from instructpt.io.stats import Stats
+from instructpt.progress import Progress
+from instructpt.records import Reject
+
+log = logging.getLogger(__name__)
+
+
+# ---- the config every stage shares ----
+@dataclass
+class RunOptions:
+    """Fields of every stage's config: where it writes, and whether it shows progress."""
+
+    output: str = option("", "Output directory (created; re-running resumes into it).", aliases=("-o",))
+    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
+
+    def __post_init__(self) -> None:
+        if not self.output:
+            raise ConfigError("--output/-o is required")
+
+
+@dataclass
+class ShardedOptions(RunOptions):
+    """Fields of a sharded stage's config: its inputs and the format of the shards it writes."""
+
+    inputs: list[str] = option([], "Input files or directories.", positional=True)
+    format: str = option("jsonl", "Output shard format.", choices=FORMATS)
+
+    INPUTS: ClassVar[str] = "a file, directory or glob"  # what an INPUT is, in the error when none is given
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError(f"give at least one INPUT ({self.INPUTS})")
+        super().__post_init__()
+        if self.format not in FORMATS:
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+
+
+# ---- who does which shard ----
+@dataclass(frozen=True)
+class ShardPlan:
+    """The shards one process owns: shard ``i`` belongs to rank ``i % world_size``."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ConfigError(
+                f"rank {self.rank} of world size {self.world_size}: need 0 <= rank < world size"
+            )
+
+    def owns(self, index: int) -> bool:
+        return index % self.world_size == self.rank
+
+
+# ---- what a stage returns ----
+@dataclass
+class RunInfo:
+    """This run's timings and shard counts. ``work_seconds`` is the stage's work alone (rates use it); model or
+    engine start-up and shutdown are reported apart; ``wall_seconds`` is all three."""
+
+    unit: str  # what the stage counts: docs, chains, ...
+    done_this_run: int = 0
+    work_seconds: float = 0.0
+    startup_seconds: float = 0.0
+    shutdown_seconds: float = 0.0
+    shards_total: int | None = None
+    shards_resumed: int | None = None
+    shards_retried: int | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.startup_seconds + self.work_seconds + self.shutdown_seconds
+
+    @property
+    def per_second(self) -> float | None:
+        return round(self.done_this_run / self.work_seconds, 3) if self.work_seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "wall_seconds": round(self.wall_seconds, 3),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "work_seconds": round(self.work_seconds, 3),
+            "shutdown_seconds": round(self.shutdown_seconds, 3),
+            f"{self.unit}_this_run": self.done_this_run,
+            f"{self.unit}_per_second": self.per_second,
+        }
+        for key in ("shards_total", "shards_resumed", "shards_retried"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        return d
+
+
+@dataclass
+class Summary:
+    """A stage run's result: counters merged over all its finished work, named breakdowns, this run's timings.
+
+    ``headline`` names the counters worth one line (the stage declares them once); ``derived`` holds figures
+    computed from the counters (``pairs_per_doc_mean``). ``to_dict()`` is what ``stats.json`` holds."""
+
+    stage: str
+    counts: dict[str, Any]
+    by: dict[str, dict[str, Any]]
+    run: RunInfo
+    headline: tuple[str, ...] = ()
+    derived: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "counts": self.counts,
+            "by": self.by,
+            **self.derived,
+            "run": self.run.to_dict(),
+        }
+
+    def line(self) -> str:
+        """The headline counters as ``name=value`` (what the CLI prints)."""
+        shown = ", ".join(f"{k}={self.counts[k]:,}" for k in self.headline if k in self.counts)
+        return shown or "the inputs held no records"
+
+
+def summarize(
+    out: ShardedOutput,
+    run: RunInfo,
+    headline: tuple[str, ...],
+    derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Summary:
+    """Merge the stats of every finished shard into the summary and write it to ``OUT/stats.json``."""
+    merged = out.merged_stats().to_dict()
+    run.shards_total = len(out.completed_shards())
+    summary = Summary(
+        out.stage,
+        merged["counts"],
+        merged["by"],
+        run,
+        headline,
+        derive(merged["counts"]) if derive else {},
+        str(out.root),
+    )
+    out.write_summary(summary)
+    return summary
+
+
+def open_output(config: ShardedOptions, stage: str, fingerprint: dict[str, Any], **kw: Any) -> ShardedOutput:
+    """The stage's output directory, created or checked for resume, with this run's ``config.yaml``."""
+    out = ShardedOutput(config.output, stage, fingerprint, config.format, **kw)
+    out.write_config(config)
+    return out
+
+
+# ---- the map-stage runner ----
+@dataclass
+class ShardResult:
+    """What a map stage makes of one input shard."""
+
+    records: list[dict[str, Any]]
+    rejects: list[Reject]
+    stats: Stats
+
+
+class MapStage(Protocol):
+    """One input shard in, one output shard out; everything else comes from :func:`run_map_stage`."""
+
+    name: str  # the stage's name (manifest, progress)
+    unit: str  # what progress and the summary count (``docs``, ``chains``)
+    headline: tuple[str, ...]
+    renamed: dict[str, str]  # counter names earlier versions wrote -> today's
+
+    def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult: ...
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run_map_stage(
+    stage: MapStage,
+    config: ShardedOptions,
+    fingerprint: dict[str, Any],
+    shards: Sequence[ShardFile],
+    plan: ShardPlan | None = None,
+) -> Summary:
+    """Run ``stage`` over the input ``shards`` this process owns; returns the summary also in ``stats.json``.
+
+    Each output shard has the number of its input shard and records the input's digest in its completion
+    marker: a re-run skips shards whose input is unchanged and redoes those whose input changed since."""
+    plan = plan or ShardPlan()
+    out = open_output(config, stage.name, fingerprint, renamed=stage.renamed)
+    progress = Progress(stage.name, enabled=config.progress, unit=stage.unit)
+    resumed = len(out.completed_shards())
+    start = time.monotonic()
+    for shard in shards:
+        if not plan.owns(shard.index):
+            continue
+        made_from = f"input-sha256 {file_digest(shard.path)}"
+        if out.marker(shard.index) == made_from:
+            continue
+        if out.is_done(shard.index):  # its input changed since (synthesize --retry-errors rewrote it, say)
+            log.info("%s changed since it was processed; processing it again", shard.path)
+            out.reopen(shard.index)
+            resumed -= 1
+        result = stage.map_shard(shard, progress)
+        out.write_shard(shard.index, result.records, result.rejects, result.stats, marker=made_from)
+    progress.close()
+    run = RunInfo(stage.unit, progress.docs, time.monotonic() - start, shards_resumed=resumed)
+    return summarize(out, run, stage.headline)
