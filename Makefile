@@ -3,7 +3,7 @@
 #   make test   the test suite (what CI runs): the main suite in .venv, then the vLLM engine tests in .venv-vllm
 #               (a CPU build of vLLM; set SKIP_VLLM=1 to leave them out)
 #   make test-main / make test-vllm   either half alone
-#   make lint   ruff
+#   make lint   ruff and the type checker (mypy; make test runs it too)
 #   make bench  CPU benchmarks (print ratios)
 
 PYTHON ?= python3
@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: venv vllm-venv demo test test-main test-vllm lint format bench clean
+.PHONY: venv vllm-venv demo test test-main test-vllm lint typecheck format bench clean
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ demo: $(STAMP)
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-test: test-main
+test: typecheck test-main
 ifneq ($(SKIP_VLLM),1)
 test: test-vllm
 endif
@@ -45,9 +45,12 @@ test-vllm: vllm-venv
 	@VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/python -m pytest -q -m vllm tests/integration $(PYTEST_ARGS); \
 	$(NO_TESTS_IS_FAILURE)
 
-lint: $(STAMP)
+lint: typecheck
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format src tests bench
@@ -62,4 +65,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_chains.py
 
 clean:
-	rm -rf demo-out .pytest_cache .ruff_cache .hypothesis
+	rm -rf demo-out .pytest_cache .ruff_cache .mypy_cache .hypothesis

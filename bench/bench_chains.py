@@ -378,7 +378,7 @@ def compare(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from instructpt.engines.config import EngineConfig
+    from instructpt.engines.config import TransformersOptions
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
@@ -394,7 +394,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--batch-lookahead",
         type=int,
-        default=EngineConfig.batch_lookahead,
+        default=TransformersOptions.batch_lookahead,
         help="transformers: batches chosen by length from this many batches' worth of the queue (1 = FIFO)",
     )
     p.add_argument("--threads", type=int, default=1, help="transformers: torch CPU threads")

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    from instructpt import __version__
+    from instructpt._version import __version__
 
     p = argparse.ArgumentParser(
         prog="instructpt",
@@ -68,13 +68,13 @@ def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        args = _top_parser().parse_args(argv)
-        if args.command is None:
+        top = _top_parser().parse_args(argv)
+        if top.command is None:
             _top_parser().print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     name = argv[0]
     parser, module = command_parser(name)
-    args = vars(parser.parse_args(argv[1:]))
+    args: dict[str, Any] = vars(parser.parse_args(argv[1:]))
     config_file = args.pop("config", None)
     verbose, quiet = args.pop("verbose", False), args.pop("quiet", False)
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO

@@ -20,7 +20,7 @@ import logging
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from instructpt.errors import ConfigError
 
@@ -39,7 +39,11 @@ def option(
     """A config field with its command-line help. Lists take a ``default_factory`` automatically."""
     meta = {"help": help, "choices": choices, "positional": positional, "aliases": tuple(aliases)}
     if isinstance(default, list | dict):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+
+        def fresh() -> Any:  # a copy per instance, never the one default object
+            return type(default)(default)
+
+        return dataclasses.field(default_factory=fresh, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -86,14 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> list[str]:
     flags = {flag_of(dest) for dest, _, _ in leaves}
     claims = collections.Counter(a for _, f, _ in leaves for a in f.metadata.get("aliases", ()))
     dropped = sorted(a for a, n in claims.items() if n > 1 or a in flags)
+    groups: dict[str, Any] = {}
     for dest, f, owner in leaves:
         aliases = [a for a in f.metadata.get("aliases", ()) if a not in dropped]
-        _add_one(parser, dest, f, _hints(owner)[f.name], getattr(owner, "FIELD_HELP", {}), aliases)
+        section = dest.rpartition(".")[0]
+        if section and section not in groups:  # --help lists each section's options under its name
+            doc = (owner.__doc__ or "").strip().splitlines()[0].replace("``", "") if owner.__doc__ else ""
+            groups[section] = parser.add_argument_group(f"{section} options", doc or None)
+        target = groups.get(section, parser)
+        _add_one(target, dest, f, _hints(owner)[f.name], getattr(owner, "FIELD_HELP", {}), aliases)
     return dropped
 
 
 def _add_one(
-    parser: argparse.ArgumentParser,
+    parser: Any,  # a parser or one of its argument groups
     dest: str,
     f: dataclasses.Field,
     tp: Any,
@@ -101,7 +111,8 @@ def _add_one(
     aliases: list[str],
 ) -> None:
     base, is_list = _base_type(tp)
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    factory: Any = f.default_factory
+    default = f.default if f.default is not dataclasses.MISSING else factory()
     help_text = field_help.get(f.name, f.metadata.get("help", ""))
     if default not in (None, [], "") and base is not bool:
         help_text += f" [default: {default}]"
@@ -157,15 +168,17 @@ def _merge(cls: type, base: dict[str, Any], over: dict[str, Any]) -> dict[str, A
     hints = _hints(cls)
     for k, v in over.items():
         tp = hints.get(k)
-        nested = tp is not None and _is_config(tp) and isinstance(v, dict) and isinstance(out.get(k), dict)
-        out[k] = _merge(tp, out[k], v) if nested else v
+        if tp is not None and _is_config(tp) and isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(tp, out[k], v)
+        else:
+            out[k] = v
     return out
 
 
 def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
     """Instantiate ``cls`` from a (nested) dict; unknown keys raise :class:`ConfigError` naming the key."""
     hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cast(Any, cls))}
     values = _relocate(cls, values, _where)
     unknown = sorted(set(values) - names)
     if unknown:

@@ -324,9 +324,8 @@ def test_priorities_are_sent_only_under_priority_scheduling(engine, monkeypatch)
     reqs = make_requests(engine, TEXTS[:1], tag="p")
     reqs[0].priority = -2
     engine.generate(reqs)
-    monkeypatch.setattr(
-        engine.config, "scheduling_policy", "fcfs"
-    )  # older vLLM rejects priorities under fcfs
+    # older vLLM rejects priorities under fcfs
+    monkeypatch.setattr(engine.config.vllm, "scheduling_policy", "fcfs")
     reqs = make_requests(engine, TEXTS[:1], tag="q")
     reqs[0].priority = -2
     engine.generate(reqs)

@@ -27,7 +27,7 @@ def test_a_later_chain_step_overtakes_waiting_new_chains(vllm_synth: Path, monke
     # waiting when it first looks (a core in its own process could start the first one before the others arrive).
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     config = vllm_config(vllm_synth)
-    assert config.scheduling_policy == "priority"  # the default
+    assert config.vllm.scheduling_policy == "priority"  # the default
     # One sequence at a time, so the order vLLM admits waiting requests is the order they finish in.
     engine = VLLMEngine(config, enforce_eager=True, max_num_seqs=1)
     try:

@@ -184,7 +184,7 @@ class RulesOptions(BackendOptions):
             raise ConfigError("--rules-workers must be >= 0 (0 = one per CPU core)")
 
     def fingerprint(self, engine: EngineConfig) -> dict[str, Any]:
-        from instructpt.engines.rules.engine import RULES_VERSION
+        from instructpt.engines.rules.miner import RULES_VERSION
 
         # the worker count is left out: it changes nothing written, so a run may resume with another
         return {"rules_max_per_type": self.max_per_type, "rules_version": RULES_VERSION}

@@ -62,6 +62,8 @@ def pick_batch(lengths: list[int], n: int) -> list[int]:
 
 class HFEngine(QueuedEngine):
     name = "transformers"
+    codec: HFCodec
+    max_model_len: int
     loads_weights = True
 
     def __init__(self, config: EngineConfig, model: Any = None, tokenizer: Any = None) -> None:

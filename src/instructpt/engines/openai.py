@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -207,7 +208,7 @@ class OpenAIEngine(Engine):
             fut = asyncio.run_coroutine_threadsafe(self._run(request, body), self._loop)
             with self._lock:
                 self._futures.add(fut)
-            fut.add_done_callback(lambda f, r=request: self._finished(f, r))
+            fut.add_done_callback(functools.partial(self._finished, request=request))
 
     def poll(self) -> list[Generation]:
         """All finished generations; blocks until there is one, ``[]`` when nothing is pending."""
@@ -278,7 +279,7 @@ class OpenAIEngine(Engine):
                 if self.codec is None:
                     raise EngineError("prompt_mode=ids needs the synthesizer's tokenizer")
                 request = dataclasses.replace(request, prompt_ids=self.codec.encode(request.prompt))
-            body["prompt"] = list(request.prompt_ids)
+            body["prompt"] = list(request.prompt_ids or [])
         else:
             body["prompt"] = request.prompt
             body["add_special_tokens"] = False
@@ -381,7 +382,7 @@ class OpenAIEngine(Engine):
         n_ids = len(token_ids) if token_ids is not None else None
         if self.mode == "text":
             token_ids = None  # the server re-tokenizes the prompt text; the chain must count what it will see
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
         prompt_tokens = usage.get("prompt_tokens")
         if not isinstance(prompt_tokens, int):
             prompt_tokens = self._count(request.prompt, request.prompt_ids if self.mode == "ids" else None)

@@ -88,6 +88,8 @@ class VLLMEngine(Engine):
     """
 
     name = "vllm"
+    codec: TextCodec
+    max_model_len: int
     loads_weights = True
 
     def __init__(self, config: EngineConfig, codec: TextCodec | None = None, **llm_kwargs: Any) -> None:
@@ -118,7 +120,7 @@ class VLLMEngine(Engine):
 
         def watch() -> None:
             while self.llm is not None:
-                if resources.engine_dead:
+                if getattr(resources, "engine_dead", False):
                     outputs.put_nowait(RuntimeError("the vLLM engine-core process exited"))
                     return
                 time.sleep(WATCH_SECONDS)

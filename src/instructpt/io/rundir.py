@@ -139,7 +139,7 @@ class RunDir:
         return any(not p.name.startswith(_TMP_PREFIX) for p in self.root.iterdir())
 
     def _manifest_bytes(self) -> bytes:
-        from instructpt import __version__
+        from instructpt._version import __version__
 
         return json_bytes({"stage": self.stage, "version": __version__, "fingerprint": self.fingerprint})
 

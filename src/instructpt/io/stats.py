@@ -14,10 +14,10 @@ from typing import Any
 
 @dataclass
 class Stats:
-    counts: Counter = field(default_factory=Counter)
-    by: dict[str, Counter] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    by: dict[str, Counter[str]] = field(default_factory=dict)
 
-    def add(self, key: str, n: int | float = 1) -> None:
+    def add(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
 
     def count(self, breakdown: str, key: Any, n: int = 1) -> None:

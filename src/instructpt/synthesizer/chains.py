@@ -17,6 +17,7 @@ then exactly the encoding of its whole prompt text, as the reference script and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ class Item:
 def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None) -> list[Item]:
     """Items for a shard's documents: exact context-block ids, and long texts split into fitting pieces (a text
     that fits once the whitespace around it is stripped keeps its id, as one piece)."""
-    if codec is None:
+    if codec is None or budget is None:
         return [Item(d.id, d.id, d.source, d.text) for d in docs]
     encode_batch = getattr(codec, "encode_batch", None)
     blocks = [context_block(d.text) for d in docs]
@@ -59,7 +60,7 @@ def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None) 
         if len(ids) <= budget:
             items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
             continue
-        pieces = split_to_fit(doc.text, lambda t: len(codec.encode(context_block(t))) <= budget)
+        pieces = split_to_fit(doc.text, _fits(codec, budget))
         if len(pieces) == 1:  # it fits once the whitespace around it is stripped: not a split
             items.append(
                 Item(doc.id, doc.id, doc.source, pieces[0], ctx_ids=codec.encode(context_block(pieces[0])))
@@ -69,6 +70,11 @@ def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None) 
             ids_k = codec.encode(context_block(piece))
             items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
     return items
+
+
+def _fits(codec: TextCodec, budget: int) -> Callable[[str], bool]:
+    """Whether a text's context block fits the prompt budget."""
+    return lambda text: len(codec.encode(context_block(text))) <= budget
 
 
 def count_splits(docs: list[RawDoc], items: list[Item], stats: Stats) -> None:
@@ -122,16 +128,22 @@ class ChainRunner:
     def done(self) -> bool:
         return self.next_index >= len(self.items)
 
+    def _ctx_ids(self, item: Item) -> list[int]:
+        assert (
+            item.ctx_ids is not None and self.budget is not None
+        )  # make_items sets them when there is a codec
+        return item.ctx_ids
+
     def _breaks_chain(self) -> bool:
         """The next text does not fit after the chain so far (exact ids): it starts a new chain."""
-        ctx = self.items[self.next_index].ctx_ids
-        return bool(self.history_ids) and len(self.history_ids) + len(ctx) > self.budget
+        ctx = self._ctx_ids(self.items[self.next_index])
+        return bool(self.history_ids) and len(self.history_ids) + len(ctx) > (self.budget or 0)
 
     def next_prompt_tokens(self) -> int | None:
         """Exact length of the prompt :meth:`next_request` will build (None without a codec); changes nothing."""
         if self.codec is None:
             return None
-        ctx = len(self.items[self.next_index].ctx_ids)
+        ctx = len(self._ctx_ids(self.items[self.next_index]))
         return ctx if self._breaks_chain() else len(self.history_ids) + ctx
 
     def next_request(self, key: Any) -> Request:
@@ -141,7 +153,7 @@ class ChainRunner:
         if self.codec is not None:
             if self._breaks_chain():
                 self._reset_chain()  # over budget: the chain ends here and this text starts a new one
-            self._prompt_ids = self.history_ids + item.ctx_ids
+            self._prompt_ids = self.history_ids + self._ctx_ids(item)
         if not self.chain_id:
             self.chain_id = item.id
         self._prompt_text = self.history_text + block
@@ -214,14 +226,14 @@ class ChainRunner:
             # whole-text encoding, whatever the tokenizer does at the pairs' junction with their context
             self.history_ids = self.codec.encode(self.history_text)
             return False
-        eos = self.codec.eos_token_id
-        if reusable and gen.token_ids is not None:
+        eos, prompt_ids = self.codec.eos_token_id, self._prompt_ids or []
+        if reusable and gen.token_ids is not None and eos is not None:
             out = list(gen.token_ids)
             if not out or out[-1] != eos:
                 out.append(eos)
-            self.history_ids = self._prompt_ids + out
+            self.history_ids = prompt_ids + out
             return True
         body = gen_text if reusable else serialize_pairs(pairs)
         _, target = encode_example(self.codec.encode, item.text, body, ctx_ids=item.ctx_ids)
-        self.history_ids = self._prompt_ids + target
+        self.history_ids = prompt_ids + target
         return False

@@ -80,11 +80,10 @@ class SynthesizeConfig(ShardedOptions):
 
     def inflight_token_cap(self, engine: Engine) -> int | None:
         """The token bound on requests in flight for ``engine`` (None: none); see --max-inflight-tokens."""
-        if engine.codec is None or self.max_inflight_tokens == "none":
+        cap = self.max_inflight_tokens
+        if engine.codec is None or cap is None or cap == "none":
             return None
-        if self.max_inflight_tokens == "auto":
-            return engine.kv_capacity_tokens
-        return int(self.max_inflight_tokens)
+        return engine.kv_capacity_tokens if cap == "auto" else int(cap)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a run to resume into an existing output directory: the engine's part (model,

@@ -25,7 +25,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from instructpt.engines.base import Engine, load_engine
 from instructpt.errors import ConfigError, EngineError
@@ -67,13 +67,14 @@ class Synthesizer:
             raise ConfigError("--id-field cannot be checked for repeats across ranks; run it with one rank")
         self.codec = engine.codec
         e = config.engine
-        self.budget = e.max_model_len - e.max_new_tokens if self.codec is not None else None
+        self.budget: int | None = None
         if self.codec is not None:
+            self.budget = budget = e.max_model_len - e.max_new_tokens
             # the context block around a text, plus room for any one character (4 byte tokens at most)
             need = len(self.codec.encode(context_block("x"))) + 4
-            if self.budget < need:
+            if budget < need:
                 raise ConfigError(
-                    f"--max-model-len {e.max_model_len} - --max-new-tokens {e.max_new_tokens} leaves {self.budget} "
+                    f"--max-model-len {e.max_model_len} - --max-new-tokens {e.max_new_tokens} leaves {budget} "
                     f"prompt tokens; a prompt needs at least {need} (the context block around a text)"
                 )
         self.synth_info = engine.describe()
@@ -90,7 +91,7 @@ class Synthesizer:
         self.earlier_ids = SeenIds() if config.id_field else None
         self.token_cap = config.inflight_token_cap(engine)
         # Failed requests in a row; while there are any, finished shards wait in `held` (see _on_result).
-        self.error_streak, self.held = 0, []
+        self.error_streak, self.held = 0, list[_Shard]()
         self.retried = 0  # finished shards run again (--retry-errors)
         self.max_new_tokens = e.max_new_tokens
         if self.token_cap is not None:
@@ -178,7 +179,7 @@ class Synthesizer:
                     repeated = "an earlier shard has this id (64-bit hash match)"
                 else:
                     kept.append(h)
-            if repeated:
+            if repeated and isinstance(d, RawDoc):
                 d = Reject(d.id, d.source, "duplicate_id", repeated, "read", d.text[:200])
             if isinstance(d, RawDoc):
                 seen.add(d.id)
@@ -261,7 +262,7 @@ class Synthesizer:
                     break
                 continue
             for gen in self.engine.poll():
-                inflight_tokens -= inflight.pop(gen.key)
+                inflight_tokens -= inflight.pop(cast(tuple[int, int], gen.key))  # keys are ours
                 self._on_result(gen, open_shards, ready)
         self._write_held(open_shards)
         self.progress.close()
@@ -327,11 +328,10 @@ class Synthesizer:
     @staticmethod
     def _count(stats: Stats, result: StepResult) -> None:
         if result.reject is not None:
-            stats.add(
-                "engine_errors"
-            )  # the reject itself is counted with the shard's others when it is written
+            stats.add("engine_errors")  # the reject is counted with the shard's others when it is written
             return
         rec = result.record
+        assert rec is not None  # a step gives a record or a reject
         stats.add("records_out")
         stats.add("pairs_out", len(rec.pairs))
         stats.add("prompt_tokens", rec.prompt_tokens)

@@ -44,10 +44,20 @@ def _split(text: str, fits: Fits, level: int) -> list[str]:
             i += 1
             continue
         # the most units from i on that fit together (a unit that does not fit alone ends the run)
-        n = _longest(lambda k, i=i: fits(sep.join(units[i : i + k])), len(units) - i, hint)
+        n = _longest(_run_fits(fits, sep, units, i), len(units) - i, hint)
         pieces.append(sep.join(units[i : i + n]))
         i, hint = i + n, n
     return pieces
+
+
+def _run_fits(fits: Fits, sep: str, units: list[str], start: int) -> Callable[[int], bool]:
+    """Whether the ``k`` units from ``start`` on fit together."""
+    return lambda k: fits(sep.join(units[start : start + k]))
+
+
+def _prefix_fits(fits: Fits, text: str) -> Callable[[int], bool]:
+    """Whether the first ``k`` characters of ``text`` fit."""
+    return lambda k: fits(text[:k])
 
 
 def _cut_chars(text: str, fits: Fits) -> list[str]:
@@ -57,7 +67,7 @@ def _cut_chars(text: str, fits: Fits) -> list[str]:
     while text:
         if not fits(text[:1]):
             raise ValueError("the token budget is too small to hold even one character of text")
-        n = _longest(lambda k, t=text: fits(t[:k]), len(text), hint)
+        n = _longest(_prefix_fits(fits, text), len(text), hint)
         pieces.append(text[:n])
         text, hint = text[n:].lstrip(), n
     return pieces

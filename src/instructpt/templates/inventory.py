@@ -129,7 +129,9 @@ class Inventory:
 # ---------------------------------------------------------------- sections
 
 
-def _mapping(where: str, d: Any, required: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
+def _mapping(
+    where: str, d: Any, required: set[str], optional: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise ConfigError(f"template inventory: {where} must be a mapping, got {type(d).__name__}")
     keys = set(d)

@@ -76,8 +76,7 @@ def _split_options(question: str) -> tuple[str, list[str] | None]:
             options[-1] = f"{options[-1]} {line}"
         elif line:  # text before the first bullet: not an option list after all
             return question, None
-    seen: set[str] = set()
-    distinct = [o for o in options if o and not (o in seen or seen.add(o))]
+    distinct = [o for o in dict.fromkeys(options) if o]
     return body.rstrip(), distinct
 
 

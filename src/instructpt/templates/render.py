@@ -183,7 +183,7 @@ class _Chain:
         else:
             values["answer"] = answer
         if style is not None:
-            values["options"] = style.block(item.options)
+            values["options"] = style.block(item.options or [])
         return pat.template.render(**values)
 
     def bare(self, item: Item) -> tuple[str, str]:

@@ -125,15 +125,15 @@ class Templify:
     """The map stage: one synthesize shard in, one shard of rendered documents out."""
 
     name, unit = "templify", "chains"
-    headline = ("chains_in", "docs_out", "pairs_out", "rejected")
+    headline: tuple[str, ...] = ("chains_in", "docs_out", "pairs_out", "rejected")
     # counter names of earlier versions' shard stats -> today's
-    renamed: ClassVar[dict[str, str]] = {"documents_out": "docs_out", "pairs_rendered": "pairs_out"}
+    renamed: dict[str, str] = {"documents_out": "docs_out", "pairs_rendered": "pairs_out"}  # noqa: RUF012
 
     def __init__(self, config: TemplifyConfig) -> None:
         self.config, self.options = config, config.options
 
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
-        stats, rejects, docs = Stats(), [], []
+        stats, rejects, docs = Stats(), list[Reject](), list[dict[str, Any]]()
         for chain in _chains(read_records(shard.path, SynthRecord.from_row, "templify"), rejects):
             doc = self._render(chain, stats)
             docs.append(doc.to_dict())

@@ -24,13 +24,12 @@ from typing import Any
 
 from instructpt.engines.base import Generation, QueuedEngine, Request
 from instructpt.engines.config import EngineConfig
-from instructpt.engines.rules.miner import MineResult, mine
+from instructpt.engines.rules.miner import RULES_VERSION, MineResult, mine
 from instructpt.errors import EngineError
 from instructpt.records import QAPair
 from instructpt.runtime import start_worker, worker_setup
 from instructpt.wire import BOS, CON_CLOSE, CON_OPEN, PAIR_SEP, serialize_pairs
 
-RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
 _OPEN = f"{BOS} {CON_OPEN} "
 _CLOSE = f" {CON_CLOSE}{PAIR_SEP}"
 _MIN_CHUNK, _MAX_CHUNK = 8, 32  # texts per task sent to a worker (see RulesEngine._dispatch)
@@ -145,7 +144,7 @@ class RulesEngine(QueuedEngine):
         busy = [w for w in self._pool if w.requests is not None]
         if not busy:
             return out
-        waiting = {w.conn: w for w in busy} | {w.process.sentinel: w for w in busy}
+        waiting: dict[Any, _Worker] = {w.conn: w for w in busy} | {w.process.sentinel: w for w in busy}
         for ready in connection_wait(list(waiting), timeout=0 if out else None):
             w = waiting[ready]
             if w.requests is None:  # its pipe and its sentinel were both ready: answered already
@@ -173,7 +172,8 @@ class RulesEngine(QueuedEngine):
                 return
             if w.requests is not None:
                 continue
-            requests, texts = [], []
+            requests: list[Request] = []
+            texts: list[tuple[str, str]] = []
             while self._queue and len(requests) < per_task:
                 req = self._queue.popleft()
                 text = self._text(req)

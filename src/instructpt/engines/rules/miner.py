@@ -32,6 +32,8 @@ from instructpt.engines.rules.text import (
 from instructpt.records import QAPair
 from instructpt.wire import MARKERS
 
+RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
+
 OPENING_MAX_WORDS = 120  # title_to_article: the answer is the body's opening, not the whole text
 CONTINUATION_MAX_WORDS = 60
 KEYWORD_SENTENCE_WORDS = (8, 45)
