@@ -115,7 +115,8 @@ def _print_summary(name: str, summary: Any) -> None:
     rejected = summary.counts.get("rejected", 0)
     if rejected and summary.output:
         print(
-            f"instructpt {name}: {rejected:,} rejected, each with its reason, in {summary.output}/rejects/",
+            f"instructpt {name}: {rejected:,} rejected ({summary.top_rejects()}), each with its reason, in "
+            f"{summary.output}/rejects/",
             file=sys.stderr,
         )
 

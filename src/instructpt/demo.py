@@ -105,6 +105,7 @@ def report(synth: Summary, aug: Summary, out: Path, samples: int) -> str:
         f"  augmented    {ac.get('docs_out', 0)} documents from {ac.get('chains_in', 0)} chains; "
         f"pairs rendered {ac.get('pairs_out', 0)}; layouts {_top(aby.get('layouts', {}))}",
         f"  drops        synthesize: {_top(by.get('drops', {}))}; templify: {_top(aby.get('drops', {}))}",
+        f"  omitted      templify, by design (kept the pair, left a part out): {_top(aby.get('omitted', {}))}",
         f"  outputs      {out / 'pairs'} (pairs), {out / 'augmented'} (pre-training text), stats.json in each",
     ]
     for doc in _samples(out / "augmented", samples):

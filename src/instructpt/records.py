@@ -109,6 +109,38 @@ class SynthRecord:
         return cls(**known)
 
 
+def synth_record_schema() -> Any:
+    """The parquet schema of :class:`SynthRecord` rows: typed columns throughout, ``drops`` a map (so shards with
+    different drop reasons share one schema), ``synthesizer`` and ``sampling`` structs. ``synthesizer`` holds what
+    any engine's ``describe()`` gives (a key outside these fields would be lost: tests check every engine's)."""
+    import pyarrow as pa
+
+    pair = pa.struct([("question", pa.string()), ("answer", pa.string()), ("task_type", pa.string())])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("doc_id", pa.string()),
+            ("source", pa.string()),
+            ("text", pa.string()),
+            ("pairs", pa.list_(pair)),
+            ("chain_id", pa.string()),
+            ("chain_pos", pa.int64()),
+            ("piece", pa.int64()),
+            ("n_pieces", pa.int64()),
+            ("finish_reason", pa.string()),
+            ("prompt_tokens", pa.int64()),
+            ("generated_tokens", pa.int64()),
+            ("drops", pa.map_(pa.string(), pa.int64())),
+            ("synthesizer", pa.struct([(k, pa.string()) for k in SYNTHESIZER_TEXT] + [(k, pa.int64()) for k in SYNTHESIZER_INT])),
+            ("sampling", pa.struct([("max_new_tokens", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()), ("seed", pa.int64())])),
+        ]
+    )  # fmt: skip
+
+
+SYNTHESIZER_TEXT = ("engine", "model", "revision", "commit")  # the keys engines' describe() may give
+SYNTHESIZER_INT = ("seed", "max_per_type")
+
+
 @dataclass
 class AugmentedDoc:
     """One instruction-augmented pre-training document rendered from one chain."""

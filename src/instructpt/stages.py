@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from instructpt.config import option
-from instructpt.errors import ConfigError
+from instructpt.errors import ConfigError, EngineError, InputError
 from instructpt.io.shards import FORMATS, ShardedOutput, ShardFile
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
@@ -40,6 +40,9 @@ class RunOptions:
 
     output: str = option("", "Output directory (created; re-running resumes into it).", aliases=("-o",))
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
+    overwrite: bool = option(
+        False, "Start over: delete what an earlier run of this command wrote in the output directory."
+    )
 
     def __post_init__(self) -> None:
         if not self.output:
@@ -148,6 +151,12 @@ class Summary:
         shown = ", ".join(f"{k}={self.counts[k]:,}" for k in self.headline if k in self.counts)
         return shown or "the inputs held no records"
 
+    def top_rejects(self, n: int = 3) -> str:
+        """The most frequent reject reasons with their counts (``missing_text 40, invalid_json 2``)."""
+        reasons = sorted(self.by.get("rejects", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        more = f", +{len(reasons) - n} more reasons" if len(reasons) > n else ""
+        return ", ".join(f"{k} {v:,}" for k, v in reasons[:n]) + more
+
 
 def summarize(
     out: ShardedOutput,
@@ -155,7 +164,9 @@ def summarize(
     headline: tuple[str, ...],
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Summary:
-    """Merge the stats of every finished shard into the summary and write it to ``OUT/stats.json``."""
+    """Merge the stats of every finished shard into the summary and write it to ``OUT/stats.json`` (when this run
+    wrote a shard, or there is none yet). Raises :class:`InputError` when records came in and every one of them was
+    rejected: a run that produced nothing must not look like success."""
     merged = out.merged_stats().to_dict()
     run.shards_total = len(out.completed_shards())
     summary = Summary(
@@ -167,14 +178,24 @@ def summarize(
         derive(merged["counts"]) if derive else {},
         str(out.root),
     )
-    out.write_summary(summary)
+    if out.written or not (out.root / "stats.json").exists():
+        out.write_summary(summary)
+    if summary.counts.get("rejected") and not summary.counts.get("docs_out"):
+        reasons = summary.by.get("rejects", {})
+        # mostly failed requests: the engine's fault (exit 5), not the input's (exit 3)
+        error = EngineError if reasons.get("engine_error", 0) * 2 > sum(reasons.values()) else InputError
+        raise error(
+            f"every record was rejected ({summary.top_rejects()}), e.g. {out.first_reject_detail()}; "
+            f"each one is in {out.root}/rejects/ with its reason"
+        )
     return summary
 
 
 def open_output(config: ShardedOptions, stage: str, fingerprint: dict[str, Any], **kw: Any) -> ShardedOutput:
-    """The stage's output directory, created or checked for resume, with this run's ``config.yaml``."""
-    out = ShardedOutput(config.output, stage, fingerprint, config.format, **kw)
-    out.write_config(config)
+    """The stage's output directory, created or checked for resume (``--overwrite``: started over); this run's
+    ``config.yaml`` is written with its first shard (a run with nothing left to do writes nothing)."""
+    out = ShardedOutput(config.output, stage, fingerprint, config.format, overwrite=config.overwrite, **kw)
+    out.config = config
     return out
 
 

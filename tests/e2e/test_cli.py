@@ -80,7 +80,10 @@ def test_unusable_outputs_and_missing_model_directories_are_clear_errors(tmp_pat
     (tmp_path / "bad.jsonl").write_text('{"text": "Fine. However, short."}\nnot json\n{"text": 3}\n')
     proc = _run("synthesize", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "o4"), "--engine", "rules")
     assert proc.returncode == 0 and "rejected=2" in proc.stderr
-    assert f"2 rejected, each with its reason, in {tmp_path / 'o4'}/rejects/" in proc.stderr
+    assert (
+        f"2 rejected (invalid_json 1, text_not_string 1), each with its reason, in {tmp_path / 'o4'}/rejects/"
+        in proc.stderr
+    )
     (tmp_path / "empty.jsonl").write_text("")
     proc = _run("synthesize", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "o3"), "--engine", "rules")
     assert proc.returncode == 0 and "the inputs held no records" in proc.stderr

@@ -238,7 +238,7 @@ def test_a_run_of_failures_stops_the_run_and_a_rerun_redoes_it(tmp_path: Path) -
     assert summary.run.shards_resumed == 1
     assert summary.counts["records_out"] == want.counts["records_out"] - 1
     assert [r["id"] for r in _all_records(out)] == [
-        r["id"] for r in _all_records(tmp_path / "full" / "out") if r["text"] != rejects[-1]["record"]
+        r["id"] for r in _all_records(tmp_path / "full" / "out") if r["text"] != rejects[-1]["record"]["text"]
     ]
 
 
@@ -312,8 +312,10 @@ def test_retry_errors_reruns_only_the_shards_with_failed_requests(tmp_path: Path
 
 def test_no_stop_when_the_limit_is_zero(tmp_path: Path) -> None:
     cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), rounds=1, max_consecutive_errors=0)
-    summary = synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))
-    assert summary.by["rejects"]["engine_error"] == 23 and summary.run.shards_total == 4
+    with pytest.raises(EngineError, match=r"every record was rejected \(engine_error 23, empty_text 1"):
+        synthesize(cfg, engine=ScriptedEngine(_Outage(after=0)))  # nothing came out: not a success
+    summary = json.loads((Path(cfg.output) / "stats.json").read_text())  # but the run went to the end
+    assert summary["by"]["rejects"]["engine_error"] == 23 and summary["run"]["shards_total"] == 4
 
 
 def test_records_without_an_id_value_are_counted(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from instructpt.errors import InputError
-from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
+from instructpt.io.inputs import count_records, resolve_inputs
+from instructpt.io.readers import ReadOptions, read_docs
 from instructpt.records import RawDoc, Reject
 
 
@@ -195,11 +196,11 @@ def test_records_without_a_usable_id_field_value_get_a_derived_id_and_are_marked
 
 
 def test_lone_surrogates_are_rejected_not_written(tmp_path) -> None:
-    """JSON can escape a lone surrogate, which no UTF-8 output can hold: the record is rejected, its preview kept
-    writable, and an id holding one falls back to the derived id."""
+    """JSON can escape a lone surrogate, which no UTF-8 output can hold: the record is rejected with its line as
+    read (the escape, writable), and an id holding one falls back to the derived id."""
     _write(tmp_path / "s.jsonl", [b'{"text": "bad \\ud83d here"}', b'{"id": "x\\udc00", "text": "fine"}'])
     docs, rejects = _split(read_docs([str(tmp_path / "s.jsonl")], ReadOptions(id_field="id")))
-    assert [(r.reason, r.record) for r in rejects] == [("invalid_unicode", "bad \\ud83d here")]
+    assert [(r.reason, r.record) for r in rejects] == [("invalid_unicode", '{"text": "bad \\ud83d here"}')]
     assert [(d.id, d.id_derived) for d in docs] == [("s.jsonl:2", True)]
     json.dumps([r.to_dict() for r in rejects], ensure_ascii=False).encode("utf-8")  # writable
 

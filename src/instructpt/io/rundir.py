@@ -3,14 +3,18 @@
 Layout of ``OUT/`` (a sharded stage adds ``data/``, ``rejects/``, ``stats/``, ``done/``: see :mod:`.shards`)::
 
     manifest.json   stage name, fingerprint (what must match to resume), package version
-    config.yaml     the resolved config of the latest run
-    stats.json      the run's summary (counters merged over everything finished, timings of this run)
+    inputs.json     the input files as they were when the run started (size, hashes of first and last MiB)
+    config.yaml     the resolved config of the latest run that wrote something
+    stats.json      the run's summary (counters merged over everything finished, timings of that run)
 
-Opening a run directory either creates it or checks that it may be resumed: one written by another stage, or with
-another fingerprint once it holds finished work, is refused with the list of differences (a directory with nothing
-finished yet starts over with the new configuration). Several processes (ranks) may open the same directory at
-once: the manifest is created with an atomic link, so the first writer wins and the others check its fingerprint.
-Every file is written to a temporary name, synced and renamed, so a crash never leaves half a file.
+Opening a run directory either creates it or checks that it may be resumed: one written by another stage, with
+another fingerprint, or from input files that were since added, removed, grown, shrunk or replaced, is refused once
+it holds finished work, with the list of differences (a directory with nothing finished yet starts over with the
+new configuration; ``overwrite=True`` starts over in any run directory of the same stage). A re-run with nothing
+left to do writes nothing, so a finished run directory may be read-only. Several processes (ranks) may open the
+same directory at once: the manifest is created with an atomic link, so the first writer wins and the others check
+its fingerprint. Every file is written to a temporary name, synced and renamed, so a crash never leaves half a
+file.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from instructpt.errors import ResumeError
+from instructpt.io.inputs import input_changes
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+INPUTS = "inputs.json"
+MAX_CHANGES_SHOWN = 20
 _TMP_PREFIX = ".tmp-"  # temporary files of atomic writes; never taken for foreign content
 
 
@@ -70,11 +78,24 @@ class RunDir:
     """The output directory of one stage run; subclasses add what the stage writes (:class:`ShardedOutput`)."""
 
     SUBDIRS: tuple[str, ...] = ()
+    # what a run of a stage writes at the top of its directory (removed by overwrite=True, with SUBDIRS)
+    OWN_FILES = (MANIFEST, INPUTS, "config.yaml", "stats.json")
 
-    def __init__(self, root: str | Path, stage: str, fingerprint: dict[str, Any]) -> None:
-        self.root, self.stage, self.fingerprint = Path(root), stage, fingerprint
+    def __init__(
+        self,
+        root: str | Path,
+        stage: str,
+        fingerprint: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """``inputs``: the input files' state (:func:`~instructpt.io.inputs.input_files`), checked on resume."""
+        self.root, self.stage, self.fingerprint, self.inputs = Path(root), stage, fingerprint, inputs
         try:
+            if overwrite:
+                self._clear()
             self._check_or_create()
+            self._check_inputs()
         except OSError as exc:  # a file in the way, no permission, a full disk: say so, no traceback
             raise ResumeError(f"cannot use {self.root} as the output directory: {exc}") from exc
 
@@ -83,6 +104,56 @@ class RunDir:
         return False
 
     # ---- creation and the resume check ----
+    def _clear(self) -> None:
+        """Remove what an earlier run of this stage wrote here (``--overwrite``); refuse anything else."""
+        if not self.root.exists():
+            return
+        old = self._read_manifest() if self.root.is_dir() else None
+        if old is None:
+            if self.root.is_dir() and not self._foreign_content():
+                return
+            raise ResumeError(f"--overwrite: {self.root} is not an instructpt run directory; not deleting it")
+        if old.get("stage") != self.stage:
+            raise ResumeError(
+                f"--overwrite: {self.root} holds output of {old.get('stage')!r}, not {self.stage!r}"
+            )
+        log.warning("--overwrite: deleting the earlier %s run in %s", self.stage, self.root)
+        for name in (*self.SUBDIRS, *self.EXTRA_DIRS):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for name in self.OWN_FILES:
+            (self.root / name).unlink(missing_ok=True)
+
+    EXTRA_DIRS: tuple[str, ...] = ()  # written only by some runs (synthesize --id-field: ids/)
+
+    def _check_inputs(self) -> None:
+        """Refuse to resume from input files that changed since the finished work was made from them."""
+        if self.inputs is None:
+            return
+        path = self.root / INPUTS
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            old = None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResumeError(
+                f"{path} is not readable ({exc}); delete it to resume without the check"
+            ) from exc
+        if old == self.inputs:
+            return
+        if old is not None and self.has_results():
+            changes = input_changes(old, self.inputs)
+            more = (
+                f"; and {len(changes) - MAX_CHANGES_SHOWN} more" if len(changes) > MAX_CHANGES_SHOWN else ""
+            )
+            raise ResumeError(
+                f"the input files changed since {self.root} was written ({'; '.join(changes[:MAX_CHANGES_SHOWN])}"
+                f"{more}); finished shards would no longer match the records they were made from. Use a new "
+                "output directory, or --overwrite to start over"
+            )
+        if old is None and self.has_results():  # written by a version that did not record its inputs
+            log.info("%s does not record its input files; recording them now", self.root)
+        atomic_write(path, json_bytes(self.inputs))
+
     def _check_or_create(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise ResumeError(f"{self.root} exists and is not a directory")
@@ -166,13 +237,21 @@ class RunDir:
 
     # ---- what every stage writes ----
     def write_config(self, config: Any) -> None:
-        """The resolved config of this run as ``config.yaml`` (what repeats it exactly)."""
+        """The resolved config of this run as ``config.yaml`` (what repeats it exactly), unless it is there."""
         from instructpt.config import to_yaml
 
-        atomic_write(self.root / "config.yaml", to_yaml(config).encode("utf-8"))
+        self.write_file("config.yaml", to_yaml(config).encode("utf-8"))
 
     def write_summary(self, summary: JsonSummary) -> None:
-        atomic_write(self.root / "stats.json", json_bytes(summary.to_dict()))
+        self.write_file("stats.json", json_bytes(summary.to_dict()))
 
-    def write_json(self, name: str, obj: Any) -> None:
-        atomic_write(self.root / name, json_bytes(obj))
+    def write_file(self, name: str, data: bytes) -> None:
+        """Write ``data`` to ``name`` in the run directory unless it holds those bytes already; a directory that
+        cannot be written is one clear error."""
+        path = self.root / name
+        try:
+            if path.exists() and path.read_bytes() == data:
+                return
+            atomic_write(path, data)
+        except OSError as exc:
+            raise ResumeError(f"cannot write {path}: {exc}") from exc

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from instructpt.errors import ConfigError
-from instructpt.io.readers import parse_json_line
+from instructpt.errors import ConfigError, ResumeError
+from instructpt.io.readers import original_line, parse_json_line
 from instructpt.io.rundir import RunDir, atomic_write
 from instructpt.io.stats import Stats
 from instructpt.records import Reject
@@ -44,17 +44,24 @@ def shard_index(path: Path) -> int:
 # ---- writing ----
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     def write(f: IO[bytes]) -> None:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        for (
+            row
+        ) in rows:  # default=str: a rejected row as read may hold values JSON has no type for (bytes, dates)
+            f.write(json.dumps(row, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
 
     atomic_write(path, write)
 
 
-def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Rows as a parquet table; mapping-valued columns (free-form keys) are stored as JSON text."""
+def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: Any = None) -> None:
+    """Rows as a parquet table with ``schema`` when given (typed columns); without one, the schema is inferred and
+    mapping-valued columns (free-form keys) are stored as JSON text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if schema is not None:
+        typed = pa.Table.from_pylist(list(rows), schema=schema)
+        atomic_write(path, lambda f: pq.write_table(typed, f, compression="zstd"))
+        return
     json_cols = sorted({k for row in rows for k, v in row.items() if isinstance(v, dict)})
     if json_cols:
         rows = [{k: json.dumps(v) if k in json_cols else v for k, v in row.items()} for row in rows]
@@ -71,6 +78,7 @@ class ShardedOutput(RunDir):
     """
 
     SUBDIRS = ("data", "rejects", "stats", "done")
+    EXTRA_DIRS = ("ids",)
 
     def __init__(
         self,
@@ -79,12 +87,18 @@ class ShardedOutput(RunDir):
         fingerprint: dict[str, Any],
         fmt: str = "jsonl",
         renamed: Mapping[str, str] | None = None,
+        schema: Callable[[], Any] | None = None,
+        **kw: Any,
     ) -> None:
+        """``schema``: the pyarrow schema of the records in parquet shards (default: inferred, with mapping-valued
+        columns as JSON text); other keywords go to :class:`RunDir` (``inputs``, ``overwrite``)."""
         if fmt not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
-        self.fmt = fmt
+        self.fmt, self.schema = fmt, schema
         self.renamed = dict(renamed or {})
-        super().__init__(root, stage, fingerprint)
+        self.config: Any = None  # written as config.yaml with the first shard this run writes
+        self.written = 0  # shards written by this run
+        super().__init__(root, stage, fingerprint, **kw)
 
     def has_results(self) -> bool:
         return any((self.root / "done").glob("shard-*"))
@@ -122,6 +136,20 @@ class ShardedOutput(RunDir):
             stats.counts["rejected"] = sum(stats.by.get("rejects", {}).values())
         return stats
 
+    def first_reject_detail(self) -> str:
+        """``reason: detail`` of the first reject of the most frequent reason (a hint for the user)."""
+        reasons: dict[str, int] = dict(self.merged_stats().by.get("rejects", {}))
+        top = max(reasons, key=lambda r: (reasons[r], r)) if reasons else None
+        for path in sorted((self.root / "rejects").glob("shard-*.jsonl")):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    entry = json.loads(line)
+                    if entry.get("reason") == top:
+                        return f"{entry.get('id')}: {top}" + (
+                            f" ({entry['detail']})" if entry.get("detail") else ""
+                        )
+        return str(top)
+
     def merged_stats(self) -> Stats:
         total = Stats()
         for i in self.completed_shards():
@@ -152,6 +180,23 @@ class ShardedOutput(RunDir):
         completion marker (``marker``: what the shard was made from, where a stage checks that on resume).
 
         The platform counts what every stage reports alike: ``shards``, ``rejected`` and rejects by reason."""
+        try:
+            self._write_shard(index, records, rejects, stats, ids, marker)
+        except OSError as exc:  # a read-only directory, a full disk: one clear line; finished shards are kept
+            raise ResumeError(f"cannot write shard {index} in {self.root}: {exc}") from exc
+        self.written += 1
+
+    def _write_shard(
+        self,
+        index: int,
+        records: Sequence[Mapping[str, Any]],
+        rejects: Sequence[Reject],
+        stats: Stats,
+        ids: bytes | None,
+        marker: str,
+    ) -> None:
+        if self.written == 0 and self.config is not None:
+            self.write_config(self.config)
         name = shard_name(index)
         stats.add("shards")
         stats.add("rejected", len(rejects))
@@ -160,8 +205,8 @@ class ShardedOutput(RunDir):
         if ids is not None:
             self.ids_path(index).parent.mkdir(exist_ok=True)
             atomic_write(self.ids_path(index), ids)
-        if self.fmt == "parquet":
-            write_parquet(self.data_path(index), records)  # no records: a valid table with no rows
+        if self.fmt == "parquet":  # no records: a valid table with no rows
+            write_parquet(self.data_path(index), records, self.schema() if self.schema else None)
         else:
             write_jsonl(self.data_path(index), records)
         write_jsonl(self.root / "rejects" / f"{name}.jsonl", [r.to_dict() for r in rejects])
@@ -205,46 +250,57 @@ def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
     meta = pf.schema_arrow.metadata or {}
-    json_cols = json.loads(meta.get(_JSON_COLUMNS_KEY, b"[]"))
+    json_cols = json.loads(meta.get(_JSON_COLUMNS_KEY, b"[]"))  # the untyped form: mappings as JSON text
+    map_cols = [f.name for f in pf.schema_arrow if pa.types.is_map(f.type)]  # read back as (key, value) lists
     for batch in pf.iter_batches(batch_size=2048):
         for row in batch.to_pylist():
             for k in json_cols:
                 if isinstance(row.get(k), str):
                     row[k] = json.loads(row[k])
+            for k in map_cols:
+                if row.get(k) is not None:
+                    row[k] = dict(row[k])
             yield row
 
 
-def read_rows(path: Path, stage: str) -> Iterator[tuple[int, Any]]:
-    """``(n, row)`` of a shard file, numbered as the readers number input records (jsonl lines from 1, parquet
-    rows from 0); a line that is not UTF-8 JSON, or a parquet file that cannot be read, comes out as a ``Reject``
-    of ``stage`` with its reason instead of a crash."""
+def read_rows(path: Path, stage: str) -> Iterator[tuple[int, Any, Any]]:
+    """``(n, row, original)`` of a shard file, numbered as the readers number input records (jsonl lines from 1,
+    parquet rows from 0); ``original`` is the line's text as read (jsonl) or the row (parquet), for reject entries.
+    A line that is not UTF-8 JSON, or a parquet file that cannot be read, comes out as a ``Reject`` of ``stage``
+    with its reason instead of a crash."""
     if path.suffix == ".parquet":
         try:
-            yield from enumerate(_parquet_rows(str(path)))
+            for n, row in enumerate(_parquet_rows(str(path))):
+                yield n, row, row
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
-            yield -1, Reject(f"{path.name}:file", path.name, "unreadable_file", str(exc)[:200], stage, None)
+            yield (
+                -1,
+                Reject(f"{path.name}:file", path.name, "unreadable_file", str(exc)[:200], stage, None),
+                None,
+            )
         return
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                yield n, parse_json_line(line, path.name, n, stage)
+                yield n, parse_json_line(line, path.name, n, stage), original_line(line)
 
 
 def read_records(path: Path, parse: Callable[[Any], R | str], stage: str) -> Iterator[R | Reject]:
     """Typed records of a shard file: what ``parse(row)`` gives, or a ``Reject`` (with the row) where it gives a
     reason string instead, or where the row could not be read at all."""
     source = path.name
-    for n, row in read_rows(path, stage):
+    for n, row, original in read_rows(path, stage):
         if isinstance(row, Reject):
             yield row
             continue
         parsed = parse(row)
         if isinstance(parsed, str):
             rid = str(row.get("id", f"{source}:{n}")) if isinstance(row, dict) else f"{source}:{n}"
-            yield Reject(rid, source, parsed, "", stage, str(row)[:200])
+            yield Reject(rid, source, parsed, "", stage, original)
         else:
             yield parsed

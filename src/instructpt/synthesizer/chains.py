@@ -174,7 +174,12 @@ class ChainRunner:
             self._reset_chain()
             return StepResult(
                 reject=Reject(
-                    item.id, item.source, "engine_error", gen.error or "", "synthesize", item.text[:200]
+                    item.id,
+                    item.source,
+                    "engine_error",
+                    gen.error or "",
+                    "synthesize",
+                    {"id": item.id, "text": item.text},
                 )
             )
         if gen.pairs is not None:

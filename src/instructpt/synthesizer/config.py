@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from instructpt.config import option
 from instructpt.engines.config import EngineConfig
 from instructpt.errors import ConfigError
-from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES
+from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES, ReadOptions
 from instructpt.stages import ShardedOptions
 from instructpt.wire import FORMAT_VERSION
 
@@ -77,6 +77,13 @@ class SynthesizeConfig(ShardedOptions):
             raise ConfigError(
                 f"--max-inflight-tokens must be auto, none or a positive number, got {self.max_inflight_tokens!r}"
             )
+
+    @property
+    def read_options(self) -> ReadOptions:
+        """How the inputs are read (the output directory is never read back as input)."""
+        return ReadOptions(
+            self.text_field, self.id_field, self.split, self.max_line_bytes, exclude=(self.output,)
+        )
 
     def inflight_token_cap(self, engine: Engine) -> int | None:
         """The token bound on requests in flight for ``engine`` (None: none); see --max-inflight-tokens."""

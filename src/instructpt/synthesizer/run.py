@@ -30,11 +30,12 @@ from typing import Any, cast
 from instructpt.engines.base import Engine, load_engine
 from instructpt.errors import ConfigError, EngineError
 from instructpt.io.ids import SeenIds, id_hash, pack, unpack
-from instructpt.io.readers import ReadOptions, count_records, read_docs, resolve_inputs
+from instructpt.io.inputs import count_records, input_files
+from instructpt.io.readers import check_columns, read_docs
 from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
-from instructpt.records import RawDoc, Reject
+from instructpt.records import RawDoc, Reject, synth_record_schema
 from instructpt.stages import RunInfo, ShardPlan, Summary, open_output, summarize
 from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
@@ -103,9 +104,7 @@ class Synthesizer:
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
-        c = self.config
-        opts = ReadOptions(c.text_field, c.id_field, c.split, c.max_line_bytes, exclude=(c.output,))
-        stream = read_docs(self.config.inputs, opts)
+        stream = read_docs(self.config.inputs, self.config.read_options)
         if self.config.limit is not None:
             stream = islice(stream, self.config.limit)
         index = 0
@@ -180,7 +179,7 @@ class Synthesizer:
                 else:
                     kept.append(h)
             if repeated and isinstance(d, RawDoc):
-                d = Reject(d.id, d.source, "duplicate_id", repeated, "read", d.text[:200])
+                d = Reject(d.id, d.source, "duplicate_id", repeated, "read", {"id": d.id, "text": d.text})
             if isinstance(d, RawDoc):
                 seen.add(d.id)
                 docs.append(d)
@@ -203,7 +202,7 @@ class Synthesizer:
                 clash.setdefault(it.doc_id, it.id)
         rejects = [
             Reject(d.id, d.source, "duplicate_id", f"its piece id {clash[d.id]!r} is another record's id", "read",
-                   d.text[:200])
+                   {"id": d.id, "text": d.text})
             for d in docs
             if d.id in clash
         ]  # fmt: skip
@@ -374,8 +373,11 @@ def synthesize(
 
     ``engine``: an engine already built (it is left open); by default one is built from ``config.engine`` and
     closed at the end. Its start-up and shutdown are timed apart from the work."""
-    resolve_inputs(config.inputs, (config.output,))  # fail on a missing input before loading a model
-    out = open_output(config, "synthesize", config.fingerprint(), renamed=RENAMED)
+    # fail on a missing input, or one without the text column, before loading a model
+    files = input_files(config.inputs, (config.output,))
+    check_columns(config.inputs, config.read_options)
+    fp = config.fingerprint()
+    out = open_output(config, "synthesize", fp, renamed=RENAMED, schema=synth_record_schema, inputs=files)
     already = len(out.completed_shards())
     own_engine = engine is None
     t0 = time.monotonic()
