@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_templify.py
 	$(PY) bench/bench_chains.py
+	$(PY) bench/bench_pack.py
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache .mypy_cache .hypothesis

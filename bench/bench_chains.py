@@ -453,8 +453,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"engine {args.engine}, model {cfg.model}; {kind} corpus of {len(texts)} texts, tokens per text "
                 f"min {lengths[0]} / median {lengths[len(lengths) // 2]} / max {lengths[-1]}; greedy, "
-                f"max_new_tokens {cfg.max_new_tokens}, max_model_len {cfg.max_model_len}, batch {cfg.batch_size}, "
-                f"lookahead {cfg.batch_lookahead}"
+                f"max_new_tokens {cfg.max_new_tokens}, max_model_len {cfg.max_model_len}, batch {cfg.transformers.batch_size}, "
+                f"lookahead {cfg.transformers.batch_lookahead}"
             )
             if args.engine == "transformers":
                 import torch

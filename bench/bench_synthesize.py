@@ -252,16 +252,17 @@ def _code_key(fn: Any) -> tuple[str, int, str]:
 
 
 def _phases() -> dict[str, list[Any]]:
+    from instructpt import wire
     from instructpt.engines.tokenizer import HFCodec
     from instructpt.io import readers, shards
     from instructpt.records import SynthRecord
-    from instructpt.synthesizer import chains, format
+    from instructpt.synthesizer import chains
 
     return {
         "reading (readers._read_jsonl)": [readers._read_jsonl],
         "tokenizing (HFCodec.encode/encode_batch)": [HFCodec.encode, HFCodec.encode_batch],
         "prompt building (ChainRunner.next_request)": [chains.ChainRunner.next_request],
-        "parsing (parse_generation)": [format.parse_generation],
+        "parsing (parse_generation)": [wire.parse_generation],
         "chain history (ChainRunner._extend_history)": [chains.ChainRunner._extend_history],
         "record objects (ChainRunner._record)": [chains.ChainRunner._record],
         "serializing (SynthRecord.to_dict)": [SynthRecord.to_dict],

@@ -28,6 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.templates.run",
         "Synthesized pairs -> instruction-augmented pre-training documents.",
     ),
+    "pack": (
+        "instructpt.pack.run",
+        "A source (raw, augmented, collection, chat) -> token files with a document index, tokenized once.",
+    ),
+    "mix": (
+        "instructpt.mix.run",
+        "Packed sources -> a mixture by tokens (the paper's presets), as a seeded sample index.",
+    ),
     "demo": (
         "instructpt.demo",
         "Rules synthesizer -> templify on the shipped demo corpus, offline, with a summary.",

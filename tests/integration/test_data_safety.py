@@ -141,7 +141,7 @@ def test_a_run_where_every_record_is_rejected_fails_and_says_why(tmp_path: Path,
     rc = cli.main(["synthesize", str(data), "-o", str(tmp_path / "o2"), "--engine", "rules", "-q"])
     assert rc == 3 and "every record was rejected (missing_text 5)" in capsys.readouterr().err
     as_array = tmp_path / "array.json"
-    as_array.write_text(json.dumps([{"text": TEXT}, {"text": TEXT}], indent=1))
+    as_array.write_text(json.dumps([{"content": TEXT}, {"content": TEXT}], indent=1))
     with pytest.raises(InputError, match="every record was rejected"):
         synthesize(_cfg([as_array], tmp_path / "o3"))
 
@@ -156,7 +156,7 @@ def test_some_rejects_are_summarized_with_their_top_reasons(tmp_path: Path, caps
     assert rc == 0 and "3 rejected (missing_text 2, invalid_json 1), each with its reason" in err
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "table.csv"])
+@pytest.mark.parametrize("name", ["notes.txt", "table.xlsx"])
 def test_unsupported_files_are_refused_up_front(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("text\nsomething\n")

@@ -95,21 +95,44 @@ class HFCodec:
 
 def load_tokenizer(config: EngineConfig) -> Any:
     """The HF tokenizer of ``--tokenizer`` (or ``--model``), local directory or hub id."""
+    return load_hf_tokenizer(config.tokenizer or config.model, config.revision, config.trust_remote_code)
+
+
+def load_hf_tokenizer(
+    name: str,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    error: type[Exception] = EngineError,
+) -> Any:
+    """An HF tokenizer by hub id or local directory, with the pre-tokenization its ``tokenizer.json`` was written
+    with (see :func:`_restore_file_pretokenization`); loading problems raise ``error`` with the reason."""
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise EngineError("the tokenizer needs transformers: pip install 'instructpt[hf]'") from exc
-    name = config.tokenizer or config.model
+        raise error("the tokenizer needs transformers: pip install 'instructpt[hf]'") from exc
     if looks_like_path(name) and not Path(name).expanduser().exists():
-        raise EngineError(f"model directory {name!r} does not exist (a hub id is written org/name)")
+        raise error(f"model directory {name!r} does not exist (a hub id is written org/name)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            name, revision=config.revision, trust_remote_code=config.trust_remote_code
+            name, revision=revision, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
-        raise EngineError(f"cannot load tokenizer {name!r}: {exc}") from exc
-    _restore_file_pretokenization(tokenizer, name, config.revision)
+        raise error(f"cannot load tokenizer {name!r}: {exc}") from exc
+    _restore_file_pretokenization(tokenizer, name, revision)
     return tokenizer
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """A hash of what decides a tokenizer's ids: its serialized model and pipeline, and its special tokens."""
+    import hashlib
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    special = json.dumps(
+        {"special": [str(t) for t in tokenizer.all_special_tokens], "bos": tokenizer.bos_token_id,
+         "eos": tokenizer.eos_token_id}, sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256((body + special).encode("utf-8")).hexdigest()[:16]
 
 
 LLAMA_CLASSES = ("LlamaTokenizer", "LlamaTokenizerFast")  # what Llama-2 and Mistral-7B configs name

@@ -1,9 +1,10 @@
 """Which files the inputs name, what to call them, and what they held when a run started.
 
-Inputs: jsonl / jsonl.gz / json / ndjson / parquet files, directories of them (searched recursively, sorted), glob
-patterns, local ``datasets`` directories (``save_to_disk``) and HF dataset ids. A file named by several inputs is
-read once. A file of another kind named on its own is refused with the list of supported kinds; in a directory such
-files are left out (and counted in a warning).
+Inputs: jsonl / ndjson / json (JSON lines, or one JSON array) / csv / tsv files, each plain or compressed (``.gz``,
+``.zst``: the name says which), parquet files, directories of them (searched recursively, sorted), glob patterns,
+local ``datasets`` directories (``save_to_disk``) and HF dataset ids. A file named by several inputs is read once.
+A file of another kind named on its own is refused with the list of supported kinds; in a directory such files are
+left out (and counted in a warning).
 
 :func:`input_files` records each file's size and hashes of its first and last MiB, so a resumed run can tell that
 a file was added, removed, grown, shrunk or replaced (a file that was only touched resumes).
@@ -11,6 +12,7 @@ a file was added, removed, grown, shrunk or replaced (a file that was only touch
 
 from __future__ import annotations
 
+import codecs
 import glob
 import hashlib
 import logging
@@ -23,7 +25,11 @@ from instructpt.errors import InputError
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".ndjson", ".parquet")
+DATA_SUFFIXES = (
+    ".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".ndjson", ".ndjson.gz", ".ndjson.zst",
+    ".csv", ".csv.gz", ".csv.zst", ".tsv", ".tsv.gz", ".tsv.zst", ".parquet",
+)  # fmt: skip
+COMPRESSED = (".gz", ".zst")
 
 
 def resolve_inputs(inputs: list[str], exclude: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -170,14 +176,15 @@ def _printable(name: str) -> str:
 
 
 def count_records(inputs: list[str], max_bytes: int = 4 << 30, exclude: tuple[str, ...] = ()) -> int | None:
-    """A quick record count for progress ETAs: newlines of plain jsonl, parquet row counts; None if unknown."""
+    """A quick record count for progress ETAs: newlines of plain JSON lines, parquet row counts; None if unknown
+    (HF datasets, compressed files, CSV / TSV and JSON arrays: counting them means reading them)."""
     total = 0
     try:
         resolved = resolve_inputs(inputs, exclude)
         if sum(Path(loc).stat().st_size for kind, loc in resolved if kind == "file") > max_bytes:
             return None
         for kind, location in resolved:
-            if kind != "file" or location.endswith(".gz"):
+            if kind != "file" or location.endswith((*COMPRESSED, ".csv", ".tsv")):
                 return None
             if location.endswith(".parquet"):
                 import pyarrow.parquet as pq
@@ -186,10 +193,23 @@ def count_records(inputs: list[str], max_bytes: int = 4 << 30, exclude: tuple[st
                     total += pq.ParquetFile(f).metadata.num_rows
                 continue
             with open(location, "rb") as f:
+                head = f.read(JSON_ARRAY_WINDOW)
+                if location.endswith(".json") and json_array_start(head):
+                    return None
+                total += head.count(b"\n")
                 total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except Exception:  # noqa: BLE001 - an estimate only; reading errors are reported by read_docs
         return None
     return total
+
+
+JSON_ARRAY_WINDOW = 1 << 20  # a .json file whose first MiB is all whitespace is read as JSON lines
+
+
+def json_array_start(head: bytes) -> bool:
+    """Whether a ``.json`` file that starts with ``head`` (its first :data:`JSON_ARRAY_WINDOW` bytes) holds one
+    JSON array rather than JSON lines: its first byte after a UTF-8 BOM and whitespace is ``[``."""
+    return head.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"["
 
 
 # ---- what the input files held when a run started ----

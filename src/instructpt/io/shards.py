@@ -175,13 +175,16 @@ class ShardedOutput(RunDir):
         stats: Stats,
         ids: bytes | None = None,
         marker: str = "ok",
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
         """Write a shard's data, rejects, stats and (optionally) the packed hashes of the ids it kept, then its
         completion marker (``marker``: what the shard was made from, where a stage checks that on resume).
+        ``files``: more data files of the shard, ``data/shard-NNNNN{suffix}`` per ``suffix -> bytes`` (pack's
+        token array).
 
         The platform counts what every stage reports alike: ``shards``, ``rejected`` and rejects by reason."""
         try:
-            self._write_shard(index, records, rejects, stats, ids, marker)
+            self._write_shard(index, records, rejects, stats, ids, marker, files or {})
         except OSError as exc:  # a read-only directory, a full disk: one clear line; finished shards are kept
             raise ResumeError(f"cannot write shard {index} in {self.root}: {exc}") from exc
         self.written += 1
@@ -194,6 +197,7 @@ class ShardedOutput(RunDir):
         stats: Stats,
         ids: bytes | None,
         marker: str,
+        files: Mapping[str, bytes],
     ) -> None:
         if self.written == 0 and self.config is not None:
             self.write_config(self.config)
@@ -205,6 +209,8 @@ class ShardedOutput(RunDir):
         if ids is not None:
             self.ids_path(index).parent.mkdir(exist_ok=True)
             atomic_write(self.ids_path(index), ids)
+        for suffix, data in files.items():
+            atomic_write(self.root / "data" / f"{name}{suffix}", data)
         if self.fmt == "parquet":  # no records: a valid table with no rows
             write_parquet(self.data_path(index), records, self.schema() if self.schema else None)
         else:
@@ -228,7 +234,11 @@ def finished_shards(root: str | Path) -> list[ShardFile]:
     none. Shards without a completion marker (still being written, or cut short) are left out."""
     root = Path(root)
     done = {p.name for p in (root / "done").glob("shard-*")}
-    files = sorted(p for p in (root / "data").glob("shard-*") if p.name.split(".")[0] in done)
+    files = sorted(
+        p
+        for p in (root / "data").glob("shard-*")
+        if p.name.split(".")[0] in done and p.suffix in (".jsonl", ".parquet")
+    )
     return [ShardFile(shard_index(p), p) for p in files]
 
 

@@ -56,6 +56,12 @@ class SynthesizeConfig(ShardedOptions):
         "output is what an uninterrupted run would write), e.g. after timeouts or a server restart.",
     )
     limit: int | None = option(None, "Read at most this many input records.")
+    fraction: float = option(
+        1.0,
+        "Synthesize only this share of the documents (picked by a hash of the record id and --fraction-seed: the "
+        "same ones on every run); the others pass through as raw records without pairs (counted).",
+    )
+    fraction_seed: int = option(0, "Seed of the --fraction pick.")
     max_line_bytes: int = option(DEFAULT_MAX_LINE_BYTES, "Longer input lines are rejected as line_too_long.")
 
     def __post_init__(self) -> None:
@@ -64,6 +70,8 @@ class SynthesizeConfig(ShardedOptions):
             raise ConfigError("--rounds must be >= 1")
         if self.limit is not None and self.limit < 0:
             raise ConfigError("--limit must be >= 0")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError("--fraction must be in (0, 1]")
         if self.max_line_bytes < 1:
             raise ConfigError("--max-line-bytes must be >= 1")
         if self.max_consecutive_errors < 0:
@@ -111,6 +119,8 @@ class SynthesizeConfig(ShardedOptions):
             fp["limit"] = self.limit
         if self.max_line_bytes != DEFAULT_MAX_LINE_BYTES:
             fp["max_line_bytes"] = self.max_line_bytes
+        if self.fraction < 1:
+            fp.update(fraction=self.fraction, fraction_seed=self.fraction_seed)
         if self.engine.backend.uses_tokenizer:
             # How prompt ids are built (wire.encode_example) and sampling seeded (per record): outputs written
             # before these were settled are not resumed into.

@@ -29,16 +29,17 @@ from typing import Any, cast
 
 from instructpt.engines.base import Engine, load_engine
 from instructpt.errors import ConfigError, EngineError
-from instructpt.io.ids import SeenIds, id_hash, pack, unpack
+from instructpt.io.ids import SeenIds, pack, unpack
 from instructpt.io.inputs import count_records, input_files
 from instructpt.io.readers import check_columns, read_docs
 from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
-from instructpt.records import RawDoc, Reject, synth_record_schema
+from instructpt.records import RawDoc, Reject, SynthRecord, synth_record_schema
 from instructpt.stages import RunInfo, ShardPlan, Summary, open_output, summarize
-from instructpt.synthesizer.chains import ChainRunner, Item, StepResult, count_splits, make_items
+from instructpt.synthesizer.chains import ChainRunner, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
+from instructpt.synthesizer.ids import check_ids, check_piece_ids, passed_through, selected
 from instructpt.wire import context_block
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class _Shard:
     results: list[list[StepResult]] = field(default_factory=list)
     active: int = 0
     kept_ids: list[int] | None = None
+    passed: list[SynthRecord] = field(default_factory=list)  # not picked by --fraction: written as they are
 
 
 class Synthesizer:
@@ -137,8 +139,19 @@ class Synthesizer:
 
     def _open(self, index: int, chunk: list[RawDoc | Reject]) -> _Shard:
         stats = Stats()
-        docs, rejects, kept = self._check_ids(chunk)
-        items, clashes = self._check_piece_ids(make_items(docs, self.codec, self.budget), docs, kept)
+        docs, rejects, kept = check_ids(chunk, self.earlier_ids)
+        c = self.config
+        passed = [
+            passed_through(d, self.synth_info, self.sampling)
+            for d in docs
+            if not selected(d.id, c.fraction, c.fraction_seed)
+        ]
+        if passed:  # --fraction: the other documents pass through as raw records, never sent to the engine
+            docs = [d for d in docs if selected(d.id, c.fraction, c.fraction_seed)]
+            stats.add("docs_passed_through", len(passed))
+        items, clashes = check_piece_ids(
+            make_items(docs, self.codec, self.budget), docs, kept, self.earlier_ids
+        )
         count_splits(docs, items, stats)
         rejects += clashes
         if self.earlier_ids is not None:
@@ -160,58 +173,7 @@ class Synthesizer:
             )
             for i in range(0, len(items), m)
         ]
-        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept)
-
-    def _check_ids(self, chunk: list[RawDoc | Reject]) -> tuple[list[RawDoc], list[Reject], list[int]]:
-        """Documents, rejects, and the id hashes this shard keeps for the shards after it (with --id-field).
-
-        Ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one."""
-        docs, rejects, seen = [], [], set()
-        kept: list[int] = []
-        for d in chunk:
-            repeated = None
-            if isinstance(d, RawDoc) and d.id in seen:
-                repeated = "an earlier record in this shard has this id"
-            elif isinstance(d, RawDoc) and self.earlier_ids is not None:
-                h = id_hash(d.id)
-                if h in self.earlier_ids:
-                    repeated = "an earlier shard has this id (64-bit hash match)"
-                else:
-                    kept.append(h)
-            if repeated and isinstance(d, RawDoc):
-                d = Reject(d.id, d.source, "duplicate_id", repeated, "read", {"id": d.id, "text": d.text})
-            if isinstance(d, RawDoc):
-                seen.add(d.id)
-                docs.append(d)
-            else:
-                rejects.append(d)
-        return docs, rejects, kept
-
-    def _check_piece_ids(
-        self, items: list[Item], docs: list[RawDoc], kept: list[int]
-    ) -> tuple[list[Item], list[Reject]]:
-        """Pieces of a split text are named ``ID#k``; with --id-field such a name may already be another record's
-        id (in this shard or an earlier one). Then the split document is rejected as ``duplicate_id``; the names of
-        the pieces that are kept count as used ids for later shards. (Derived ids never end in ``#k``.)"""
-        if self.earlier_ids is None:
-            return items, []
-        taken = {d.id for d in docs}
-        clash: dict[str, str] = {}
-        for it in items:
-            if it.id != it.doc_id and (it.id in taken or id_hash(it.id) in self.earlier_ids):
-                clash.setdefault(it.doc_id, it.id)
-        rejects = [
-            Reject(d.id, d.source, "duplicate_id", f"its piece id {clash[d.id]!r} is another record's id", "read",
-                   {"id": d.id, "text": d.text})
-            for d in docs
-            if d.id in clash
-        ]  # fmt: skip
-        if clash:
-            gone = {id_hash(doc_id) for doc_id in clash}
-            kept[:] = [h for h in kept if h not in gone]
-            items = [it for it in items if it.doc_id not in clash]
-        kept.extend(id_hash(it.id) for it in items if it.id != it.doc_id)
-        return items, rejects
+        return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept, passed)
 
     # ---- the scheduling loop ----
     def run(self) -> None:
@@ -353,7 +315,8 @@ class Synthesizer:
             per_doc[rec.doc_id] += len(rec.pairs)
         for n in per_doc.values():
             shard.stats.count("pairs_per_doc", min(n, 50))
-        shard.stats.add("docs_out", len(per_doc))
+        records += shard.passed
+        shard.stats.add("docs_out", len(per_doc) + len(shard.passed))
         shard.stats.add("chains", len({rec.chain_id for rec in records}))
         ids = pack(shard.kept_ids or []) if self.earlier_ids is not None else None
         self.out.write_shard(shard.index, [r.to_dict() for r in records], rejects, shard.stats, ids)
