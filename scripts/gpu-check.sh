@@ -7,7 +7,9 @@
 # 1. env.txt:     nvidia-smi, and the versions of python, torch, transformers and vllm (when importable)
 # 2. pytest.txt:  the `gpu` tests (transformers engine and the stage on CUDA) and the `vllm` tests (skipped, with
 #                 the reason, when vllm does not import)
-# 3. bench-*.txt: when vllm imports, bench_chains at M=3 with the random-weight Mistral-7B shape and fixed output
+# 3. bench-pretrain.txt: MFU of the 500m and 1.3b pretrain presets (bf16, sequence length 2048, random blocks,
+#                 the project's training loop), and the loop/reader figures on CPU
+# 4. bench-*.txt: when vllm imports, bench_chains at M=3 with the random-weight Mistral-7B shape and fixed output
 #                 lengths (the GPU targets of the synthesis issue; commands and reading in bench/RESULTS.md)
 #
 # Environment: PYTHON (default python3), SKIP_BENCH=1 to run the tests only.
@@ -45,6 +47,11 @@ cat "$OUT/env.txt"
 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or vllm" tests/integration > "$OUT/pytest.txt" 2>&1
 status=$?
 tail -n 25 "$OUT/pytest.txt"
+
+if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
+    PYTHONUNBUFFERED=1 timeout 300 "$PY" bench/bench_pretrain.py --gpu --steps 20 > "$OUT/bench-pretrain.txt" 2>&1
+    tail -n 8 "$OUT/bench-pretrain.txt"
+fi
 
 if [[ "${SKIP_BENCH:-0}" != 1 ]] && "$PY" -c "import vllm" > /dev/null 2>&1; then
     PYTHONUNBUFFERED=1 "$PY" bench/bench_chains.py --engine vllm --dummy-model mistral-7b --rounds 3 --repeats 1 \

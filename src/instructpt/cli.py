@@ -36,6 +36,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.mix.run",
         "Packed sources -> a mixture by tokens (the paper's presets), as a seeded sample index.",
     ),
+    "pretrain": (
+        "instructpt.pretrain.run",
+        "A mixture -> a model: pre-train from scratch or continue an HF checkpoint (torchrun for several GPUs).",
+    ),
+    "export": (
+        "instructpt.pretrain.export",
+        "A training checkpoint (sharded or not) -> an HF model directory.",
+    ),
     "demo": (
         "instructpt.demo",
         "Rules synthesizer -> templify on the shipped demo corpus, offline, with a summary.",

@@ -103,3 +103,41 @@ def worker_setup() -> None:
     """First thing in a worker process: Ctrl-C ignored (the parent ends it) and the stages' GC setting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(*GC_THRESHOLD)
+
+
+class StopRequest:
+    """Set by SIGTERM / Ctrl-C inside :func:`deferred_signals`; the holder stops at a safe point."""
+
+    def __init__(self) -> None:
+        self.signal: Terminated | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    def raise_if_set(self) -> None:
+        if self.signal is not None:
+            raise self.signal
+
+
+@contextmanager
+def deferred_signals() -> Iterator[StopRequest]:
+    """SIGTERM and Ctrl-C only *request* a stop inside the block, so work that must not be cut in the middle (an
+    optimizer step, a checkpoint) finishes first; the holder checks the request at safe points and raises it (exit
+    codes 143 / 130 as usual). Main thread only; elsewhere signals keep their handlers."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum: int, frame: Any) -> None:
+        stop.signal = Interrupted() if signum == signal.SIGINT else Terminated()
+
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
+        handled.append(signal.SIGINT)
+    previous = {sig: signal.signal(sig, request) for sig in handled}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,155 @@
+"""Benchmark: the pretrain loop's throughput against a minimal reference loop, the mixture reader's rate, and on a
+GPU the MFU of the 500m and 1.3b presets.
+
+- ``--cpu`` (default): the tiny preset on random token blocks; the project's ``Trainer`` (schedule, clipping,
+  logging, metrics) against a bare loop (forward, cross-entropy, backward, AdamW step) on the same model, batches
+  and step count; prints tokens/s of both and the ratio (target >= 0.95). Then ``MixtureReader`` blocks per second
+  on one core, in tokens/s (target >= 1.2M: 20x what 45 % MFU of the 1.3b preset on one H100 consumes).
+- ``--gpu``: the 500m and 1.3b presets at sequence length 2048, bf16 autocast, SDPA attention, random blocks,
+  through the same ``Trainer``; prints tokens/s and MFU against the device's bf16 peak (target >= 45 %). Run by
+  ``scripts/gpu-check.sh``.
+
+Run:  python bench/bench_pretrain.py [--cpu] [--gpu] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def _trainer(
+    model, steps: int, batch: int, seq_len: int, vocab: int, out: Path, device
+) -> tuple[float, dict]:
+    import torch
+
+    from instructpt.train.distributed import World
+    from instructpt.train.loop import Trainer, TrainOptions
+    from instructpt.train.model import device_peak_flops, flops_per_token
+
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen) for _ in range(4)]
+    opts = TrainOptions(max_steps=steps, batch_size=batch, seq_len=seq_len, warmup_steps=2, checkpoint_every=10**9,
+                        log_every=10**9)  # fmt: skip
+    world = World(0, 1, 0, device)
+    trainer = Trainer(model.to(device), opts, world, lambda s: [data[s % 4]], out, flops_per_token(model, seq_len),
+                      device_peak_flops(device))  # fmt: skip
+    trainer._save = lambda step: None  # the benchmark measures training, not checkpoint writing
+    start = time.perf_counter()
+    final = trainer.run(None)
+    return time.perf_counter() - start, final
+
+
+def _reference(model, steps: int, batch: int, seq_len: int, vocab: int) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen) for _ in range(4)]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    start = time.perf_counter()
+    for s in range(steps):
+        blocks = data[s % 4]
+        logits = model(input_ids=blocks[:, :-1]).logits
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def cpu(steps: int) -> None:
+    import torch
+
+    from instructpt.train.model import build_model, model_config
+
+    torch.set_num_threads(1)
+    vocab, batch, seq_len = 2048, 8, 128
+    cfg = model_config("tiny", vocab, seq_len, {"bos_token_id": 1, "eos_token_id": 2})
+    tokens = steps * batch * seq_len
+    with tempfile.TemporaryDirectory() as tmp:
+        t_loop, _ = _trainer(
+            build_model(cfg, 0), steps, batch, seq_len, vocab, Path(tmp), torch.device("cpu")
+        )
+    t_ref = _reference(build_model(cfg, 0), steps, batch, seq_len, vocab)
+    print(f"tiny preset on one CPU thread, batch {batch} x {seq_len}, {steps} steps:")
+    print(f"  reference loop {tokens / t_ref:,.0f} tok/s, pretrain Trainer {tokens / t_loop:,.0f} tok/s, "
+          f"ratio {t_ref / t_loop:.3f} (target >= 0.95)")  # fmt: skip
+    reader_rate()
+
+
+def reader_rate() -> None:
+    from instructpt.io.shards import ShardedOutput
+    from instructpt.io.stats import Stats
+    from instructpt.io.tokens import encode_documents
+    from instructpt.mix.reader import MixtureReader
+    from instructpt.mix.run import MixConfig, mix
+
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 32000, rng.integers(100, 2000)).tolist() for _ in range(3000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "pack"
+        out = ShardedOutput(root, "pack", {})
+        tokens, offsets = encode_documents(docs, "<u2")
+        rows = [{"id": f"d{i}", "lineage": [f"d{i}"]} for i in range(len(docs))]
+        import hashlib
+
+        out.write_shard(0, rows, [], Stats(), marker=f"tokens-sha256 {hashlib.sha256(tokens).hexdigest()}",
+                        files={".tokens": tokens, ".offsets.npy": offsets})  # fmt: skip
+        (root / "pack.json").write_text(
+            json.dumps({"dtype": "<u2", "tokenizer": {"name": "random", "hash": "x"}})
+        )
+        mix(MixConfig(output=str(Path(tmp) / "mix"), sources=[f"r={root}"], seq_len=2048, val_fraction=0.0))
+        reader = MixtureReader(Path(tmp) / "mix", seq_len=2048)
+        n = min(400, reader.num_blocks)
+        start = time.perf_counter()
+        for k in range(n):
+            reader.block(k)
+        rate = n * 2048 / (time.perf_counter() - start)
+    print(f"  MixtureReader: {rate:,.0f} tokens/s on one core, ratio {rate / 1.2e6:.2f} to the 1.2M target")
+
+
+def gpu(steps: int) -> None:
+    import torch
+
+    from instructpt.train.model import build_model, model_config, parameter_count
+
+    device = torch.device("cuda")
+    print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    for preset, batch in (("500m", 16), ("1.3b", 8)):
+        cfg = model_config(preset, 32000, 2048, {"bos_token_id": 1, "eos_token_id": 2})
+        model = build_model(cfg, 0)
+        total, _ = parameter_count(model)
+        with tempfile.TemporaryDirectory() as tmp:
+            _trainer(model, 3, batch, 2048, 32000, Path(tmp), device)  # warm up (kernels, allocator)
+            seconds, final = _trainer(model, steps, batch, 2048, 32000, Path(tmp), device)
+        tokens = steps * batch * 2048
+        print(f"  {preset} ({total / 1e6:,.0f}M parameters), batch {batch} x 2048, bf16: "
+              f"{tokens / seconds:,.0f} tok/s, MFU {final.get('mfu', float('nan')):.1%} (target >= 45%), "
+              f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+        del model
+        torch.cuda.empty_cache()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--gpu", action="store_true")
+    p.add_argument("--steps", type=int, default=30)
+    args = p.parse_args()
+    if args.gpu:
+        gpu(args.steps)
+    if args.cpu or not args.gpu:
+        cpu(args.steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The training loop every trainer of the project shares (pretrain; train-synthesizer), top to bottom.
+
+One optimizer step = ``batch_size`` sequences over all ranks (each rank its share, in micro-batches of
+``micro_batch_size`` with gradient accumulation); the data for step ``s`` is fixed by ``s`` alone, so a resumed run
+and a run on another number of ranks see the same batches. Mixed precision: bf16 autocast on GPUs, fp32 on CPU
+(master weights always fp32). AdamW (fused on GPUs), a warmup then cosine, WSD or constant schedule computed from
+the step (no scheduler state), gradient clipping. Checkpoints every ``checkpoint_every`` steps, at the end, and
+when SIGTERM or Ctrl-C asks to stop (the step in progress finishes first; exit codes 143 / 130).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from instructpt.config import option
+from instructpt.errors import ConfigError
+from instructpt.train import checkpoint
+from instructpt.train.distributed import World, all_mean, unwrap
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """Optimization, schedule, checkpoints and logging (one section shared by every trainer)."""
+
+    batch_size: int = option(32, "Sequences per optimizer step, over all ranks.", aliases=("--batch-size",))
+    micro_batch_size: int = option(0, "Sequences per forward pass (0: batch size / ranks, no accumulation).")
+    seq_len: int = option(2048, "Tokens per sequence.", aliases=("--seq-len",))
+    max_steps: int | None = option(
+        None, "Optimizer steps to train (or --max-tokens).", aliases=("--max-steps",)
+    )
+    max_tokens: int | None = option(
+        None, "Tokens to train on (steps = tokens / (batch x seq_len)).", aliases=("--max-tokens",)
+    )
+    lr: float = option(3e-4, "Peak learning rate.", aliases=("--lr",))
+    min_lr_ratio: float = option(0.1, "Final learning rate as a share of the peak.")
+    warmup_steps: int = option(100, "Linear warmup steps.")
+    schedule: str = option(
+        "cosine", "cosine | wsd (warmup-stable-decay) | constant.", choices=("cosine", "wsd", "constant")
+    )
+    decay_fraction: float = option(0.2, "wsd: share of the steps spent decaying.")
+    weight_decay: float = option(0.1, "AdamW weight decay (not on norms and biases).")
+    beta1: float = option(0.9, "AdamW beta1.")
+    beta2: float = option(0.95, "AdamW beta2.")
+    grad_clip: float = option(1.0, "Clip the gradient norm to this (0: no clipping).")
+    checkpoint_every: int = option(500, "Steps between checkpoints.", aliases=("--checkpoint-every",))
+    keep_checkpoints: int = option(2, "Checkpoints kept (the newest).")
+    eval_every: int = option(0, "Steps between held-out evaluations (0: at the end only).")
+    eval_blocks: int = option(16, "Validation blocks per evaluation.")
+    log_every: int = option(10, "Steps between log lines.")
+    seed: int = option(0, "Seed of initialisation.", aliases=("--seed",))
+    device: str = option("auto", "auto | cpu | cuda.")
+    parallel: str = option("ddp", "With several ranks (torchrun): ddp | fsdp.", choices=("ddp", "fsdp"))
+    compile: bool = option(False, "torch.compile the model.")
+    activation_checkpointing: bool = option(
+        False, "Recompute activations in the backward pass (less memory)."
+    )
+    peak_tflops: float | None = option(
+        None, "Peak TFLOP/s of one device for MFU (default: built in for H100/H200/A100)."
+    )
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.seq_len < 2 or self.micro_batch_size < 0:
+            raise ConfigError("--batch-size must be >= 1, --seq-len >= 2, --train.micro-batch-size >= 0")
+        if self.max_steps is None and self.max_tokens is None:
+            raise ConfigError("give --max-steps or --max-tokens")
+        if self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr <= 0:
+            raise ConfigError("--checkpoint-every and --train.keep-checkpoints must be >= 1, --lr > 0")
+
+    def total_steps(self) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
+        return max(1, math.ceil((self.max_tokens or 0) / (self.batch_size * self.seq_len)))
+
+    def micro(self, world: World) -> tuple[int, int]:
+        """(sequences per micro-batch, micro-batches per step) on each rank."""
+        if self.batch_size % world.size:
+            raise ConfigError(f"--batch-size {self.batch_size} must be a multiple of the {world.size} ranks")
+        per_rank = self.batch_size // world.size
+        micro = self.micro_batch_size or per_rank
+        if per_rank % micro:
+            raise ConfigError(
+                f"--train.micro-batch-size {micro} must divide the {per_rank} sequences per rank"
+            )
+        return micro, per_rank // micro
+
+
+def lr_at(step: int, total: int, o: TrainOptions) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total``."""
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    floor = o.lr * o.min_lr_ratio
+    if o.schedule == "constant":
+        return o.lr
+    if o.schedule == "wsd":
+        decay_start = total - max(1, int(total * o.decay_fraction))
+        if step < decay_start:
+            return o.lr
+        return o.lr - (o.lr - floor) * (step - decay_start + 1) / max(1, total - decay_start)
+    progress = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+    return floor + (o.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: Any, o: TrainOptions, device: Any) -> Any:
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=1e-8, fused=fused)
+
+
+def next_token_loss(model: Any, blocks: Any) -> Any:
+    """Mean next-token cross-entropy over every token of ``blocks`` (sequences of ``seq_len + 1`` tokens)."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=blocks[:, :-1]).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
+
+
+@dataclass
+class Trainer:
+    """Runs the loop on an already wrapped model; ``batches(step)`` gives this rank's micro-batches of a step."""
+
+    model: Any
+    options: TrainOptions
+    world: World
+    batches: Callable[[int], list[Any]]
+    out: Path
+    flops_per_token: float = 0.0
+    peak_flops: float | None = None
+    evaluate: Callable[[], float] | None = None
+
+    def __post_init__(self) -> None:
+        self.optimizer = make_optimizer(self.model, self.options, self.world.device)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.metrics_path = self.out / "metrics.jsonl"
+        self._pending: list[str] = []  # metric lines not yet written (written at log lines and checkpoints)
+
+    def resume(self) -> int:
+        """Restore the newest checkpoint; returns the step to start from. Metrics logged after that checkpoint (by
+        the run that stopped) are dropped: the resumed run logs those steps again."""
+        state = checkpoint.load_latest(self.ckpt_dir, self.model, self.optimizer)
+        step = int(state["step"]) if state else 0
+        if self.world.main and self.metrics_path.exists():
+            kept = [line for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= step and not json.loads(line).get("final")]  # fmt: skip
+            self.metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        if state:
+            log.info("resuming from step %d (%s)", step, self.ckpt_dir)
+        return step
+
+    def run(self, progress: Any) -> dict[str, Any]:
+        """Train from the newest checkpoint to the last step; returns the final figures."""
+        from instructpt.runtime import deferred_signals
+
+        o, total = self.options, self.options.total_steps()
+        step = start = self.resume()
+        last: dict[str, Any] = {}
+        started, tokens_done = time.monotonic(), 0
+        with deferred_signals() as stop:
+            while step < total:
+                last = self._step(step, total)
+                step += 1
+                tokens_done += o.batch_size * o.seq_len
+                elapsed = time.monotonic() - started
+                last.update(self._rates(tokens_done, elapsed))
+                if self.evaluate and o.eval_every and step % o.eval_every == 0:
+                    last["val_loss"] = self.evaluate()
+                self._log(last, progress)
+                if step % o.checkpoint_every == 0 or step == total or stop:
+                    self._save(step)
+                stop.raise_if_set()
+        if self.evaluate is not None:
+            last["val_loss"] = self.evaluate()
+            self._log({**last, "final": True}, None)
+        return {**last, "steps_this_run": step - start, "work_seconds": time.monotonic() - started}
+
+    def _step(self, step: int, total: int) -> dict[str, Any]:
+        import torch
+
+        o, model = self.options, self.model
+        lr = lr_at(step, total, o)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        micro = self.batches(step)
+        loss_sum = 0.0
+        for i, blocks in enumerate(micro):
+            sync = i == len(micro) - 1
+            context = model.no_sync() if hasattr(model, "no_sync") and not sync else _nullcontext()
+            with context, _autocast(self.world.device):
+                loss = next_token_loss(model, blocks.to(self.world.device)) / len(micro)
+            loss.backward()
+            loss_sum += float(loss.detach())
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip or float("inf"))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"step": step + 1, "loss": all_mean(loss_sum, self.world), "lr": lr, "grad_norm": float(norm)}
+
+    def _rates(self, tokens: int, elapsed: float) -> dict[str, Any]:
+        rate = tokens / max(elapsed, 1e-9)
+        out: dict[str, Any] = {"tokens_per_second": rate}
+        if self.peak_flops:
+            out["mfu"] = rate * self.flops_per_token / (self.peak_flops * self.world.size)
+        return out
+
+    def _log(self, metrics: dict[str, Any], progress: Any) -> None:
+        if not self.world.main:
+            return
+        self._pending.append(json.dumps(metrics))
+        if progress is not None:
+            progress.update(docs=1, tokens=self.options.batch_size * self.options.seq_len)
+        if metrics.get("final") or metrics["step"] % self.options.log_every == 0:
+            self._flush()
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+            log.info("step %d: %s", metrics["step"], shown)
+
+    def _flush(self) -> None:
+        if self._pending:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in self._pending))
+            self._pending.clear()
+
+    def _save(self, step: int) -> None:
+        self._flush()
+        checkpoint.save(
+            self.ckpt_dir,
+            step,
+            self.model,
+            self.optimizer,
+            {"data_step": step},
+            self.options.keep_checkpoints,
+        )
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _autocast(device: Any) -> Any:
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return _nullcontext()
+
+
+def base_model(model: Any) -> Any:
+    return unwrap(model)

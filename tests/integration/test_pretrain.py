@@ -1,0 +1,248 @@
+"""pretrain and export on CPU with the tiny preset: end to end, exact resume, torchrun DDP / FSDP2, continual
+pre-training, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from instructpt.errors import ConfigError, InputError
+from instructpt.mix.run import MixConfig, mix
+from instructpt.pack.run import PackConfig, pack
+from instructpt.pretrain.run import PretrainConfig, pretrain
+from instructpt.train.loop import TrainOptions
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "The river feeds the garden. However, the old doctor opens the bank. Therefore, the market moves. "
+
+
+@pytest.fixture(scope="module")
+def mixture(tmp_path_factory: pytest.TempPathFactory, tiny_synth: Path) -> Path:
+    root = tmp_path_factory.mktemp("pretrain-data")
+    corpus = root / "raw.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Note {i}. " + TEXT * (1 + i % 3)}) + "\n"
+                              for i in range(240)))  # fmt: skip
+    pack(
+        PackConfig(
+            inputs=[str(corpus)], output=str(root / "packed"), tokenizer=str(tiny_synth), progress=False
+        )
+    )
+    mix(
+        MixConfig(output=str(root / "mix"), sources=[f"raw={root / 'packed'}"], seq_len=32, val_fraction=0.02)
+    )
+    return root / "mix"
+
+
+def _opts(**kw) -> TrainOptions:
+    base = {"max_steps": 20, "batch_size": 4, "seq_len": 32, "lr": 3e-3, "warmup_steps": 3, "checkpoint_every": 5,
+            "log_every": 5, "eval_blocks": 4}  # fmt: skip
+    return TrainOptions(**{**base, **kw})
+
+
+def _run(mix_dir: Path, out: Path, **kw) -> dict:
+    export = kw.pop("export", False)
+    init = kw.pop("init", None)
+    s = pretrain(PretrainConfig(data=str(mix_dir), output=str(out), progress=False, export=export, init=init,
+                                train=_opts(**kw)))  # fmt: skip
+    return s.to_dict()
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
+            if not json.loads(line).get("final")]  # fmt: skip
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_end_to_end_loss_falls_and_the_export_loads_and_generates(mixture: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "run"
+    summary = _run(mixture, out, max_steps=40, export=True)
+    losses = _losses(out)
+    assert (
+        len(losses) == 40 and losses[-1] < 0.6 * losses[0]
+    )  # from ~ln(2000) = 7.6 towards the data's entropy
+    assert summary["counts"]["val_loss"] < losses[0] and summary["run"]["steps_this_run"] == 40
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    ids = tok("Note 3. The river", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        new = model.generate(ids, max_new_tokens=8, do_sample=False)
+    assert new.shape[1] == ids.shape[1] + 8 or tok.eos_token_id in new[0].tolist()
+    policy = json.loads((out / "model" / "instructpt_special_tokens.json").read_text())
+    assert policy["add_bos"] and policy["add_eos"]
+    from instructpt import cli
+
+    assert cli.main(["export", str(out), "-o", str(tmp_path / "exported"), "-q"]) == 0
+    a, b = _weights(out / "model"), _weights(tmp_path / "exported")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+_KILLABLE = """
+import sys, time
+from instructpt.train import loop
+real = loop.Trainer._step
+def slow(self, step, total):
+    if step >= 12:
+        time.sleep(0.5)  # fault injection: slow steps after the second checkpoint, so the kill lands mid-run
+    return real(self, step, total)
+loop.Trainer._step = slow
+from tests.integration.test_pretrain import _run
+_run(__import__("pathlib").Path(sys.argv[1]), __import__("pathlib").Path(sys.argv[2]))
+"""
+
+
+def test_a_run_killed_and_resumed_ends_exactly_as_an_uninterrupted_one(mixture: Path, tmp_path: Path) -> None:
+    import torch
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    _run(mixture, full)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(mixture), str(part)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (part / "checkpoints" / "step-000010" / "state.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (part / "checkpoints" / "step-000010").exists() and not (
+        part / "checkpoints" / "step-000020"
+    ).exists()
+    _run(mixture, part)
+    assert _losses(part) == _losses(full)  # the same curve, bitwise (CPU, fp32)
+    from instructpt.train.checkpoint import complete
+
+    def params(root: Path) -> dict:
+        from instructpt.pretrain.export import ExportConfig, export
+
+        export(ExportConfig(checkpoint=str(root), output=str(root / "hf")))
+        return _weights(root / "hf")
+
+    a, b = params(full), params(part)
+    assert all(torch.equal(a[k], b[k]) for k in a) and len(complete(part / "checkpoints")) == 2
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_torchrun_on_two_cpu_processes_matches_one_process(
+    mixture: Path, tmp_path: Path, parallel: str
+) -> None:
+    one = tmp_path / "one"
+    _run(mixture, one, max_steps=8)
+    two = tmp_path / "two"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "instructpt", "pretrain", "--data", str(mixture), "-o", str(two), "--max-steps", "8", "--batch-size", "4",
+           "--seq-len", "32", "--lr", "0.003", "--train.warmup-steps", "3", "--checkpoint-every", "5",
+           "--train.eval-blocks", "4", "--train.parallel", parallel, "-q"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the same global batches; summed in another order across ranks: equal up to float rounding
+    assert _losses(two) == pytest.approx(_losses(one), rel=2e-4)
+    assert (two / "model" / "model.safetensors").exists() and json.loads((two / "stats.json").read_text())[
+        "counts"
+    ]["ranks"] == 2
+
+
+def test_continual_pretraining_starts_from_the_checkpoints_loss(
+    mixture: Path, tiny_synth: Path, tmp_path: Path
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from instructpt.mix.reader import MixtureReader
+    from instructpt.train.loop import next_token_loss
+
+    reader = MixtureReader(mixture, seq_len=32)
+    batch = torch.from_numpy(__import__("numpy").stack([reader.block(k) for k in range(4)]))
+    with torch.no_grad():
+        want = float(next_token_loss(AutoModelForCausalLM.from_pretrained(tiny_synth), batch))
+    out = tmp_path / "continual"
+    _run(mixture, out, init=str(tiny_synth), max_steps=3, lr=1e-4)
+    assert _losses(out)[0] == pytest.approx(want, rel=1e-5)
+
+
+def test_refusals_and_a_damaged_checkpoint(mixture: Path, tiny_synth: Path, tmp_path: Path, caplog) -> None:
+    from transformers import AutoModelForCausalLM, MistralConfig
+
+    from tests.tinymodel import train_llama_layout_tokenizer
+
+    other_tok = tmp_path / "tok"
+    train_llama_layout_tokenizer(other_tok, [TEXT] * 50, vocab_size=400)
+    with pytest.raises(
+        InputError, match="was packed with tokenizer .* pack the sources with the model's tokenizer"
+    ):
+        pretrain(
+            PretrainConfig(
+                data=str(mixture), output=str(tmp_path / "x"), tokenizer=str(other_tok), train=_opts()
+            )
+        )
+    small = tmp_path / "small"  # a checkpoint whose embedding is smaller than the tokenizer
+    cfg = MistralConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                        num_key_value_heads=1, head_dim=16)  # fmt: skip
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(small)
+    shutil.copy(tiny_synth / "tokenizer.json", small)
+    shutil.copy(tiny_synth / "tokenizer_config.json", small)
+    with pytest.raises(
+        ConfigError, match="embedding 500: use the checkpoint's tokenizer, or --resize-embeddings"
+    ):
+        _run(mixture, tmp_path / "y", init=str(small))
+    out = tmp_path / "z"
+    _run(mixture, out, max_steps=10)
+    shutil.rmtree(out / "checkpoints" / "step-000010")
+    (out / "checkpoints" / "step-000010").mkdir()
+    (out / "checkpoints" / "step-000010" / "state.json").write_text(
+        '{"step": 10}'
+    )  # complete, but no weights
+    caplog.set_level(logging.WARNING)
+    _run(mixture, out, max_steps=10)
+    assert any("cannot be loaded" in r.getMessage() for r in caplog.records)
+    assert len(_losses(out)) == 10  # resumed from step 5 and trained 6-10 again
+
+
+_STOPPABLE = """
+import sys, time
+from instructpt import cli
+from instructpt.train import loop
+real = loop.Trainer._step
+def slow(self, step, total):
+    if step >= 2:
+        print("STEP", step, flush=True)
+        time.sleep(0.3)  # fault injection: slow steps, so SIGTERM lands while training
+    return real(self, step, total)
+loop.Trainer._step = slow
+sys.exit(cli.main(["pretrain", "--data", sys.argv[1], "-o", sys.argv[2], "--max-steps", "40", "--batch-size", "4",
+                   "--seq-len", "32", "--checkpoint-every", "100", "--no-export", "-q"]))
+"""
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_143_and_a_rerun_resumes(mixture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _STOPPABLE, str(mixture), str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout.readline().startswith("STEP")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    from instructpt.train.checkpoint import complete
+
+    (stopped,) = complete(out / "checkpoints")  # written at the step it stopped after (not every 100)
+    step = int(stopped.name.split("-")[1])
+    assert 2 < step < 40
+    s = pretrain(PretrainConfig(data=str(mixture), output=str(out), progress=False, export=False,
+                                train=_opts(max_steps=40, checkpoint_every=100, lr=3e-4, warmup_steps=100)))  # fmt: skip
+    assert s.run.done_this_run == 40 - step and len(_losses(out)) == 40
