@@ -50,4 +50,4 @@ class Stats:
 def _sort_key(item: tuple[str, int]) -> tuple[int, Any]:
     # numeric keys (histogram bins) sort numerically, names alphabetically
     k = item[0]
-    return (0, int(k)) if k.isdigit() else (1, k)
+    return (0, int(k)) if k.isascii() and k.isdigit() else (1, k)
