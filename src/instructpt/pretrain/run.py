@@ -103,8 +103,10 @@ def _model(config: PretrainConfig, tokenizer: Any) -> Any:
         return model
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+    # the context the model is declared for: at least what it trains on (RoPE models may be used beyond it)
+    positions = max(config.train.seq_len, 2048)
     return build_model(
-        model_config(config.model_config, len(tokenizer), config.train.seq_len, special), config.train.seed
+        model_config(config.model_config, len(tokenizer), positions, special), config.train.seed
     )
 
 
