@@ -166,7 +166,8 @@ class RunDir:
                 self._check(old)
                 break
             if self._foreign_content():
-                if (self.root / MANIFEST).exists():  # another process created it meanwhile: check it next pass
+                # another process created the manifest meanwhile: check it on the next pass
+                if (self.root / MANIFEST).exists():
                     continue
                 raise ResumeError(
                     f"{self.root} exists, is not empty and is not an instructpt {self.stage} output"
