@@ -15,16 +15,15 @@ command table, ``configs/<stage>.yaml`` and tests: docs/adding-a-stage.md.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from instructpt.config import option
 from instructpt.errors import ConfigError, EngineError, InputError
+from instructpt.io.rundir import sha256_file
 from instructpt.io.shards import FORMATS, ShardedOutput, ShardFile
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
@@ -220,14 +219,6 @@ class MapStage(Protocol):
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult: ...
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_map_stage(
     stage: MapStage,
     config: ShardedOptions,
@@ -247,7 +238,7 @@ def run_map_stage(
     for shard in shards:
         if not plan.owns(shard.index):
             continue
-        made_from = f"input-sha256 {file_digest(shard.path)}"
+        made_from = f"input-sha256 {sha256_file(shard.path)}"
         if out.marker(shard.index) == made_from:
             continue
         if out.is_done(shard.index):  # its input changed since (synthesize --retry-errors rewrote it, say)

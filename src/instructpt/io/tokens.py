@@ -20,7 +20,6 @@ without instructpt, with numpy alone::
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from instructpt.errors import InputError
+from instructpt.io.rundir import sha256_file
 from instructpt.io.shards import finished_shards, read_shard, shard_name
 
 HEADER = "pack.json"
@@ -57,14 +57,6 @@ def encode_documents(docs: Sequence[Sequence[int]], dtype: str) -> tuple[bytes, 
     buf = io.BytesIO()
     np.save(buf, offsets, allow_pickle=False)
     return flat.tobytes(), buf.getvalue()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
