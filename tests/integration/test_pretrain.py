@@ -246,3 +246,23 @@ def test_sigterm_writes_a_checkpoint_and_exits_143_and_a_rerun_resumes(mixture: 
     s = pretrain(PretrainConfig(data=str(mixture), output=str(out), progress=False, export=False,
                                 train=_opts(max_steps=40, checkpoint_every=100, lr=3e-4, warmup_steps=100)))  # fmt: skip
     assert s.run.done_this_run == 40 - step and len(_losses(out)) == 40
+
+
+def test_document_masking_keeps_attention_within_a_document(mixture: Path, tmp_path: Path) -> None:
+    import torch
+
+    from instructpt.train.loop import doc_attention
+    from instructpt.train.model import build_model, model_config
+
+    model = build_model(model_config("tiny", 500, 64, {"bos_token_id": 1, "eos_token_id": 2}), 0).eval()
+    ids = torch.randint(0, 500, (1, 16))
+    doc = torch.tensor([[0] * 8 + [1] * 8])
+    with torch.no_grad():
+        masked = model(input_ids=ids, **doc_attention(doc)).logits
+        alone = model(input_ids=ids[:, 8:]).logits
+        plain = model(input_ids=ids).logits
+    assert torch.allclose(masked[0, 8:], alone[0], atol=1e-4)  # the second document sees nothing of the first
+    assert torch.allclose(masked[0, :8], plain[0, :8], atol=1e-4)
+    assert not torch.allclose(masked[0, 8:], plain[0, 8:], atol=1e-4)
+    _run(mixture, tmp_path / "masked", max_steps=6, doc_masking=True)
+    assert len(_losses(tmp_path / "masked")) == 6

@@ -121,9 +121,18 @@ def _batches(reader: MixtureReader, o: TrainOptions, world: Any) -> Any:
 
     def batches(step: int) -> list[Any]:
         first = step * o.batch_size + world.rank * per_rank
-        blocks = np.stack([reader.block((first + i) % reader.num_blocks) for i in range(per_rank)])
-        t = torch.from_numpy(blocks)
-        return [t[i * micro : (i + 1) * micro] for i in range(n_micro)]
+        ks = [(first + i) % reader.num_blocks for i in range(per_rank)]
+        if not o.doc_masking:
+            t = torch.from_numpy(np.stack([reader.block(k) for k in ks]))
+            return [t[i * micro : (i + 1) * micro] for i in range(n_micro)]
+        pairs = [reader.block(k, with_doc_starts=True) for k in ks]
+        blocks = torch.from_numpy(np.stack([b for b, _ in pairs]))
+        # token -> document: a block's tokens before its first document start continue the previous document
+        index = np.arange(o.seq_len + 1)
+        docs = torch.from_numpy(np.stack([np.searchsorted(s, index, side="right") for _, s in pairs]))
+        return [
+            (blocks[i * micro : (i + 1) * micro], docs[i * micro : (i + 1) * micro]) for i in range(n_micro)
+        ]
 
     return batches
 

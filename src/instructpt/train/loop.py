@@ -66,6 +66,9 @@ class TrainOptions:
     peak_tflops: float | None = option(
         None, "Peak TFLOP/s of one device for MFU (default: built in for H100/H200/A100)."
     )
+    doc_masking: bool = option(
+        False, "Attend only within each document of a block; positions restart per document."
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.seq_len < 2 or self.micro_batch_size < 0:
@@ -119,12 +122,31 @@ def make_optimizer(model: Any, o: TrainOptions, device: Any) -> Any:
     return torch.optim.AdamW(groups, lr=o.lr, betas=(o.beta1, o.beta2), eps=1e-8, fused=fused)
 
 
-def next_token_loss(model: Any, blocks: Any) -> Any:
-    """Mean next-token cross-entropy over every token of ``blocks`` (sequences of ``seq_len + 1`` tokens)."""
+def next_token_loss(model: Any, blocks: Any, doc_index: Any = None) -> Any:
+    """Mean next-token cross-entropy over every token of ``blocks`` (sequences of ``seq_len + 1`` tokens).
+
+    With ``doc_index`` (the document each token belongs to, same shape), attention stays within a document and
+    positions restart at each document's first token (intra-document masking)."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=blocks[:, :-1]).logits
+    kwargs = doc_attention(doc_index[:, :-1]) if doc_index is not None else {}
+    logits = model(input_ids=blocks[:, :-1], **kwargs).logits
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
+
+
+def doc_attention(doc: Any) -> dict[str, Any]:
+    """A causal attention mask that stays within each document, and positions counted from each document's start,
+    for token-to-document indices ``doc`` (batch x length)."""
+    import torch
+
+    length = doc.shape[1]
+    causal = torch.tril(torch.ones(length, length, dtype=torch.bool, device=doc.device))
+    mask = causal[None] & (doc[:, :, None] == doc[:, None, :])
+    steps = torch.arange(length, device=doc.device).expand_as(doc)
+    starts = torch.ones_like(doc, dtype=torch.bool)
+    starts[:, 1:] = doc[:, 1:] != doc[:, :-1]
+    first = torch.cummax(torch.where(starts, steps, torch.zeros_like(steps)), dim=1).values
+    return {"attention_mask": mask[:, None], "position_ids": steps - first}
 
 
 @dataclass
@@ -197,8 +219,11 @@ class Trainer:
         for i, blocks in enumerate(micro):
             sync = i == len(micro) - 1
             context = model.no_sync() if hasattr(model, "no_sync") and not sync else _nullcontext()
+            parts = (
+                blocks if isinstance(blocks, tuple) else (blocks,)
+            )  # (blocks, doc_index) with document masks
             with context, _autocast(self.world.device):
-                loss = next_token_loss(model, blocks.to(self.world.device)) / len(micro)
+                loss = next_token_loss(model, *(t.to(self.world.device) for t in parts)) / len(micro)
             loss.backward()
             loss_sum += float(loss.detach())
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip or float("inf"))
