@@ -162,6 +162,7 @@ def summarize(
     run: RunInfo,
     headline: tuple[str, ...],
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    plan: ShardPlan | None = None,
 ) -> Summary:
     """Merge the stats of every finished shard into the summary and write it to ``OUT/stats.json`` (when this run
     wrote a shard, or there is none yet). Raises :class:`InputError` when records came in and every one of them was
@@ -179,7 +180,10 @@ def summarize(
     )
     if out.written or not (out.root / "stats.json").exists():
         out.write_summary(summary)
-    if summary.counts.get("rejected") and not summary.counts.get("docs_out"):
+    # documents that came out of the work itself (synthesize --fraction passes some through untouched)
+    made = summary.counts.get("docs_out", 0) - summary.counts.get("docs_passed_through", 0)
+    alone = plan is None or plan.world_size == 1  # with ranks, the shards of the others may still be running
+    if alone and summary.counts.get("rejected") and made <= 0:
         reasons = summary.by.get("rejects", {})
         # mostly failed requests: the engine's fault (exit 5), not the input's (exit 3)
         error = EngineError if reasons.get("engine_error", 0) * 2 > sum(reasons.values()) else InputError
@@ -190,12 +194,24 @@ def summarize(
     return summary
 
 
-def open_output(config: ShardedOptions, stage: str, fingerprint: dict[str, Any], **kw: Any) -> ShardedOutput:
+def open_output(
+    config: ShardedOptions, stage: str, fingerprint: dict[str, Any], plan: ShardPlan | None = None, **kw: Any
+) -> ShardedOutput:
     """The stage's output directory, created or checked for resume (``--overwrite``: started over); this run's
     ``config.yaml`` is written with its first shard (a run with nothing left to do writes nothing)."""
+    check_overwrite(config, plan.world_size if plan else 1)
     out = ShardedOutput(config.output, stage, fingerprint, config.format, overwrite=config.overwrite, **kw)
     out.config = config
     return out
+
+
+def check_overwrite(config: RunOptions, world_size: int) -> None:
+    """``--overwrite`` deletes what is in the directory: one process must do it, before the others start."""
+    if config.overwrite and world_size > 1:
+        raise ConfigError(
+            "--overwrite with several processes would delete what the others write: clear the output directory "
+            "first (one run with --overwrite, or by hand), then start the processes without it"
+        )
 
 
 # ---- the map-stage runner ----
@@ -231,7 +247,7 @@ def run_map_stage(
     Each output shard has the number of its input shard and records the input's digest in its completion
     marker: a re-run skips shards whose input is unchanged and redoes those whose input changed since."""
     plan = plan or ShardPlan()
-    out = open_output(config, stage.name, fingerprint, renamed=stage.renamed)
+    out = open_output(config, stage.name, fingerprint, plan, renamed=stage.renamed)
     progress = Progress(stage.name, enabled=config.progress, unit=stage.unit)
     resumed = len(out.completed_shards())
     start = time.monotonic()
@@ -249,4 +265,4 @@ def run_map_stage(
         out.write_shard(shard.index, result.records, result.rejects, result.stats, marker=made_from)
     progress.close()
     run = RunInfo(stage.unit, progress.docs, time.monotonic() - start, shards_resumed=resumed)
-    return summarize(out, run, stage.headline)
+    return summarize(out, run, stage.headline, plan=plan)

@@ -221,3 +221,59 @@ def test_parquet_shards_have_typed_columns_and_templify_reads_both_forms(
     shutil.copy(next((out / "data").iterdir()), new)
     docs = templify(TemplifyConfig(inputs=[str(old), str(new)], output=str(tmp_path / "aug"), progress=False))
     assert docs.counts["docs_out"] > 0 and docs.counts["rejected"] == 0
+
+
+def test_overwrite_keeps_the_users_own_files_and_starts_over(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _finished(corpus, out)
+    (out / "slurm-123.log").write_text("mine")
+    summary = synthesize(_cfg([corpus], out, overwrite=True))
+    assert summary.run.shards_resumed == 0 and (out / "slurm-123.log").read_text() == "mine"
+
+
+def test_overwrite_and_the_all_rejected_rule_with_several_ranks(tmp_path: Path) -> None:
+    from instructpt.errors import ConfigError
+    from instructpt.stages import ShardPlan
+
+    shard = tmp_path / "in" / "a.jsonl"
+    shard.parent.mkdir()
+    shard.write_text('{"id": "x", "text": "t"}\n')  # no chain_id: every row of this input is rejected
+    cfg = TemplifyConfig(inputs=[str(shard)], output=str(tmp_path / "t"), progress=False, overwrite=True)
+    with pytest.raises(ConfigError, match="--overwrite with several processes"):
+        templify(cfg, plan=ShardPlan(0, 2))
+    cfg.overwrite = False
+    summary = templify(cfg, plan=ShardPlan(0, 2))  # a rank cannot tell that all of the run was rejected
+    assert summary.counts["rejected"] == 1
+    with pytest.raises(InputError, match="every record was rejected"):
+        templify(cfg)  # one process owns every shard: it can
+
+
+def test_a_parquet_run_of_0_1_keeps_its_untyped_form_on_resume(corpus: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from instructpt.io.shards import ShardedOutput
+
+    out = tmp_path / "pq"
+    synthesize(_cfg([corpus], out, format="parquet"))
+    for path in sorted((out / "data").iterdir()):
+        write_parquet(path, list(read_shard(path)))  # as 0.1 wrote them: mappings as JSON text
+    (out / "done" / "shard-00002").unlink()
+    (out / "data" / "shard-00002.parquet").unlink()
+    synthesize(_cfg([corpus], out, format="parquet"))
+    schemas = {str(pq.read_schema(p).field("drops").type) for p in (out / "data").iterdir()}
+    assert schemas == {"string"}  # one schema across the directory
+    assert ShardedOutput(
+        out, "synthesize", json.loads((out / "manifest.json").read_text())["fingerprint"], "parquet"
+    )
+
+
+def test_rows_without_an_id_are_rejected_under_their_line(tmp_path: Path) -> None:
+    shard = tmp_path / "s.jsonl"
+    shard.write_text('{"id": null, "text": "t", "chain_id": "c", "pairs": []}\n')
+    with pytest.raises(InputError):
+        templify(TemplifyConfig(inputs=[str(shard)], output=str(tmp_path / "t"), progress=False))
+    (reject,) = [
+        json.loads(line)
+        for line in (tmp_path / "t" / "rejects" / "shard-00000.jsonl").read_text().splitlines()
+    ]
+    assert (reject["id"], reject["reason"]) == ("s.jsonl:1", "missing_id")

@@ -101,6 +101,7 @@ class RunDir:
     ) -> None:
         """``inputs``: the input files' state (:func:`~instructpt.io.inputs.input_files`), checked on resume."""
         self.root, self.stage, self.fingerprint, self.inputs = Path(root), stage, fingerprint, inputs
+        self._cleared = False  # --overwrite removed an earlier run here: files it leaves are the user's own
         try:
             if overwrite:
                 self._clear()
@@ -132,6 +133,7 @@ class RunDir:
             shutil.rmtree(self.root / name, ignore_errors=True)
         for name in self.OWN_FILES:
             (self.root / name).unlink(missing_ok=True)
+        self._cleared = True
 
     EXTRA_DIRS: tuple[str, ...] = ()  # written only by some runs (synthesize --id-field: ids/)
 
@@ -175,7 +177,7 @@ class RunDir:
             if old is not None:
                 self._check(old)
                 break
-            if self._foreign_content():
+            if self._foreign_content() and not self._cleared:
                 # another process created the manifest meanwhile: check it on the next pass
                 if (self.root / MANIFEST).exists():
                     continue

@@ -16,6 +16,7 @@ a run's finished shards with :func:`finished_shards` and read them with :func:`r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from instructpt.io.readers import original_line, parse_json_line
 from instructpt.io.rundir import RunDir, atomic_write
 from instructpt.io.stats import Stats
 from instructpt.records import Reject
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "parquet")
 _JSON_COLUMNS_KEY = b"instructpt.json_columns"
@@ -99,9 +102,24 @@ class ShardedOutput(RunDir):
         self.config: Any = None  # written as config.yaml with the first shard this run writes
         self.written = 0  # shards written by this run
         super().__init__(root, stage, fingerprint, **kw)
+        if fmt == "parquet" and schema is not None and self._untyped_shards():
+            log.info(
+                "%s holds parquet shards of an earlier version (mappings as JSON text): writing the same",
+                root,
+            )
+            self.schema = None  # one schema across the directory, so it reads as one dataset
 
     def has_results(self) -> bool:
         return any((self.root / "done").glob("shard-*"))
+
+    def _untyped_shards(self) -> bool:
+        """Whether finished parquet shards here store mapping columns as JSON text (written before typed schemas)."""
+        import pyarrow.parquet as pq
+
+        for shard in finished_shards(self.root)[:1]:
+            if shard.path.suffix == ".parquet":
+                return _JSON_COLUMNS_KEY in (pq.read_schema(shard.path).metadata or {})
+        return False
 
     name = staticmethod(shard_name)
 
@@ -310,7 +328,11 @@ def read_records(path: Path, parse: Callable[[Any], R | str], stage: str) -> Ite
             continue
         parsed = parse(row)
         if isinstance(parsed, str):
-            rid = str(row.get("id", f"{source}:{n}")) if isinstance(row, dict) else f"{source}:{n}"
+            rid = (
+                row["id"]
+                if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]
+                else f"{source}:{n}"
+            )
             yield Reject(rid, source, parsed, "", stage, original)
         else:
             yield parsed

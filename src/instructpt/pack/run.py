@@ -275,19 +275,20 @@ def pack(config: PackConfig, plan: ShardPlan | None = None) -> Summary:
     tokenizer = _load(config.tokenizer, config.revision, config.trust_remote_code)
     policy, dtype = policy_for(tokenizer, config.model_type), token_dtype(len(tokenizer))
     fp = config.fingerprint(tokenizer_hash(tokenizer), policy, dtype)
-    out = open_output(config, "pack", fp, inputs=inputs)
+    plan = plan or ShardPlan()
+    out = open_output(config, "pack", fp, plan, inputs=inputs)
     packer = Packer(config, tokenizer, policy, dtype)
     pool = packer.start_pool()
     t1 = t2 = time.monotonic()
     try:
-        packer.run(out, plan or ShardPlan(), pool)
+        packer.run(out, plan, pool)
         t2 = time.monotonic()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     run = RunInfo("docs", packer.progress.docs, t2 - t1, t1 - t0, time.monotonic() - t2)
     run.shards_resumed = len(out.completed_shards()) - out.written
-    summary = summarize(out, run, HEADLINE)
+    summary = summarize(out, run, HEADLINE, plan=plan)
     out.write_file(HEADER, _header(fp, len(tokenizer), summary))
     return summary
 

@@ -24,7 +24,7 @@ from instructpt.errors import ConfigError, InputError
 from instructpt.io.rundir import RunDir, json_bytes
 from instructpt.mix.reader import MixtureReader
 from instructpt.pretrain.export import MODEL_CONFIG, RUN_INFO, TOKENIZER, write_hf_model
-from instructpt.stages import RunInfo, RunOptions, Summary
+from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
 from instructpt.train.loop import TrainOptions
 
 HEADLINE = ("steps", "tokens_trained", "final_loss", "val_loss")
@@ -181,8 +181,9 @@ def pretrain(config: PretrainConfig) -> Summary:
         tokenizer = _tokenizer(config, reader.manifest)
         from instructpt.engines.tokenizer import tokenizer_hash
 
+        check_overwrite(config, world.size)
         out = PretrainDir(config.output, "pretrain", config.fingerprint(reader.manifest, tokenizer_hash(tokenizer)),
-                          overwrite=config.overwrite and world.main)  # fmt: skip
+                          overwrite=config.overwrite)  # fmt: skip
         model = _model(config, tokenizer)
         if world.main:
             _write_run_files(out, config, model, tokenizer, reader.manifest)
