@@ -3,7 +3,9 @@
 Each subcommand's module is imported only when that subcommand runs (``instructpt --help`` imports no torch).
 A stage module exposes ``Config`` (its config dataclass) and ``main(config) -> Summary``; options come from the
 config: defaults < ``--config FILE.yaml`` < flags. Errors the user can act on (:class:`~instructpt.errors.UserError`)
-print their message without a traceback and exit with their class's code; SIGTERM and Ctrl-C exit 143 and 130.
+print one line, ``instructpt COMMAND: error: ...``, without a traceback or the usage block, and exit with their
+class's code (a config value or flag: 2); SIGTERM and Ctrl-C exit 143 and 130. ``instructpt`` without a command
+prints its help and exits 2. Flags are never abbreviated (``--round`` is an error, not ``--rounds``).
 
     instructpt synthesize data/ -o out/pairs --engine rules
     instructpt templify out/pairs -o out/augmented
@@ -16,7 +18,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 # name -> (module exposing Config and main, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,10 +53,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags (``--round`` is not ``--rounds``), and a usage error is one line, not the usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _top_parser() -> argparse.ArgumentParser:
     from instructpt._version import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="instructpt",
         description="Instruction Pre-Training: synthesize grounded instruction-response pairs from raw "
         "corpora and render them into instruction-augmented pre-training text.",
@@ -73,7 +86,7 @@ def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
 
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
-    p = argparse.ArgumentParser(prog=f"instructpt {name}", description=help_text)
+    p = _Parser(prog=f"instructpt {name}", description=help_text)
     p.add_argument("--config", metavar="FILE", help="YAML config file; flags override its values.")
     p.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     p.add_argument("-q", "--quiet", action="store_true", help="Warnings and errors only.")
@@ -84,27 +97,47 @@ def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        top = _top_parser().parse_args(argv)
+        top = _top_parser().parse_args(argv)  # --help and --version exit here (0)
         if top.command is None:
             _top_parser().print_help()
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+        return 2  # no command: nothing was done
     name = argv[0]
     parser, module = command_parser(name)
     args: dict[str, Any] = vars(parser.parse_args(argv[1:]))
     config_file = args.pop("config", None)
     verbose, quiet = args.pop("verbose", False), args.pop("quiet", False)
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    return _run(name, module, config_file, args)
+
+
+class _NotElsewhere(logging.Filter):
+    """Passes a record only when no logger between its own and the root has a handler: libraries that print their
+    records themselves and also pass them on (huggingface_hub) would otherwise show every warning twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger.parent is not None:  # the root has no parent
+            if logger.handlers:
+                return False
+            if not logger.propagate:
+                return True
+            logger = logger.parent
+        return True
+
+
+def configure_logging(level: int) -> None:
+    """Log lines on stderr with time, level and logger; a record a library has printed already is not repeated."""
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    return _run(name, module, config_file, args, parser)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NotElsewhere) for f in handler.filters):
+            handler.addFilter(_NotElsewhere())
 
 
-def _run(
-    name: str, module: Any, config_file: str | None, args: dict[str, Any], parser: argparse.ArgumentParser
-) -> int:
+def _run(name: str, module: Any, config_file: str | None, args: dict[str, Any]) -> int:
     from instructpt.config import resolve
-    from instructpt.errors import ConfigError, UserError
+    from instructpt.errors import UserError
     from instructpt.runtime import Terminated, handle_signals, tune_gc
 
     try:
@@ -112,9 +145,7 @@ def _run(
             config = resolve(module.Config, config_file, args)
             tune_gc()
             summary = module.main(config)
-    except ConfigError as exc:
-        parser.error(str(exc))  # usage and the message; exit code 2
-    except UserError as exc:
+    except UserError as exc:  # ConfigError included: one line naming the flag or YAML key, exit code 2
         print(f"instructpt {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:

@@ -6,21 +6,27 @@ section's path as prefix, one rule everywhere: ``--engine.model``, ``--engine.vl
 Fields may declare shorter aliases (``--model``, ``-o``); an alias that two fields declare, or that is another
 field's flag, is left out, so sections never collide (a command with its own ``--seed`` beside an engine section
 keeps ``--engine.seed`` for the engine). A class may list keys that moved into a section (``MOVED``): they are
-still read from YAML, with a warning naming the new place. Unknown YAML keys are errors that name the key; values
-are validated in each dataclass's ``__post_init__`` with errors that name the flag to change. The resolved config
-is written into every output directory (``config.yaml``) so a run can be repeated exactly.
+still read from YAML, with a warning naming the new place. Unknown YAML keys and keys given twice are errors that
+name the key; values are validated in each dataclass's ``__post_init__`` with errors that name the flag to change
+(:func:`resolve` names the YAML key instead when the value came from the file). A mapping-valued flag
+(``--layout-weights dialog=0.1``) updates the keys it names and keeps the others. The resolved config is written
+into every output directory (``config.yaml``) so a run can be repeated exactly.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import collections.abc
 import dataclasses
 import logging
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar, cast
+
+import yaml
 
 from instructpt.errors import ConfigError
 
@@ -114,8 +120,9 @@ def _add_one(
     factory: Any = f.default_factory
     default = f.default if f.default is not dataclasses.MISSING else factory()
     help_text = field_help.get(f.name, f.metadata.get("help", ""))
-    if default not in (None, [], "") and base is not bool:
-        help_text += f" [default: {default}]"
+    if _is_mapping(base):
+        help_text += " KEY=VALUE sets that key; the others keep their values (the file's or the default's)."
+    help_text += _default_note(default, help_text, bool(f.metadata.get("positional")))
     kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
     if f.metadata.get("choices"):
         kwargs["choices"] = f.metadata["choices"]
@@ -134,6 +141,20 @@ def _add_one(
         if is_list:
             kwargs["nargs"] = "+"
     parser.add_argument(flag_of(dest), *aliases, dest=dest, **kwargs)
+
+
+def _default_note(default: Any, help_text: str, positional: bool) -> str:
+    """`` [default: X]`` for --help: every default, booleans included; none for a required value (``""``) or a
+    positional, nor for an unset one whose help already says what it defaults to."""
+    if positional or default == "":
+        return ""
+    if default is None or default == [] or default == {}:
+        return "" if "default" in help_text.lower() else " [default: none]"
+    if isinstance(default, dict):
+        default = ", ".join(f"{k}={v}" for k, v in default.items())
+    elif isinstance(default, list):
+        default = " ".join(map(str, default))
+    return f" [default: {default}]"
 
 
 def parse_mapping(text: str) -> dict[str, float]:
@@ -162,17 +183,32 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge(cls: type, base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``: nested config sections merge key by key; any other value (a mapping-valued
-    option such as --layout-weights included) is replaced whole."""
+    """Flags (``over``) on top of the YAML file's values (``base``): nested config sections merge key by key; a
+    mapping-valued option (``--layout-weights dialog=0.1``) updates the keys it names and keeps the others of the
+    file's mapping, or of the default when the file has none; any other value is replaced."""
     out = dict(base)
     hints = _hints(cls)
     for k, v in over.items():
         tp = hints.get(k)
         if tp is not None and _is_config(tp) and isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(tp, out[k], v)
+        elif tp is not None and _is_mapping(tp) and isinstance(v, dict):
+            kept = out[k] if isinstance(out.get(k), dict) else _default_of(cls, k)
+            out[k] = {**kept, **v}
         else:
             out[k] = v
     return out
+
+
+def _is_mapping(tp: Any) -> bool:
+    base, is_list = _base_type(tp)
+    return not is_list and (base is dict or typing.get_origin(base) is dict)
+
+
+def _default_of(cls: type, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    factory: Any = f.default_factory
+    return dict(f.default if f.default is not dataclasses.MISSING else factory())
 
 
 def build(cls: type[T], values: dict[str, Any], _where: str = "") -> T:
@@ -244,18 +280,71 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def resolve(cls: type[T], config_file: str | None, cli_values: dict[str, Any]) -> T:
-    """defaults < YAML file < command-line flags (``cli_values`` holds only flags the user gave)."""
+    """defaults < YAML file < command-line flags (``cli_values`` holds only flags the user gave). A bad value is
+    named as the user gave it: its flag, or its key in the YAML file (:func:`_name_sources`)."""
     values: dict[str, Any] = {}
     if config_file:
         values = load_yaml(config_file)
-    return build(cls, _merge(cls, values, _nest(cli_values)))
+    try:
+        return build(cls, _merge(cls, values, _nest(cli_values)))
+    except ConfigError as exc:
+        if not config_file:
+            raise
+        raise ConfigError(_name_sources(cls, str(exc), values, cli_values, config_file)) from exc
+
+
+_FLAG = re.compile(r"--[a-z0-9]+(?:[.-][a-z0-9]+)*")
+
+
+def _name_sources(
+    cls: type, message: str, file_values: dict[str, Any], cli: dict[str, Any], file: str
+) -> str:
+    """``message`` with each flag whose value came from the YAML file (it is set there, and not by a flag) written
+    as that file's key: ``--rounds must be >= 1`` -> ``rounds in c.yaml must be >= 1``."""
+    dests: dict[str, str] = {}
+    for dest, f, _ in _leaves(cls):
+        for flag in (flag_of(dest), *f.metadata.get("aliases", ())):
+            dests.setdefault(flag, dest)
+
+    def name(match: re.Match) -> str:
+        dest = dests.get(match.group(0))
+        if dest is None or dest in cli or not _is_set(file_values, dest.split(".")):
+            return match.group(0)
+        return f"{dest} in {Path(file).name}"
+
+    return _FLAG.sub(name, message)
+
+
+def _is_set(values: Any, path: list[str]) -> bool:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return False
+        values = values[key]
+    return True
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, collections.abc.Hashable) and key in seen:
+                raise ConfigError(
+                    f"config key {key!r} appears twice (lines {seen[key]} and {line}); keep one"
+                )
+            if isinstance(key, collections.abc.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except yaml.YAMLError as exc:
@@ -271,6 +360,4 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def to_yaml(cfg: Any) -> str:
     """The config as YAML that :func:`resolve` reads back to the same config."""
-    import yaml
-
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)

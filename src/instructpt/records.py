@@ -2,11 +2,13 @@
 
 Every stage reads and writes these as plain JSON objects (one per line in jsonl shards, one row in parquet
 shards). Lineage fields (source ids, chain id/position, synthesizer id/revision, template ids) are carried
-forward by every later stage.
+forward by every later stage, and so are the input fields ``--keep-fields`` names (``fields``: a JSON object in
+jsonl, JSON text in the typed parquet column; a record without any has no ``fields`` key).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +40,7 @@ class RawDoc:
     text: str
     source: str
     id_derived: bool = False  # --id-field was given but this record had no usable value there
+    fields: dict[str, Any] | None = None  # the input fields --keep-fields names, where the record has them
 
 
 @dataclass
@@ -63,6 +66,7 @@ class SynthRecord:
     drops: dict[str, int] = field(default_factory=dict)
     synthesizer: dict[str, Any] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] | None = None  # kept input fields (--keep-fields); no key at all when none
 
     def to_dict(self) -> dict[str, Any]:
         # built by hand: dataclasses.asdict deep-copies and was a fifth of the stage's CPU time
@@ -73,6 +77,15 @@ class SynthRecord:
             synthesizer=dict(self.synthesizer),
             sampling=dict(self.sampling),
         )
+        if not self.fields:
+            del d["fields"]
+        return d
+
+    def to_parquet_row(self) -> dict[str, Any]:
+        """The row for :func:`synth_record_schema`: as :meth:`to_dict`, with ``fields`` as JSON text."""
+        d = self.to_dict()
+        if "fields" in d:
+            d["fields"] = json.dumps(d["fields"], ensure_ascii=False, default=str)
         return d
 
     @classmethod
@@ -103,16 +116,39 @@ class SynthRecord:
             return "malformed_pairs"
         if any(not isinstance(p.question, str) or not isinstance(p.answer, str) for p in qa):
             return "malformed_pairs"
+        if not all(_utf8(t) for t in (text, row["id"], *(x for p in qa for x in (p.question, p.answer)))):
+            return "invalid_unicode"  # a lone surrogate (JSON can escape one): no UTF-8 output could hold it
         known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         known.update(pairs=qa, doc_id=row.get("doc_id") or row["id"], source=row.get("source", ""))
+        known.update(fields=_kept_fields(row.get("fields")))
         known.setdefault("chain_pos", 0)
         return cls(**known)
 
 
+def _kept_fields(value: Any) -> dict[str, Any] | None:
+    """A row's ``fields``: a mapping (jsonl), JSON text (parquet) or absent; anything else is ignored."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) and value else None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def synth_record_schema() -> Any:
     """The parquet schema of :class:`SynthRecord` rows: typed columns throughout, ``drops`` a map (so shards with
-    different drop reasons share one schema), ``synthesizer`` and ``sampling`` structs. ``synthesizer`` holds what
-    any engine's ``describe()`` gives (a key outside these fields would be lost: tests check every engine's)."""
+    different drop reasons share one schema), ``synthesizer`` and ``sampling`` structs, ``fields`` (kept input
+    fields, any JSON) as JSON text (null: none; :meth:`SynthRecord.from_row` reads it back as a mapping).
+    ``synthesizer`` holds what any engine's ``describe()`` gives (a key outside these fields would be lost: tests
+    check every engine's)."""
     import pyarrow as pa
 
     pair = pa.struct([("question", pa.string()), ("answer", pa.string()), ("task_type", pa.string())])
@@ -133,11 +169,13 @@ def synth_record_schema() -> Any:
             ("drops", pa.map_(pa.string(), pa.int64())),
             ("synthesizer", pa.struct([(k, pa.string()) for k in SYNTHESIZER_TEXT] + [(k, pa.int64()) for k in SYNTHESIZER_INT])),
             ("sampling", pa.struct([("max_new_tokens", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()), ("seed", pa.int64())])),
+            ("fields", pa.string()),  # kept input fields as JSON text: any JSON value, in one schema
         ]
     )  # fmt: skip
 
 
-SYNTHESIZER_TEXT = ("engine", "model", "revision", "commit")  # the keys engines' describe() may give
+# the keys engines' describe() may give (tests/unit/test_engines.py checks every engine's against these)
+SYNTHESIZER_TEXT = ("engine", "model", "revision", "commit", "api_base", "api_model", "prompt_mode")
 SYNTHESIZER_INT = ("seed", "max_per_type")
 
 
@@ -155,9 +193,14 @@ class AugmentedDoc:
     seed: int
     n_pairs: int = 0
     piece_ids: list[str] = field(default_factory=list)  # layout pieces, option styles, reasoning wordings
+    # source id -> its input file (``source``) and kept input fields; only for chains whose records kept fields
+    source_fields: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.source_fields:
+            del d["source_fields"]
+        return d
 
 
 @dataclass

@@ -277,3 +277,31 @@ def test_rows_without_an_id_are_rejected_under_their_line(tmp_path: Path) -> Non
         for line in (tmp_path / "t" / "rejects" / "shard-00000.jsonl").read_text().splitlines()
     ]
     assert (reject["id"], reject["reason"]) == ("s.jsonl:1", "missing_id")
+
+
+def test_a_0_1_directory_is_not_resumed_from_inputs_0_1_read_otherwise(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _finished(corpus, out)
+    (out / "inputs.json").unlink()  # as 0.1 left it: no record of the input files
+    synthesize(_cfg([corpus], out))  # the same kinds of files: resumes, and records them now
+    assert (out / "inputs.json").exists()
+    (out / "inputs.json").unlink()
+    (corpus / "0-extra.csv").write_text("text\nA row 0.1 never read.\n")
+    with pytest.raises(ResumeError, match=r"written by instructpt 0.1.*0-extra.csv \(not read by 0.1\)"):
+        synthesize(_cfg([corpus], out))
+
+
+def test_an_unreadable_input_file_is_a_reject_not_a_crash(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    (d / "sub.jsonl").mkdir(parents=True)  # a directory with a data file's name, matched by a glob
+    (d / "ok.jsonl").write_text(_lines(2))
+    summary = synthesize(_cfg([str(d / "*.jsonl")], tmp_path / "out"))
+    assert summary.by["rejects"] == {"unreadable_file": 1} and summary.counts["docs_out"] == 2
+
+
+def test_templify_rejects_a_row_that_no_utf8_output_can_hold(tmp_path: Path) -> None:
+    shard = tmp_path / "s.jsonl"
+    shard.write_text('{"id": "a", "text": "hello \\ud800 world", "chain_id": "a", "pairs": []}\n'
+                     '{"id": "b", "text": "fine", "chain_id": "b", "pairs": []}\n')  # fmt: skip
+    summary = templify(TemplifyConfig(inputs=[str(shard)], output=str(tmp_path / "t"), progress=False))
+    assert summary.by["rejects"] == {"invalid_unicode": 1} and summary.counts["docs_out"] == 1

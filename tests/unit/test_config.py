@@ -128,7 +128,9 @@ def test_the_fingerprint_records_non_default_reading_and_prompt_settings_only() 
     assert fp["dtype"] == "bfloat16" and "prompt_mode" not in fp
 
 
-def test_a_mapping_flag_replaces_the_yaml_mapping(tmp_path) -> None:
+def test_a_mapping_flag_updates_the_keys_it_names_and_keeps_the_others(tmp_path) -> None:
+    """--layout-weights dialog=0.1 changes dialog's weight, not the whole mapping (which gave 100% dialog)."""
+    from instructpt.templates import DEFAULT_LAYOUT_WEIGHTS
     from instructpt.templates.run import TemplifyConfig
 
     f = tmp_path / "t.yaml"
@@ -136,8 +138,14 @@ def test_a_mapping_flag_replaces_the_yaml_mapping(tmp_path) -> None:
     p = argparse.ArgumentParser()
     add_arguments(p, TemplifyConfig)
     flags = vars(p.parse_args(["--layout-weights", "classic=1"]))
-    assert resolve(TemplifyConfig, str(f), flags).layout_weights == {"classic": 1.0}
+    # on top of the YAML file's mapping, which itself replaces the default
+    assert resolve(TemplifyConfig, str(f), flags).layout_weights == {"classic": 1.0, "dialog": 1.0}
     assert resolve(TemplifyConfig, str(f), {}).layout_weights == {"classic": 0.0, "dialog": 1.0}
+    # on top of the default mapping when the file has none
+    flags = vars(p.parse_args(["a", "-o", "o", "--layout-weights", "dialog=0.1,numbered=0"]))
+    weights = resolve(TemplifyConfig, None, flags).layout_weights
+    assert weights == {**DEFAULT_LAYOUT_WEIGHTS, "dialog": 0.1, "numbered": 0.0}
+    assert DEFAULT_LAYOUT_WEIGHTS["dialog"] != 0.1  # the default itself is left alone
 
 
 @pytest.mark.parametrize(("line", "message"), [("rounds: true", "rounds"), ("rounds: null", "got null"),
@@ -155,3 +163,52 @@ def test_max_inflight_tokens_null_means_no_bound(tmp_path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("inputs: [a]\noutput: o\nmax_inflight_tokens: null\n")
     assert resolve(SynthesizeConfig, str(f), {}).max_inflight_tokens == "none"
+
+
+def test_engine_auto_is_the_default_and_is_resolved_before_anything_records_it(monkeypatch) -> None:
+    """No --model: the rules engine (no 7B download for a first try). With --model: vllm where it is importable
+    and a CUDA GPU is visible, else transformers. config.yaml and the fingerprint get the engine that runs."""
+    import importlib.util
+
+    from instructpt.config import to_yaml
+    from instructpt.engines import config as engine_config
+
+    cfg = resolve(SynthesizeConfig, None, _flags(["x.jsonl", "-o", "o"]))
+    assert cfg.engine.name == "rules" and cfg.fingerprint()["engine"] == "rules"
+    assert "name: rules" in to_yaml(cfg) and "name: auto" not in to_yaml(cfg)
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args):
+        return object() if name == "vllm" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    for gpu, want in ((False, "transformers"), (True, "vllm")):
+        monkeypatch.setattr(engine_config, "_cuda_visible", lambda gpu=gpu: gpu)
+        cfg = resolve(SynthesizeConfig, None, _flags(["x.jsonl", "-o", "o", "--model", "org/m"]))
+        assert cfg.engine.name == want and cfg.fingerprint()["engine"] == want
+        assert f"name: {want}" in to_yaml(cfg)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else object())
+    assert engine_config.auto_engine("org/m") == ("transformers", "vllm is not installed")
+    # a named engine is left as it is
+    cfg = resolve(SynthesizeConfig, None, _flags(["x.jsonl", "-o", "o", "--engine", "openai"]))
+    assert cfg.engine.name == "openai"
+
+
+def test_engine_auto_is_logged_and_recorded_by_the_cli(tmp_path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "Rivers carry water to the sea. However, deserts have little rain."}\n')
+    out = tmp_path / "o"
+    proc = subprocess.run([sys.executable, "-m", "instructpt", "synthesize", str(corpus), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "--engine auto: rules (no --model given)" in proc.stderr, proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["fingerprint"]["engine"] == "rules"
+    assert "name: rules" in (out / "config.yaml").read_text()
+
+
+def test_rules_max_per_type_must_be_at_least_one() -> None:
+    with pytest.raises(ConfigError, match="--rules-max-per-type must be >= 1"):
+        build(SynthesizeConfig, {"inputs": ["a"], "output": "o", "engine": {"rules": {"max_per_type": 0}}})

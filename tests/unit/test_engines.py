@@ -83,3 +83,25 @@ def test_pick_batch_pads_least_among_batches_with_the_oldest(lengths: list[int],
     if len(lengths) > n:
         best = min(padding((0, *rest)) for rest in combinations(range(1, len(lengths)), n - 1))
         assert padding(got) == best
+
+
+def test_every_engines_description_survives_the_typed_parquet_schema() -> None:
+    """synth_record_schema's ``synthesizer`` struct must hold every key an engine's describe() gives, or parquet
+    shards would lose it silently."""
+    from instructpt.engines.config import RulesOptions
+    from instructpt.engines.openai import OpenAIEngine
+    from instructpt.records import synth_record_schema
+
+    fields = {f.name for f in synth_record_schema().field("synthesizer").type}
+    rules = load_engine(EngineConfig(name="rules", rules=RulesOptions(workers=1)))
+    openai = object.__new__(OpenAIEngine)  # no server needed to describe one
+    openai.config = EngineConfig(name="openai", model="m")
+    openai.api_base, openai.model_name, openai.mode = "http://127.0.0.1:8000/v1", "m", "ids"
+    base = {
+        "engine",
+        "model",
+        "revision",
+        "commit",
+    }  # transformers / vllm: Engine.describe (+ commit for hub ids)
+    for keys in (set(rules.describe()), set(openai.describe()), base):
+        assert keys <= fields, keys - fields

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -231,8 +233,10 @@ def test_files_under_an_excluded_directory_are_not_inputs(tmp_path) -> None:
     assert count_records([str(tmp_path)], exclude=opts.exclude) == 1
     with pytest.raises(InputError, match="inside the output directory"):
         resolve_inputs([str(tmp_path / "out" / "data" / "shard-00000.jsonl")], opts.exclude)
-    with pytest.raises(InputError, match="holds no"):
+    with pytest.raises(InputError, match=r"'.*out' is the output directory"):
         resolve_inputs([str(tmp_path / "out")], opts.exclude)
+    with pytest.raises(InputError, match=r"'.*data' is inside the output directory"):
+        resolve_inputs([str(tmp_path / "out" / "data")], opts.exclude)
     # a link outside the output directory that points into it: the message names where it points
     (tmp_path / "link.jsonl").symlink_to(tmp_path / "out" / "data" / "shard-00000.jsonl")
     with pytest.raises(
@@ -270,6 +274,19 @@ def test_parquet_files_with_names_that_are_not_utf8_are_read(tmp_path) -> None:
 
 
 def test_a_directory_holding_only_output_files_says_so(tmp_path) -> None:
+    _write(tmp_path / "out" / "data" / "shard-00000.jsonl", [json.dumps({"text": "output"}).encode()])
+    with pytest.raises(InputError, match="holds no .* file outside the output directory"):
+        resolve_inputs([str(tmp_path)], (str(tmp_path / "out"),))
+
+
+def test_an_input_directory_that_is_the_output_directory_says_so(tmp_path) -> None:
+    """Not "holds no ... file outside the output directory", which sent users looking for missing files."""
     _write(tmp_path / "data" / "shard-00000.jsonl", [json.dumps({"text": "output"}).encode()])
-    with pytest.raises(InputError, match="outside the output directory"):
+    with pytest.raises(InputError, match=r"input '.*' is the output directory") as exc:
         resolve_inputs([str(tmp_path)], (str(tmp_path),))
+    assert "holds no" not in str(exc.value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "instructpt", "synthesize", str(tmp_path), "-o", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 3 and f"input {str(tmp_path)!r} is the output directory" in proc.stderr

@@ -5,11 +5,15 @@ owns its options (``engine.transformers``, ``engine.vllm``, ``engine.openai``, `
 the resume fingerprint they decide. Flags: ``--engine.vllm.gpu-memory-utilization`` and so on, with the short
 flags of earlier versions (``--engine``, ``--model``, ``--gpu-memory-utilization``, ``--rules-workers``) kept as
 aliases; YAML keys of earlier versions written flat under ``engine:`` are read into their section with a warning.
-Imports nothing heavy: ``instructpt --help`` builds its parser from here.
+The default engine, ``auto``, is resolved when the config is built (:func:`auto_engine`), so ``config.yaml``, the
+fingerprint and every record name the engine that ran. Imports nothing heavy: ``instructpt --help`` builds its
+parser from here (``auto`` asks torch for a GPU only when a model is named and vLLM is installed).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +28,28 @@ ENGINES: dict[str, str] = {
 }
 
 DEFAULT_SYNTHESIZER = "instruction-pretrain/instruction-synthesizer"
+AUTO = "auto"  # the default engine: chosen from --model and what is installed (auto_engine)
+log = logging.getLogger(__name__)
+
+
+def auto_engine(model: str) -> tuple[str, str]:
+    """The engine ``--engine auto`` runs, and why: rules while ``--model`` is the default (no 7B download for a
+    first try); with a model, vllm when it is importable and a CUDA GPU is visible, else transformers."""
+    if model == DEFAULT_SYNTHESIZER:
+        return "rules", "no --model given"
+    if importlib.util.find_spec("vllm") is None:
+        return "transformers", "vllm is not installed"
+    if not _cuda_visible():
+        return "transformers", "no CUDA GPU is visible"
+    return "vllm", "vllm is installed and a CUDA GPU is visible"
+
+
+def _cuda_visible() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 @dataclass(frozen=True)
@@ -178,8 +204,8 @@ class RulesOptions(BackendOptions):
     )
 
     def check(self) -> None:
-        if self.max_per_type < 0:
-            raise ConfigError("--rules-max-per-type must be >= 0")
+        if self.max_per_type < 1:
+            raise ConfigError("--rules-max-per-type must be >= 1")
         if self.workers < 0:
             raise ConfigError("--rules-workers must be >= 0 (0 = one per CPU core)")
 
@@ -222,9 +248,10 @@ class EngineConfig:
     )
 
     name: str = option(
-        "transformers",
-        "Engine: transformers | vllm | openai | rules.",
-        choices=tuple(ENGINES),
+        "auto",
+        "Engine: auto | transformers | vllm | openai | rules. auto: rules while --model is the default; with "
+        "--model, vllm when it is installed and a CUDA GPU is visible, else transformers.",
+        choices=(AUTO, *ENGINES),
         aliases=("--engine",),
     )
     model: str = option(
@@ -257,8 +284,12 @@ class EngineConfig:
     rules: RulesOptions = field(default_factory=RulesOptions)
 
     def __post_init__(self) -> None:
+        # auto is resolved here, so that config.yaml, the fingerprint and every record name the engine that ran
+        if self.name == AUTO:
+            self.name, why = auto_engine(self.model)
+            log.info("--engine auto: %s (%s)", self.name, why)
         if self.name not in ENGINES:
-            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
+            raise ConfigError(f"--engine must be one of {AUTO}, {', '.join(ENGINES)}, got {self.name!r}")
         if self.max_new_tokens < 1:
             raise ConfigError("--max-new-tokens must be >= 1")
         if self.max_model_len <= self.max_new_tokens:

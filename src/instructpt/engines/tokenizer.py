@@ -16,6 +16,7 @@ from instructpt.engines.config import EngineConfig
 from instructpt.engines.fast_encode import SegmentEncoder
 from instructpt.engines.hub import looks_like_path
 from instructpt.errors import EngineError
+from instructpt.io.hf import hub_offline, offline_hint
 from instructpt.wire import BOS, EOS
 
 log = logging.getLogger(__name__)
@@ -112,14 +113,31 @@ def load_hf_tokenizer(
         raise error("the tokenizer needs transformers: pip install 'instructpt[hf]'") from exc
     if looks_like_path(name) and not Path(name).expanduser().exists():
         raise error(f"model directory {name!r} does not exist (a hub id is written org/name)")
+    if hub_offline() and not Path(name).expanduser().exists() and not _in_hub_cache(name, revision):
+        raise error(f"cannot load tokenizer: {offline_hint(name)}")  # at once, not after retries
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             name, revision=revision, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # noqa: BLE001 - many loader errors; all mean the same to the user
-        raise error(f"cannot load tokenizer {name!r}: {exc}") from exc
+        raise error(f"cannot load tokenizer {name!r}: {' '.join(str(exc).split())}") from exc
     _restore_file_pretokenization(tokenizer, name, revision)
     return tokenizer
+
+
+def _in_hub_cache(name: str, revision: str | None) -> bool:
+    """Whether the local Hugging Face cache holds a tokenizer or model file of hub id ``name``."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers brings huggingface_hub
+        return True  # cannot tell: let the loader say
+    for filename in ("tokenizer_config.json", "tokenizer.json", "config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(name, filename, revision=revision), str):
+                return True
+        except Exception:  # noqa: BLE001 - a malformed id: the loader says what is wrong with it
+            return True
+    return False
 
 
 def tokenizer_hash(tokenizer: Any) -> str:

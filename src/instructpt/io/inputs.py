@@ -2,7 +2,8 @@
 
 Inputs: jsonl / ndjson / json (JSON lines, or one JSON array) / csv / tsv files, each plain or compressed (``.gz``,
 ``.zst``: the name says which), parquet files, directories of them (searched recursively, sorted), glob patterns,
-local ``datasets`` directories (``save_to_disk``) and HF dataset ids. A file named by several inputs is read once.
+local ``datasets`` directories (``save_to_disk``), local dataset repositories (a ``README.md`` header declaring
+``configs:``) and HF dataset ids. A file named by several inputs is read once.
 A file of another kind named on its own is refused with the list of supported kinds; in a directory such files are
 left out (and counted in a warning).
 
@@ -13,15 +14,18 @@ a file was added, removed, grown, shrunk or replaced (a file that was only touch
 from __future__ import annotations
 
 import codecs
+import contextlib
 import glob
 import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from instructpt.errors import InputError
+from instructpt.io.hf import is_dataset_repo
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ COMPRESSED = (".gz", ".zst")
 
 
 def resolve_inputs(inputs: list[str], exclude: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """Expand inputs into ``(kind, location)`` pairs: kind is ``file``, ``hf_disk`` or ``hf_hub``.
+    """Expand inputs into ``(kind, location)`` pairs: kind is ``file``, ``hf_disk``, ``hf_repo`` or ``hf_hub``.
 
     A file named by two inputs (a directory and a glob inside it, or the same path twice) is read once, where it
     first appears. Raises :class:`InputError` for names that match nothing (the message says what was tried).
@@ -87,8 +91,9 @@ def _resolve(
                 raise InputError(f"input {spec!r}{link} is inside the output directory")
             add_file(spec, _abs(spec).parent)
         elif path.is_dir():
-            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-                add("hf_disk", spec, None, path.resolve())
+            kind = _dir_kind(spec, excluded)
+            if kind != "file":
+                add(kind, spec, None, path.resolve())
                 continue
             for f in _dir_files(spec, wanted, warn):
                 add_file(f, _abs(spec))
@@ -97,6 +102,19 @@ def _resolve(
         else:
             add("hf_hub", spec, None, ("hub", spec))
     return out
+
+
+def _dir_kind(spec: str, excluded: list[Path]) -> str:
+    """What an input directory is: ``hf_disk`` (``save_to_disk``), ``hf_repo`` (a dataset repository) or ``file``
+    (a directory of data files). The output directory, or one inside it, is refused as an input."""
+    path = Path(spec)
+    inside = [d for d in excluded if path.resolve().is_relative_to(d)]
+    if inside:
+        where = "the output directory" if path.resolve() in inside else "inside the output directory"
+        raise InputError(f"input {spec!r} is {where}; write the output somewhere else")
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return "hf_disk"
+    return "hf_repo" if is_dataset_repo(path) else "file"
 
 
 def _dir_files(spec: str, wanted: Any, warn: bool) -> list[str]:
@@ -203,6 +221,51 @@ def count_records(inputs: list[str], max_bytes: int = 4 << 30, exclude: tuple[st
     return total
 
 
+def input_bytes(inputs: list[str], exclude: tuple[str, ...] = ()) -> int | None:
+    """The size of the input files together, for a progress estimate (:class:`ReadMeter`); None when an input is
+    a dataset (no files to measure) or they cannot be listed."""
+    try:
+        resolved = resolve_inputs(inputs, exclude)
+        if any(kind != "file" for kind, _ in resolved):
+            return None
+        return sum(Path(loc).stat().st_size for _, loc in resolved)
+    except Exception:  # noqa: BLE001 - an estimate only; reading errors are reported by read_docs
+        return None
+
+
+class ReadMeter:
+    """The bytes of the input files read so far, as stored (compressed bytes for ``.gz`` / ``.zst``): with their
+    total size it estimates how many records the inputs hold where counting them would mean reading them."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total_bytes, self.done = total_bytes, 0
+        self._current: IO[bytes] | None = None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def reading(meter: ReadMeter | None, f: IO[bytes]) -> Iterator[None]:
+        """Count the bytes read from ``f`` (a file as stored) while the block runs; nothing when ``meter`` is None."""
+        if meter is None:
+            yield
+            return
+        meter._current = f
+        try:
+            yield
+        finally:
+            meter.done += meter._tell()
+            meter._current = None
+
+    def _tell(self) -> int:
+        try:
+            return self._current.tell() if self._current is not None and not self._current.closed else 0
+        except (OSError, ValueError):
+            return 0
+
+    def fraction(self) -> float:
+        """The share of the input bytes read, 0 to 1."""
+        return min(1.0, (self.done + self._tell()) / self.total_bytes) if self.total_bytes > 0 else 0.0
+
+
 JSON_ARRAY_WINDOW = 1 << 20  # a .json file whose first MiB is all whitespace is read as JSON lines
 
 
@@ -219,11 +282,16 @@ HASHED_BYTES = 1 << 20  # hashed at each end of a file
 def _file_state(path: Path) -> dict[str, Any]:
     """Size and hashes of the first and last MiB: enough to tell a file grown, shrunk or replaced from one that was
     only touched, without reading all of it."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = hashlib.sha256(f.read(HASHED_BYTES)).hexdigest()[:16]
-        f.seek(max(0, size - HASHED_BYTES))
-        tail = hashlib.sha256(f.read(HASHED_BYTES)).hexdigest()[:16]
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = hashlib.sha256(f.read(HASHED_BYTES)).hexdigest()[:16]
+            f.seek(max(0, size - HASHED_BYTES))
+            tail = hashlib.sha256(f.read(HASHED_BYTES)).hexdigest()[:16]
+    except (
+        OSError
+    ) as exc:  # the reader rejects it as unreadable_file; the state says so, for the resume check
+        return {"unreadable": type(exc).__name__}
     return {"size": size, "head": head, "tail": tail}
 
 
@@ -234,13 +302,44 @@ def input_files(inputs: list[str], exclude: tuple[str, ...] = ()) -> dict[str, d
     for kind, location, _ in _resolve(inputs, exclude=exclude):
         if kind == "file":
             out[location] = _file_state(Path(location))
-        elif kind == "hf_disk":
+        elif kind in ("hf_disk", "hf_repo"):
             for p in sorted(Path(location).rglob("*")):
                 if p.is_file():
-                    out[str(p)] = _file_state(p)
+                    out[str(p)] = {**_file_state(p), "dataset": kind}
         else:
             out[location] = {}
     return out
+
+
+LEGACY_SUFFIXES = (
+    ".jsonl",
+    ".jsonl.gz",
+    ".json",
+    ".ndjson",
+    ".parquet",
+)  # what 0.1 read (.json as JSON lines)
+
+
+def legacy_differences(files: dict[str, dict[str, Any]]) -> list[str]:
+    """Input files that instructpt 0.1 did not read, or read otherwise (a ``.json`` array): a run directory 0.1
+    wrote from these inputs does not hold what today's readers give, so it must not be resumed."""
+    out = []
+    for path in sorted(files):
+        if files[path].get("dataset") or not files[path]:  # a dataset's own files; hub ids
+            continue
+        if not path.endswith(LEGACY_SUFFIXES):
+            out.append(f"{path} (not read by 0.1)")
+        elif path.endswith(".json") and json_array_start(_head(Path(path))):
+            out.append(f"{path} (a JSON array; 0.1 read it as JSON lines)")
+    return out
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(HASHED_BYTES)
+    except OSError:
+        return b""
 
 
 def input_changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:

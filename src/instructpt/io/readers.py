@@ -9,7 +9,8 @@ corpora belong in JSON lines); everything else streams.
 Which files the inputs name, and their stable names, come from :mod:`.inputs`. Records without an id field get a
 stable id ``{source}:{n}``: ``source`` is the file's path relative to the input it was found under (ids do not
 depend on where the corpus is mounted), ``n`` the line or CSV data row (from 1, blank lines are not rows) or the
-array element or parquet row (from 0).
+array element or parquet row (from 0). Fields named in ``keep_fields`` (``--keep-fields``) go into ``RawDoc.fields``
+where a record has them (absent or null: left out). HF datasets: :mod:`.hf`.
 
 Nothing is dropped silently: invalid JSON, invalid UTF-8, NUL bytes, non-object rows, missing / null / non-string /
 empty text, absurdly long lines (or CSV fields), CSV rows of the wrong length (``malformed_row``) and unreadable
@@ -29,11 +30,12 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from instructpt.errors import InputError
-from instructpt.io.inputs import JSON_ARRAY_WINDOW, _abs, _resolve, json_array_start, source_names
+from instructpt.io.hf import DatasetSpec, open_dataset
+from instructpt.io.inputs import JSON_ARRAY_WINDOW, ReadMeter, _abs, _resolve, json_array_start, source_names
 from instructpt.records import RawDoc, Reject
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class ReadOptions:
     split: str = "train"
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     exclude: tuple[str, ...] = ()  # directories never read from (the run's own output directory)
+    keep_fields: tuple[str, ...] = ()  # input fields carried into RawDoc.fields where a record has them
+    dataset: DatasetSpec | None = None  # hub ids and dataset repositories: config, revision, data files
+    meter: ReadMeter | None = field(default=None, compare=False)  # counts the bytes read (progress estimates)
 
 
 def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reject]:
@@ -56,7 +61,8 @@ def read_docs(inputs: list[str], options: ReadOptions) -> Iterator[RawDoc | Reje
     resolved = _resolve(inputs, warn=True, exclude=options.exclude)
     names = source_names([(loc, root) for kind, loc, root in resolved if kind == "file" and root is not None])
     # local dataset directories are named like files whose root is their parent: "wiki", or "a/wiki" and "b/wiki"
-    names.update(source_names([(loc, _abs(loc).parent) for kind, loc, _ in resolved if kind == "hf_disk"]))
+    dirs = [(loc, _abs(loc).parent) for kind, loc, _ in resolved if kind in ("hf_disk", "hf_repo")]
+    names.update(source_names(dirs))
     for kind, location, _ in resolved:
         if kind == "file":
             yield from _read_file(location, names[location], options)
@@ -93,7 +99,8 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions, original: Any = 
         return Reject(rid, source, "empty_text", "", "read", original)
     if not _encodable(text):  # JSON may escape a lone surrogate ("\ud83d"); no UTF-8 output could hold it
         return Reject(rid, source, "invalid_unicode", "lone surrogate in the text", "read", original)
-    return RawDoc(rid, text, source, id_derived=bool(options.id_field) and not usable)
+    kept = {k: obj[k] for k in options.keep_fields if obj.get(k) is not None and k != field}
+    return RawDoc(rid, text, source, id_derived=bool(options.id_field) and not usable, fields=kept or None)
 
 
 def _encodable(text: str) -> bool:
@@ -131,10 +138,11 @@ def _read_file(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc 
 
 
 @contextlib.contextmanager
-def _open_binary(path: str) -> Iterator[io.BufferedReader | gzip.GzipFile]:
-    """The bytes of a file, decompressed as its name says (``.gz``: gzip, ``.zst``: zstd)."""
+def _open_binary(path: str, meter: ReadMeter | None = None) -> Iterator[io.BufferedReader | gzip.GzipFile]:
+    """The bytes of a file, decompressed as its name says (``.gz``: gzip, ``.zst``: zstd); ``meter`` counts the
+    bytes of the file itself (compressed) read."""
     # opened here, not by pyarrow: Python passes a name that is not UTF-8 through to the OS; pyarrow cannot
-    with open(path, "rb") as raw:
+    with open(path, "rb") as raw, ReadMeter.reading(meter, raw):
         if path.endswith(".gz"):
             with gzip.GzipFile(fileobj=raw) as f:
                 yield f
@@ -164,7 +172,7 @@ def _read_jsonl(path: str, source: str, options: ReadOptions, arrays: bool) -> I
 
 def _array_records(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
     """The elements of a JSON array, numbered from 0; an array that is not valid JSON as a whole is one reject."""
-    with _open_binary(path) as f:
+    with _open_binary(path, options.meter) as f:
         data = f.read()
     try:
         values = json.loads(data.removeprefix(codecs.BOM_UTF8).decode("utf-8"))
@@ -184,7 +192,7 @@ def _array_records(path: str, source: str, options: ReadOptions) -> Iterator[Raw
 
 
 def _json_lines(path: str, source: str, options: ReadOptions) -> Iterator[RawDoc | Reject]:
-    with _open_binary(path) as f:
+    with _open_binary(path, options.meter) as f:
         n = 0
         while True:
             n += 1
@@ -260,7 +268,7 @@ def _csv_header(rows: Iterator[list[str]]) -> list[str] | None:
 def _read_csv(path: str, source: str, options: ReadOptions, delimiter: str) -> Iterator[RawDoc | Reject]:
     previous = csv.field_size_limit(options.max_line_bytes)  # a field over it is a csv.Error (line_too_long)
     try:
-        with _open_binary(path) as f:
+        with _open_binary(path, options.meter) as f:
             lines = _Lines(f, options.max_line_bytes)
             rows = csv.reader(lines, delimiter=delimiter)
             try:
@@ -334,11 +342,12 @@ def _read_parquet(path: str, source: str, options: ReadOptions) -> Iterator[RawD
 
     try:
         # opened here, not by pyarrow: Python passes a name that is not UTF-8 through to the OS; pyarrow cannot
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, ReadMeter.reading(options.meter, f):
             pf = pq.ParquetFile(f)
             names = set(pf.schema_arrow.names)
             _check_column(options.text_field, pf.schema_arrow.names, source)
-            columns = [c for c in (options.text_field, options.id_field) if c and c in names]
+            wanted = (options.text_field, options.id_field, *options.keep_fields)
+            columns = list(dict.fromkeys(c for c in wanted if c and c in names))
             row = 0
             for batch in pf.iter_batches(columns=columns or None, batch_size=4096):
                 for obj in batch.to_pylist():
@@ -386,24 +395,10 @@ def _columns(path: str, fmt: str, limit: int) -> list[str] | None:
 
 
 def _read_hf(kind: str, location: str, options: ReadOptions, name: str) -> Iterator[RawDoc | Reject]:
-    try:
-        import datasets
-    except ImportError as exc:
-        raise InputError(
-            f"reading {location!r} needs the datasets package: pip install 'instructpt[hf]'"
-        ) from exc
-    try:
-        if kind == "hf_disk":
-            ds = datasets.load_from_disk(location)
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds[options.split]
-        else:
-            ds = datasets.load_dataset(location, split=options.split, streaming=True)
-    except Exception as exc:  # noqa: BLE001 - hub/network/format errors all mean "cannot read this input"
-        raise InputError(f"cannot load dataset {location!r} (split {options.split!r}): {exc}") from exc
-    source = f"{name}/{options.split}"
-    columns = getattr(ds, "column_names", None)
+    spec = options.dataset or DatasetSpec(options.split)
+    rows, columns = open_dataset(kind, location, spec)
+    source = spec.source(name)
     if columns:  # streamed hub datasets may not know theirs before the first row
-        _check_column(options.text_field, list(columns), source)
-    for row, obj in enumerate(ds):
+        _check_column(options.text_field, columns, source)
+    for row, obj in enumerate(rows):
         yield to_doc(obj, source, row, options)

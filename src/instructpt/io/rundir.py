@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from instructpt.errors import ResumeError
-from instructpt.io.inputs import input_changes
+from instructpt.io.inputs import input_changes, legacy_differences
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,14 @@ class RunDir:
                 f"{more}); finished shards would no longer match the records they were made from. Use a new "
                 "output directory, or --overwrite to start over"
             )
-        if old is None and self.has_results():  # written by a version that did not record its inputs
+        if old is None and self.has_results():  # written by a version that did not record its inputs (0.1)
+            legacy = legacy_differences(self.inputs)
+            if legacy:
+                raise ResumeError(
+                    f"{self.root} was written by instructpt 0.1, which read these inputs otherwise or not at all "
+                    f"({'; '.join(legacy[:MAX_CHANGES_SHOWN])}): resuming would shift records between shards. "
+                    "Use a new output directory, or --overwrite to start over"
+                )
             log.info("%s does not record its input files; recording them now", self.root)
         atomic_write(path, json_bytes(self.inputs))
 

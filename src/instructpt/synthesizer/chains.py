@@ -45,30 +45,30 @@ class Item:
     piece: int = 0
     n_pieces: int = 1
     ctx_ids: list[int] | None = None  # exact ids of context_block(text) when the engine has a codec
+    fields: dict[str, Any] | None = None  # the document's kept input fields (--keep-fields)
 
 
 def make_items(docs: list[RawDoc], codec: TextCodec | None, budget: int | None) -> list[Item]:
     """Items for a shard's documents: exact context-block ids, and long texts split into fitting pieces (a text
     that fits once the whitespace around it is stripped keeps its id, as one piece)."""
     if codec is None or budget is None:
-        return [Item(d.id, d.id, d.source, d.text) for d in docs]
+        return [Item(d.id, d.id, d.source, d.text, fields=d.fields) for d in docs]
     encode_batch = getattr(codec, "encode_batch", None)
     blocks = [context_block(d.text) for d in docs]
     all_ids = encode_batch(blocks) if encode_batch else [codec.encode(b) for b in blocks]
     items: list[Item] = []
     for doc, ids in zip(docs, all_ids):
         if len(ids) <= budget:
-            items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids))
+            items.append(Item(doc.id, doc.id, doc.source, doc.text, ctx_ids=ids, fields=doc.fields))
             continue
         pieces = split_to_fit(doc.text, _fits(codec, budget))
         if len(pieces) == 1:  # it fits once the whitespace around it is stripped: not a split
-            items.append(
-                Item(doc.id, doc.id, doc.source, pieces[0], ctx_ids=codec.encode(context_block(pieces[0])))
-            )
+            ids = codec.encode(context_block(pieces[0]))
+            items.append(Item(doc.id, doc.id, doc.source, pieces[0], ctx_ids=ids, fields=doc.fields))
             continue
         for k, piece in enumerate(pieces):
             ids_k = codec.encode(context_block(piece))
-            items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k))
+            items.append(Item(f"{doc.id}#{k}", doc.id, doc.source, piece, k, len(pieces), ids_k, doc.fields))
     return items
 
 
@@ -214,6 +214,7 @@ class ChainRunner:
             drops=drops,
             synthesizer=self.synthesizer,
             sampling=self.sampling,
+            fields=item.fields,
         )
 
     def _extend_history(self, item: Item, gen: Generation, pairs: list[QAPair], clean: bool) -> bool:

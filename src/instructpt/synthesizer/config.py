@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from instructpt.config import option
 from instructpt.engines.config import EngineConfig
 from instructpt.errors import ConfigError
+from instructpt.io.hf import DatasetSpec
 from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES, ReadOptions
 from instructpt.stages import ShardedOptions
 from instructpt.wire import FORMAT_VERSION
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 # Bump when the token ids sent for the same text and settings change. 2: pairs encoded after their context;
 # 3: the model's tokenizer.json as written, not transformers 5's rebuild of Llama-class tokenizers.
 PROMPT_IDS_VERSION = 3
+DEFAULT_KEEP_FIELDS = ["metadata"]  # datatrove's lineage field, always kept where a record has it
 
 
 @dataclass
@@ -26,7 +28,8 @@ class SynthesizeConfig(ShardedOptions):
     """``instructpt synthesize``: raw corpus -> instruction-response pairs."""
 
     FIELD_HELP: ClassVar[dict[str, str]] = {
-        "inputs": "jsonl / jsonl.gz / parquet files, directories, globs, or HF dataset ids."
+        "inputs": "jsonl / json / csv / tsv files (plain, .gz or .zst), parquet files, directories, globs, local "
+        "dataset repositories or HF dataset ids."
     }
     INPUTS: ClassVar[str] = "file, directory, glob or HF dataset id"
 
@@ -36,7 +39,17 @@ class SynthesizeConfig(ShardedOptions):
     id_field: str | None = option(
         None, "Field holding a document id (default: a stable id from file + line)."
     )
+    keep_fields: list[str] = option(
+        list(DEFAULT_KEEP_FIELDS),
+        "Input fields carried into every output record (under 'fields') and on through templify; 'metadata' is "
+        "always kept, names given here are added. A record without a field simply has none.",
+    )
     split: str = option("train", "Split of an HF dataset input.")
+    hf_config: str | None = option(None, "Config (subset) name of an HF dataset id or dataset repository.")
+    hf_revision: str | None = option(None, "Revision (branch, tag or commit) of an HF dataset id.")
+    hf_data_files: list[str] = option(
+        [], "Data files (paths or globs in the dataset repository) to read instead of the config's."
+    )
     shard_size: int = option(1000, "Input records per output shard (the unit of resume).")
     max_inflight: int = option(512, "Requests kept in flight across chains (engine saturation).")
     max_inflight_tokens: str | None = option(
@@ -66,6 +79,7 @@ class SynthesizeConfig(ShardedOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.keep_fields = list(dict.fromkeys([*DEFAULT_KEEP_FIELDS, *self.keep_fields]))
         if self.rounds < 1:
             raise ConfigError("--rounds must be >= 1")
         if self.limit is not None and self.limit < 0:
@@ -89,9 +103,11 @@ class SynthesizeConfig(ShardedOptions):
     @property
     def read_options(self) -> ReadOptions:
         """How the inputs are read (the output directory is never read back as input)."""
+        dataset = DatasetSpec(self.split, self.hf_config, self.hf_revision, tuple(self.hf_data_files))
         return ReadOptions(
-            self.text_field, self.id_field, self.split, self.max_line_bytes, exclude=(self.output,)
-        )
+            self.text_field, self.id_field, self.split, self.max_line_bytes, exclude=(self.output,),
+            keep_fields=tuple(self.keep_fields), dataset=dataset,
+        )  # fmt: skip
 
     def inflight_token_cap(self, engine: Engine) -> int | None:
         """The token bound on requests in flight for ``engine`` (None: none); see --max-inflight-tokens."""
@@ -121,6 +137,11 @@ class SynthesizeConfig(ShardedOptions):
             fp["max_line_bytes"] = self.max_line_bytes
         if self.fraction < 1:
             fp.update(fraction=self.fraction, fraction_seed=self.fraction_seed)
+        if self.keep_fields != DEFAULT_KEEP_FIELDS:
+            fp["keep_fields"] = self.keep_fields
+        for key in ("hf_config", "hf_revision", "hf_data_files"):
+            if getattr(self, key):
+                fp[key] = getattr(self, key)
         if self.engine.backend.uses_tokenizer:
             # How prompt ids are built (wire.encode_example) and sampling seeded (per record): outputs written
             # before these were settled are not resumed into.

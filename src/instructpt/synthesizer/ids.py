@@ -84,5 +84,5 @@ def passed_through(doc: RawDoc, synthesizer: dict[str, Any], sampling: dict[str,
     """The record of a document ``--fraction`` did not pick: its raw text, no pairs, a chain of its own."""
     return SynthRecord(
         id=doc.id, doc_id=doc.id, source=doc.source, text=doc.text, pairs=[], chain_id=doc.id, chain_pos=0,
-        finish_reason="not_selected", synthesizer=synthesizer, sampling=sampling,
+        finish_reason="not_selected", synthesizer=synthesizer, sampling=sampling, fields=doc.fields,
     )  # fmt: skip

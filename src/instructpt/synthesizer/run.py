@@ -23,14 +23,14 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, cast
 
 from instructpt.engines.base import Engine, load_engine
 from instructpt.errors import ConfigError, EngineError
 from instructpt.io.ids import SeenIds, pack, unpack
-from instructpt.io.inputs import count_records, input_files
+from instructpt.io.inputs import ReadMeter, count_records, input_bytes, input_files
 from instructpt.io.readers import check_columns, read_docs
 from instructpt.io.shards import ShardedOutput
 from instructpt.io.stats import Stats
@@ -82,13 +82,7 @@ class Synthesizer:
                 )
         self.synth_info = engine.describe()
         self.sampling = e.sampling.to_dict()
-        total = None
-        if config.progress:
-            total = (
-                count_records(config.inputs, exclude=(config.output,))
-                if config.limit is None
-                else config.limit
-            )
+        total, self.meter = _progress_total(config)
         self.progress = Progress("synthesize", total=total, enabled=config.progress, unit="docs")
         # Derived ids (file + line) are unique by construction; ids read from --id-field are checked across shards.
         self.earlier_ids = SeenIds() if config.id_field else None
@@ -106,13 +100,17 @@ class Synthesizer:
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
-        stream = read_docs(self.config.inputs, self.config.read_options)
+        stream = read_docs(self.config.inputs, replace(self.config.read_options, meter=self.meter))
         if self.config.limit is not None:
             stream = islice(stream, self.config.limit)
-        index = 0
+        index = read = 0
         while chunk := list(islice(stream, self.config.shard_size)):
+            read += len(chunk)
+            if self.meter is not None and self.meter.fraction() > 0:  # records so far / share of bytes read
+                self.progress.estimate(max(read, round(read / self.meter.fraction())))
             yield index, chunk
             index += 1
+        self.progress.estimate(read, approximate=False)  # every record is read: the total is known
 
     def _retry(self, index: int) -> bool:
         """With --retry-errors, a finished shard with failed requests is reopened to be run again."""
@@ -319,7 +317,8 @@ class Synthesizer:
         shard.stats.add("docs_out", len(per_doc) + len(shard.passed))
         shard.stats.add("chains", len({rec.chain_id for rec in records}))
         ids = pack(shard.kept_ids or []) if self.earlier_ids is not None else None
-        self.out.write_shard(shard.index, [r.to_dict() for r in records], rejects, shard.stats, ids)
+        rows = [r.to_parquet_row() if self.config.format == "parquet" else r.to_dict() for r in records]
+        self.out.write_shard(shard.index, rows, rejects, shard.stats, ids)
         open_shards.pop(shard.index, None)
 
 
@@ -340,7 +339,9 @@ def synthesize(
     files = input_files(config.inputs, (config.output,))
     check_columns(config.inputs, config.read_options)
     fp = config.fingerprint()
-    out = open_output(config, "synthesize", fp, renamed=RENAMED, schema=synth_record_schema, inputs=files)
+    out = open_output(
+        config, "synthesize", fp, plan, renamed=RENAMED, schema=synth_record_schema, inputs=files
+    )
     already = len(out.completed_shards())
     own_engine = engine is None
     t0 = time.monotonic()
@@ -356,7 +357,19 @@ def synthesize(
     t3 = time.monotonic()
     run = RunInfo("docs", synth.progress.docs, t2 - t1, t1 - t0, t3 - t2)
     run.shards_resumed, run.shards_retried = already - synth.retried, synth.retried
-    return summarize(out, run, HEADLINE, _derived)
+    return summarize(out, run, HEADLINE, _derived, plan)
+
+
+def _progress_total(config: SynthesizeConfig) -> tuple[int | None, ReadMeter | None]:
+    """The records to do, when counting them is cheap; else a meter of the bytes read, which estimates it as the
+    run goes (compressed, CSV and JSON-array inputs); neither for HF datasets: their total is unknown."""
+    if not config.progress:
+        return None, None
+    if config.limit is not None:
+        return config.limit, None
+    total = count_records(config.inputs, exclude=(config.output,))
+    size = input_bytes(config.inputs, (config.output,)) if total is None else None
+    return total, ReadMeter(size) if size else None
 
 
 def _derived(counts: dict[str, Any]) -> dict[str, Any]:

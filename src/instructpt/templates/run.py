@@ -7,13 +7,15 @@ A map stage on the platform runner (:func:`instructpt.stages.run_map_stage`): ea
 ``SynthRecord``s, grouped by chain (consecutive records sharing ``chain_id``), and every chain is rendered into
 one document with the seeded template inventory. Same input + seed + inventory -> the same bytes, whatever the
 order or number of workers. Resumable and fingerprinted like every stage; malformed records go to ``rejects/``
-with their reason.
+with their reason. A chain whose records carry kept input fields (synthesize ``--keep-fields``) keeps them, with
+each source document's ``source``, in ``source_fields``. Progress counts chains; its ETA comes from the input
+shards (how many chains a shard holds is not known before it is read).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,8 +131,14 @@ class Templify:
     # counter names of earlier versions' shard stats -> today's
     renamed: dict[str, str] = {"documents_out": "docs_out", "pairs_rendered": "pairs_out"}  # noqa: RUF012
 
-    def __init__(self, config: TemplifyConfig) -> None:
+    def __init__(
+        self, config: TemplifyConfig, shards: Sequence[ShardFile] = (), plan: ShardPlan | None = None
+    ) -> None:
         self.config, self.options = config, config.options
+        plan = plan or ShardPlan()
+        owned = [sh.index for sh in shards if plan.owns(sh.index)]
+        self._owned_after = {index: len(owned) - k - 1 for k, index in enumerate(owned)}
+        self._shards_done = 0
 
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
         stats, rejects, docs = Stats(), list[Reject](), list[dict[str, Any]]()
@@ -139,6 +147,10 @@ class Templify:
             docs.append(doc.to_dict())
             progress.update(docs=1, pairs=doc.n_pairs)
         stats.add("docs_out", len(docs))
+        self._shards_done += 1  # the shards after this one are what is left (finished ones are skipped)
+        left = self._owned_after.get(shard.index)
+        if left is not None:
+            progress.parts_done(self._shards_done, self._shards_done + left, "shards")
         return ShardResult(docs, rejects, stats)
 
     def _render(self, chain: list[SynthRecord], stats: Stats) -> AugmentedDoc:
@@ -168,12 +180,22 @@ class Templify:
             seed=seed,
             n_pairs=rendered.n_pairs,
             piece_ids=rendered.piece_ids,
+            source_fields=_source_fields(chain),
         )
+
+
+def _source_fields(chain: list[SynthRecord]) -> dict[str, dict[str, Any]]:
+    """Source document id -> the input file it came from (``source``) and its kept input fields (lineage)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in chain:
+        out.setdefault(r.doc_id, {"source": r.source, **(r.fields or {})})
+    return out
 
 
 def templify(config: TemplifyConfig, plan: ShardPlan | None = None) -> Summary:
     """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
-    return run_map_stage(Templify(config), config, config.fingerprint(), input_shards(config.inputs), plan)
+    shards = input_shards(config.inputs)
+    return run_map_stage(Templify(config, shards, plan), config, config.fingerprint(), shards, plan)
 
 
 main = templify
