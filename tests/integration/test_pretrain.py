@@ -266,3 +266,33 @@ def test_document_masking_keeps_attention_within_a_document(mixture: Path, tmp_p
     assert not torch.allclose(masked[0, 8:], plain[0, 8:], atol=1e-4)
     _run(mixture, tmp_path / "masked", max_steps=6, doc_masking=True)
     assert len(_losses(tmp_path / "masked")) == 6
+
+
+class _FakeSummaryWriter:
+    """Test double of torch.utils.tensorboard.SummaryWriter: records what the loop writes."""
+
+    scalars: list[tuple[str, float, int]] = []
+
+    def __init__(self, logdir: str) -> None:
+        self.logdir = logdir
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+    def flush(self) -> None:
+        pass
+
+
+def test_metrics_also_go_to_tensorboard_when_asked(mixture: Path, tmp_path: Path, monkeypatch) -> None:
+    import types
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = _FakeSummaryWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    _run(mixture, tmp_path / "tb", max_steps=4, report_to=["tensorboard"])
+    losses = [(v, s) for tag, v, s in _FakeSummaryWriter.scalars if tag == "train/loss"]
+    assert [s for _, s in losses] == [1, 2, 3, 4, 4]  # then the final line, with the last validation loss
+    assert [v for v, _ in losses[:4]] == _losses(tmp_path / "tb")
+    assert any(tag == "train/val_loss" for tag, _, _ in _FakeSummaryWriter.scalars)
+    with pytest.raises(ConfigError, match="report-to takes tensorboard and wandb"):
+        _opts(report_to=["mlflow"])

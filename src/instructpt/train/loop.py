@@ -66,6 +66,9 @@ class TrainOptions:
     peak_tflops: float | None = option(
         None, "Peak TFLOP/s of one device for MFU (default: built in for H100/H200/A100)."
     )
+    report_to: list[str] = option(
+        [], "Also log metrics to: tensorboard (OUTPUT/tensorboard) and/or wandb (when installed)."
+    )
     doc_masking: bool = option(
         False, "Attend only within each document of a block; positions restart per document."
     )
@@ -75,6 +78,11 @@ class TrainOptions:
             raise ConfigError("--batch-size must be >= 1, --seq-len >= 2, --train.micro-batch-size >= 0")
         if self.max_steps is None and self.max_tokens is None:
             raise ConfigError("give --max-steps or --max-tokens")
+        unknown = set(self.report_to) - {"tensorboard", "wandb"}
+        if unknown:
+            raise ConfigError(
+                f"--train.report-to takes tensorboard and wandb, not {', '.join(sorted(unknown))}"
+            )
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr <= 0:
             raise ConfigError("--checkpoint-every and --train.keep-checkpoints must be >= 1, --lr > 0")
 
@@ -167,6 +175,7 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_path = self.out / "metrics.jsonl"
         self._pending: list[str] = []  # metric lines not yet written (written at log lines and checkpoints)
+        self._sinks = open_sinks(self.options, self.out) if self.world.main else []
 
     def resume(self) -> int:
         """Restore the newest checkpoint; returns the step to start from. Metrics logged after that checkpoint (by
@@ -242,6 +251,8 @@ class Trainer:
         if not self.world.main:
             return
         self._pending.append(json.dumps(metrics))
+        for sink in self._sinks:
+            sink(metrics)
         if progress is not None:
             progress.update(docs=1, tokens=self.options.batch_size * self.options.seq_len)
         if metrics.get("final") or metrics["step"] % self.options.log_every == 0:
@@ -265,6 +276,37 @@ class Trainer:
             {"data_step": step},
             self.options.keep_checkpoints,
         )
+
+
+def open_sinks(o: TrainOptions, out: Path) -> list[Callable[[dict[str, Any]], None]]:
+    """Metric writers for ``--train.report-to``: TensorBoard event files in OUTPUT/tensorboard, a W&B run."""
+    sinks: list[Callable[[dict[str, Any]], None]] = []
+    if "tensorboard" in o.report_to:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise ConfigError(
+                "--train.report-to tensorboard needs the tensorboard package: pip install tensorboard"
+            ) from exc
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+        def tensorboard(m: dict[str, Any]) -> None:
+            for k, v in m.items():
+                if isinstance(v, float):
+                    writer.add_scalar(f"train/{k}", v, m["step"])
+            writer.flush()
+
+        sinks.append(tensorboard)
+    if "wandb" in o.report_to:
+        try:
+            import wandb
+        except ImportError as exc:
+            raise ConfigError("--train.report-to wandb needs the wandb package: pip install wandb") from exc
+        run = wandb.init(
+            project="instructpt", dir=str(out), config={k: getattr(o, k) for k in o.__dataclass_fields__}
+        )
+        sinks.append(lambda m: run.log({k: v for k, v in m.items() if isinstance(v, float)}, step=m["step"]))
+    return sinks
 
 
 class _nullcontext:
