@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+_OWN_GROUP = False  # init() created the process group (so shutdown() may destroy it)
+
 
 @dataclass(frozen=True)
 class World:
@@ -42,8 +44,10 @@ def init(device: str = "auto") -> World:
     )
     if cuda:
         torch.cuda.set_device(dev)
+    global _OWN_GROUP
     if size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
+        _OWN_GROUP = True
     return World(rank, size, local, dev)
 
 
@@ -89,7 +93,10 @@ def all_mean(value: float, world: World) -> float:
 
 
 def shutdown() -> None:
+    """Leave the process group, if :func:`init` joined it (one that someone else set up in this process stays)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    global _OWN_GROUP
+    if _OWN_GROUP and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _OWN_GROUP = False
