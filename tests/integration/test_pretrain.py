@@ -296,3 +296,11 @@ def test_metrics_also_go_to_tensorboard_when_asked(mixture: Path, tmp_path: Path
     assert any(tag == "train/val_loss" for tag, _, _ in _FakeSummaryWriter.scalars)
     with pytest.raises(ConfigError, match="report-to takes tensorboard and wandb"):
         _opts(report_to=["mlflow"])
+
+
+def test_gradient_accumulation_and_activation_checkpointing_follow_the_same_curve(
+    mixture: Path, tmp_path: Path
+) -> None:
+    _run(mixture, tmp_path / "whole", max_steps=5)
+    _run(mixture, tmp_path / "accum", max_steps=5, micro_batch_size=1, activation_checkpointing=True)
+    assert _losses(tmp_path / "accum") == pytest.approx(_losses(tmp_path / "whole"), rel=1e-5)
