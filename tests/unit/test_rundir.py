@@ -326,3 +326,14 @@ def test_process_with_another_fingerprint_is_refused_among_others(tmp_path: Path
     assert {i: msg for i, msg in got.items() if i != 2} == dict.fromkeys([0, 1, 3, 4], "ok")
     assert got[2].startswith("ResumeError:") and "seed: 1 -> 2" in got[2]
     assert _manifest(tmp_path)["fingerprint"] == FP and _temp_files(tmp_path) == []
+
+
+def test_a_write_cut_short_leaves_nothing_once_the_shard_is_written_again(tmp_path: Path) -> None:
+    """A SIGKILL mid-write leaves the shard's temporary file; writing the shard again (on resume) replaces it,
+    so no stray file stays in data/ (each shard file has one temporary name)."""
+    out = _open(tmp_path)
+    (tmp_path / "data" / ".tmp-shard-00000.jsonl").write_bytes(b'{"half": ')  # what the killed run left
+    out.write_shard(0, [{"x": 1}], [], Stats())
+    assert _temp_files(tmp_path) == [] and sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "shard-00000.jsonl"
+    ]

@@ -44,9 +44,14 @@ class JsonSummary(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def atomic_write(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
-    """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` all or nothing."""
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+def atomic_write(path: Path, data: bytes | Callable[[IO[bytes]], None], shared: bool = False) -> None:
+    """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` all or nothing.
+
+    The temporary file is ``.tmp-NAME`` beside it, so a write cut short (SIGKILL) leaves one that the next write of
+    the same file replaces, rather than litter; ``shared``: several processes may write this file at once (a run
+    directory's top-level files), so each uses a temporary name of its own."""
+    suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}" if shared else ""
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}{suffix}")
     try:
         with open(tmp, "wb") as f:
             if isinstance(data, bytes):
@@ -171,7 +176,7 @@ class RunDir:
                     "Use a new output directory, or --overwrite to start over"
                 )
             log.info("%s does not record its input files; recording them now", self.root)
-        atomic_write(path, json_bytes(self.inputs))
+        atomic_write(path, json_bytes(self.inputs), shared=True)
 
     def _check_or_create(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -226,7 +231,7 @@ class RunDir:
                 "use a new output directory, or delete this one to start over"
             )
         log.warning("%s holds no finished work; starting it over with this configuration", self.root)
-        atomic_write(self.root / MANIFEST, self._manifest_bytes())
+        atomic_write(self.root / MANIFEST, self._manifest_bytes(), shared=True)
 
     def _foreign_content(self) -> bool:
         return any(not p.name.startswith(_TMP_PREFIX) for p in self.root.iterdir())
@@ -241,7 +246,7 @@ class RunDir:
         path = self.root / MANIFEST
         tmp = path.with_name(f"{_TMP_PREFIX}{MANIFEST}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
         try:
-            atomic_write(tmp, self._manifest_bytes())
+            atomic_write(tmp, self._manifest_bytes(), shared=True)
             try:
                 os.link(tmp, path)  # fails if it exists: exactly one process creates it, whole
             except FileExistsError:
@@ -274,6 +279,6 @@ class RunDir:
         try:
             if path.exists() and path.read_bytes() == data:
                 return
-            atomic_write(path, data)
+            atomic_write(path, data, shared=True)
         except OSError as exc:
             raise ResumeError(f"cannot write {path}: {exc}") from exc
