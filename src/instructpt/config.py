@@ -190,6 +190,8 @@ def _merge(cls: type, base: dict[str, Any], over: dict[str, Any]) -> dict[str, A
     hints = _hints(cls)
     for k, v in over.items():
         tp = hints.get(k)
+        if tp is not None and _is_config(tp) and k in out and not isinstance(out[k], dict):
+            raise ConfigError(f"config key {k!r} must be a mapping (its options go under it), got {out[k]!r}")
         if tp is not None and _is_config(tp) and isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(tp, out[k], v)
         elif tp is not None and _is_mapping(tp) and isinstance(v, dict):

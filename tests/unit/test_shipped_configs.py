@@ -77,3 +77,14 @@ def test_yaml_keys_of_the_flat_engine_layout_are_read_into_their_section(tmp_pat
     cfg = resolve(_WithItsOwnSeed, str(old), {"engine.vllm.tensor_parallel_size": 4})
     assert cfg.engine.rules.workers == 3 and cfg.engine.vllm.tensor_parallel_size == 4  # the flag still wins
     assert any("engine.rules_workers is now engine.rules.workers" in r.getMessage() for r in caplog.records)
+
+
+def test_a_section_written_as_a_scalar_is_an_error_even_with_its_flags(tmp_path: Path) -> None:
+    from instructpt.errors import ConfigError
+
+    bad = tmp_path / "c.yaml"
+    bad.write_text("engine: vllm\n")  # engine is a section: `engine: {name: vllm}`
+    with pytest.raises(ConfigError, match="'engine' must be a mapping"):
+        resolve(_WithItsOwnSeed, str(bad), {"engine.model": "m"})
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        resolve(_WithItsOwnSeed, str(bad), {})
