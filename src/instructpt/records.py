@@ -116,7 +116,9 @@ class SynthRecord:
             return "malformed_pairs"
         if any(not isinstance(p.question, str) or not isinstance(p.answer, str) for p in qa):
             return "malformed_pairs"
-        if not all(_utf8(t) for t in (text, row["id"], *(x for p in qa for x in (p.question, p.answer)))):
+        if not all(
+            utf8_encodable(t) for t in (text, row["id"], *(x for p in qa for x in (p.question, p.answer)))
+        ):
             return "invalid_unicode"  # a lone surrogate (JSON can escape one): no UTF-8 output could hold it
         known = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         known.update(pairs=qa, doc_id=row.get("doc_id") or row["id"], source=row.get("source", ""))
@@ -135,7 +137,10 @@ def _kept_fields(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
 
-def _utf8(text: str) -> bool:
+def utf8_encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON may escape a lone surrogate, which no UTF-8 output holds)."""
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -36,7 +36,7 @@ from typing import Any
 from instructpt.errors import InputError
 from instructpt.io.hf import DatasetSpec, open_dataset
 from instructpt.io.inputs import JSON_ARRAY_WINDOW, ReadMeter, _abs, _resolve, json_array_start, source_names
-from instructpt.records import RawDoc, Reject
+from instructpt.records import RawDoc, Reject, utf8_encodable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions, original: Any = 
         return Reject(rid, source, "not_an_object", type(obj).__name__, "read", original)
     value = obj.get(options.id_field) if options.id_field else None
     usable = isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
-    usable = usable and _encodable(str(value))
+    usable = usable and utf8_encodable(str(value))
     if usable:
         rid = str(value)
     field = options.text_field
@@ -97,20 +97,10 @@ def to_doc(obj: Any, source: str, n: int, options: ReadOptions, original: Any = 
         return Reject(rid, source, "nul_bytes", "text contains NUL bytes", "read", original)
     if not text.strip():
         return Reject(rid, source, "empty_text", "", "read", original)
-    if not _encodable(text):  # JSON may escape a lone surrogate ("\ud83d"); no UTF-8 output could hold it
+    if not utf8_encodable(text):  # JSON may escape a lone surrogate ("\ud83d"); no UTF-8 output could hold it
         return Reject(rid, source, "invalid_unicode", "lone surrogate in the text", "read", original)
     kept = {k: obj[k] for k in options.keep_fields if obj.get(k) is not None and k != field}
     return RawDoc(rid, text, source, id_derived=bool(options.id_field) and not usable, fields=kept or None)
-
-
-def _encodable(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def original_line(line: bytes) -> str:
@@ -186,7 +176,7 @@ def _array_records(path: str, source: str, options: ReadOptions) -> Iterator[Raw
     for i, obj in enumerate(values):
         doc = to_doc(obj, source, i, options)
         # a lone surrogate ("\ud83d") is kept escaped, as it was read: UTF-8 output cannot hold it
-        if isinstance(doc, Reject) and not _encodable(json.dumps(obj, ensure_ascii=False)):
+        if isinstance(doc, Reject) and not utf8_encodable(json.dumps(obj, ensure_ascii=False)):
             doc.record = json.dumps(obj)
         yield doc
 
@@ -315,7 +305,7 @@ def _csv_record(
     if len(row) != len(header):
         detail = f"{len(row)} fields where the header has {len(header)}"
         return Reject(rid, source, "malformed_row", detail, "read", _as_read(lines.take()))
-    if not all(map(_encodable, row)):
+    if not all(map(utf8_encodable, row)):
         return Reject(rid, source, "invalid_utf8", "bytes that are not UTF-8", "read", _as_read(lines.take()))
     return to_doc(dict(zip(header, row, strict=True)), source, n, options)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from instructpt.errors import ConfigError, ResumeError
+from instructpt.errors import ConfigError, InputError, ResumeError
 from instructpt.io.readers import original_line, parse_json_line
 from instructpt.io.rundir import RunDir, atomic_write
 from instructpt.io.stats import Stats
@@ -258,6 +258,33 @@ def finished_shards(root: str | Path) -> list[ShardFile]:
         if p.name.split(".")[0] in done and p.suffix in (".jsonl", ".parquet")
     )
     return [ShardFile(shard_index(p), p) for p in files]
+
+
+STRIDE = 1_000_000  # the shard number of input k's shard i, for a stage that reads several: k * STRIDE + i
+
+
+def stage_shards(inputs: list[str], reader: str, producer: str) -> list[ShardFile]:
+    """The shard files an earlier stage (``producer``) wrote, numbered for ``reader``'s output, in input order: a
+    run directory gives its finished shards, a shard file itself. The number comes from the input's position and
+    the shard's own number, never from how many shards were finished when the reader ran, so a resumed run maps
+    every input shard to the same output shard."""
+    files: list[ShardFile] = []
+    for k, spec in enumerate(inputs):
+        path = Path(spec)
+        if path.is_file():
+            if not path.name.endswith((".jsonl", ".parquet")):
+                raise InputError(
+                    f"input {spec!r}: {reader} reads the .jsonl or .parquet shards {producer} writes"
+                )
+            files.append(ShardFile(k * STRIDE, path))
+        elif is_run_dir(path):
+            shards = finished_shards(path)
+            if not shards:
+                raise InputError(f"{spec} holds no completed shard (has {producer} finished a shard yet?)")
+            files += [ShardFile(k * STRIDE + sh.index, sh.path) for sh in shards]
+        else:
+            raise InputError(f"input {spec!r} is neither a shard file nor a {producer} output directory")
+    return files
 
 
 def is_run_dir(path: str | Path) -> bool:

@@ -54,9 +54,14 @@ def encode_documents(docs: Sequence[Sequence[int]], dtype: str) -> tuple[bytes, 
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.fromiter(itertools.chain.from_iterable(docs), dtype=dtype, count=int(offsets[-1]))
+    return flat.tobytes(), npy_bytes(offsets)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of a ``.npy`` file (no pickles)."""
     buf = io.BytesIO()
-    np.save(buf, offsets, allow_pickle=False)
-    return flat.tobytes(), buf.getvalue()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
 
 
 @dataclass

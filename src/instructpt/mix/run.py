@@ -13,7 +13,6 @@ MixtureReader` reads fixed-length blocks from it. Presets and sampling: :mod:`in
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from instructpt.config import option
 from instructpt.errors import ConfigError, InputError
 from instructpt.io.rundir import RunDir, json_bytes
-from instructpt.io.tokens import PackedSource
+from instructpt.io.tokens import PackedSource, npy_bytes
 from instructpt.mix.presets import PRESETS
 from instructpt.mix.select import REF, Pick, Source, SourceSpec, rng_for
 from instructpt.stages import RunInfo, RunOptions, Summary
@@ -119,12 +118,6 @@ def open_sources(specs: list[SourceSpec], verify: bool) -> list[Source]:
     return sources
 
 
-def _npy(refs: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, refs, allow_pickle=False)
-    return buf.getvalue()
-
-
 def _refs(picks: list[Pick]) -> np.ndarray:
     return np.concatenate([p.source.refs[p.docs] for p in picks]) if picks else np.zeros(0, dtype=REF)
 
@@ -143,8 +136,8 @@ def mix(config: MixConfig) -> Summary:
     )
     manifest = _manifest(config, sources, picks, val_pools, info, tokenizer)
     out.write_config(config)
-    out.write_file(TRAIN, _npy(train))
-    out.write_file(VAL, _npy(val))
+    out.write_file(TRAIN, npy_bytes(train))
+    out.write_file(VAL, npy_bytes(val))
     out.write_file(MANIFEST, json_bytes(manifest))
     counts = {"docs_out": len(train), "tokens_out": manifest["train"]["tokens"]}
     counts.update(val_docs=len(val), val_tokens=manifest["val"]["tokens"], sources=len(sources))

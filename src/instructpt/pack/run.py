@@ -27,7 +27,7 @@ from instructpt.config import option
 from instructpt.errors import ConfigError, EngineError
 from instructpt.io.inputs import _file_state, count_records, input_files
 from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES, ReadOptions
-from instructpt.io.shards import ShardedOutput
+from instructpt.io.shards import ShardedOutput, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.io.tokens import HEADER, OFFSETS, TOKENS, encode_documents, token_dtype
 from instructpt.pack.sources import CHAT_TEMPLATE_VERSION, SOURCE_TYPES, PackDoc, read_source
@@ -261,9 +261,8 @@ def _index_row(doc: PackDoc, offset: int, length: int) -> dict[str, Any]:
 def _input_state(config: PackConfig) -> dict[str, Any]:
     if config.source_type != "augmented":
         return input_files(config.inputs, (config.output,))
-    from instructpt.pack.sources import _shard_files
-
-    return {str(p): _file_state(p) for p in _shard_files(config.inputs)}
+    shards = stage_shards(config.inputs, reader="pack --source-type augmented", producer="templify")
+    return {str(sh.path): _file_state(sh.path) for sh in shards}
 
 
 def pack(config: PackConfig, plan: ShardPlan | None = None) -> Summary:

@@ -23,7 +23,7 @@ from typing import Any
 
 from instructpt.io.inputs import _resolve, source_names
 from instructpt.io.readers import ReadOptions, read_docs
-from instructpt.io.shards import finished_shards, is_run_dir, read_rows
+from instructpt.io.shards import read_rows, stage_shards
 from instructpt.records import QAPair, RawDoc, Reject
 
 SOURCE_TYPES = ("raw", "augmented", "collection", "chat")
@@ -57,20 +57,12 @@ def read_source(
             yield PackDoc(d.id, d.text, d.source, [d.id]) if isinstance(d, RawDoc) else d
         return
     if kind == "augmented":
-        for path in _shard_files(inputs):
-            yield from _rows(path, path.name, options, _augmented)
+        for shard in stage_shards(inputs, reader="pack --source-type augmented", producer="templify"):
+            yield from _rows(shard.path, shard.path.name, options, _augmented)
         return
     parse = _chat if kind == "chat" else _collection_parser(seed)
     for path, name in _files(inputs, options):
         yield from _rows(path, name, options, parse)
-
-
-def _shard_files(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for spec in inputs:
-        path = Path(spec)
-        files += [sh.path for sh in finished_shards(path)] if is_run_dir(path) else [path]
-    return files
 
 
 def _files(inputs: list[str], options: ReadOptions) -> list[tuple[Path, str]]:

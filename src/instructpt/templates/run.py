@@ -17,12 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from instructpt.config import option
-from instructpt.errors import ConfigError, InputError
-from instructpt.io.shards import ShardFile, finished_shards, is_run_dir, read_records
+from instructpt.errors import ConfigError
+from instructpt.io.shards import STRIDE, ShardFile, read_records, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import AugmentedDoc, Reject, SynthRecord
@@ -80,32 +79,6 @@ class TemplifyConfig(ShardedOptions):
         if len(self.inputs) > 1:
             fp["shard_numbers"] = f"input * {STRIDE} + synthesize shard"
         return fp
-
-
-STRIDE = 1_000_000  # output shard number of input k's synthesize shard i: k * STRIDE + i
-
-
-def input_shards(inputs: list[str]) -> list[ShardFile]:
-    """The shard files of the inputs, numbered for output, in order; directories contribute their finished shards.
-    The number comes from the input's position and the synthesize shard's own number, never from how many shards
-    were finished when templify ran, so a resumed run maps every input shard to the same output shard."""
-    files: list[ShardFile] = []
-    for k, spec in enumerate(inputs):
-        path = Path(spec)
-        if path.is_file():
-            if not path.name.endswith((".jsonl", ".parquet")):
-                raise InputError(
-                    f"input {spec!r}: templify reads the .jsonl or .parquet shards synthesize writes"
-                )
-            files.append(ShardFile(k * STRIDE, path))
-        elif is_run_dir(path):
-            shards = finished_shards(path)
-            if not shards:
-                raise InputError(f"{spec} holds no completed shard (has synthesize finished a shard yet?)")
-            files += [ShardFile(k * STRIDE + sh.index, sh.path) for sh in shards]
-        else:
-            raise InputError(f"input {spec!r} is neither a shard file nor a synthesize output directory")
-    return files
 
 
 def _chains(items: Iterable[SynthRecord | Reject], rejects: list[Reject]) -> Iterator[list[SynthRecord]]:
@@ -194,7 +167,7 @@ def _source_fields(chain: list[SynthRecord]) -> dict[str, dict[str, Any]]:
 
 def templify(config: TemplifyConfig, plan: ShardPlan | None = None) -> Summary:
     """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
-    shards = input_shards(config.inputs)
+    shards = stage_shards(config.inputs, reader="templify", producer="synthesize")
     return run_map_stage(Templify(config, shards, plan), config, config.fingerprint(), shards, plan)
 
 
