@@ -54,6 +54,7 @@ def demo(config: DemoConfig) -> Summary:
             output=str(out / "pairs"),
             rounds=config.rounds,
             progress=config.progress,
+            overwrite=config.overwrite,
             id_field="id",
             engine=EngineConfig(name="rules", model="rules", seed=config.seed),
         )
@@ -64,6 +65,7 @@ def demo(config: DemoConfig) -> Summary:
             output=str(out / "augmented"),
             seed=config.seed,
             progress=config.progress,
+            overwrite=config.overwrite,
         )
     )
     print(report(synth, aug, out, config.samples))

@@ -35,10 +35,9 @@ log = logging.getLogger(__name__)
 # ---- the config every stage shares ----
 @dataclass
 class RunOptions:
-    """Fields of every stage's config: where it writes, and whether it shows progress."""
+    """Fields of every stage's config that writes a run directory: where, and whether to start over there."""
 
     output: str = option("", "Output directory (created; re-running resumes into it).", aliases=("-o",))
-    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
     overwrite: bool = option(
         False, "Start over: delete what an earlier run of this command wrote in the output directory."
     )
@@ -54,6 +53,7 @@ class ShardedOptions(RunOptions):
 
     inputs: list[str] = option([], "Input files or directories.", positional=True)
     format: str = option("jsonl", "Output shard format.", choices=FORMATS)
+    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
 
     INPUTS: ClassVar[str] = "a file, directory or glob"  # what an INPUT is, in the error when none is given
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +35,6 @@ HEADLINE = ("docs_out", "tokens_out", "val_docs", "val_tokens")
 @dataclass
 class MixConfig(RunOptions):
     """``instructpt mix``: packed sources -> a mixture by tokens (a seeded sample index)."""
-
-    FIELD_HELP: ClassVar[dict[str, str]] = {"progress": "Unused (mixing takes seconds)."}
 
     sources: list[str] = option(
         [], "Sources: NAME=PACK_DIR[:SHARE|:xREPEATS] ... (SHARE: of the mixture's tokens; xN: N passes).",

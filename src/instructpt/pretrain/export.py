@@ -18,23 +18,25 @@ from typing import Any
 
 from instructpt.config import option
 from instructpt.errors import ConfigError, InputError
-from instructpt.stages import RunInfo, RunOptions, Summary
+from instructpt.stages import RunInfo, Summary
 
 MODEL_CONFIG, TOKENIZER, RUN_INFO = "model_config", "tokenizer", "run_info.json"
 
 
 @dataclass
-class ExportConfig(RunOptions):
-    """``instructpt export``: a checkpoint -> an HF model directory."""
-
-    FIELD_HELP = {"output": "HF model directory to write.", "progress": "Unused."}
+class ExportConfig:
+    """``instructpt export``: a checkpoint -> an HF model directory (not a run directory: nothing to resume)."""
 
     checkpoint: str = option(
         "", "A pretrain output directory (its newest checkpoint) or one checkpoint.", positional=True
     )
+    output: str = option(
+        "", "HF model directory to write (files already there are replaced).", aliases=("-o",)
+    )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        if not self.output:
+            raise ConfigError("--output/-o is required")
         if not self.checkpoint:
             raise ConfigError(
                 "give the CHECKPOINT to export (a pretrain output directory or a step directory)"

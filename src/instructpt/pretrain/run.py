@@ -47,6 +47,7 @@ class PretrainConfig(RunOptions):
     trust_remote_code: bool = option(False, "Allow model repos to run their own code (off by default).")
     resize_embeddings: bool = option(False, "--init: grow the embeddings to a larger tokenizer vocabulary.")
     export: bool = option(True, "Export the final model as an HF directory into OUTPUT/model.")
+    progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
     train: TrainOptions = field(default_factory=lambda: TrainOptions(max_steps=100))
 
     def __post_init__(self) -> None:
