@@ -260,3 +260,17 @@ def test_the_command_line_and_the_documented_counters(built: dict[str, Path], tm
     packed = json.loads((built["raw"] / "stats.json").read_text())
     for stats in (counts, packed):
         assert set(stats["counts"]) | set(stats["by"]) <= doc
+
+
+def test_pack_resumes_shard_by_shard(built: dict[str, Path], tmp_path: Path) -> None:
+    out = _pack(tmp_path, "raw", [built["raw_corpus"]], built["tok"], shard_size=16)
+    again = pack(PackConfig(inputs=[str(built["raw_corpus"])], output=str(out), tokenizer=str(built["tok"]),
+                            id_field="id", shard_size=16, progress=False))  # fmt: skip
+    assert again.run.shards_resumed == 4 and again.run.done_this_run == 0  # nothing to do
+    before = (out / "data" / "shard-00002.tokens").read_bytes()
+    (out / "done" / "shard-00002").unlink()  # as if the run had stopped while writing shard 2
+    (out / "data" / "shard-00002.tokens").write_bytes(b"half")
+    resumed = pack(PackConfig(inputs=[str(built["raw_corpus"])], output=str(out), tokenizer=str(built["tok"]),
+                              id_field="id", shard_size=16, progress=False))  # fmt: skip
+    assert resumed.run.shards_resumed == 3 and resumed.run.done_this_run == 16
+    assert (out / "data" / "shard-00002.tokens").read_bytes() == before
