@@ -5,7 +5,8 @@ GPU the MFU of the 500m and 1.3b presets.
   logging, metrics) against a bare loop (forward, cross-entropy, backward, AdamW step) on the same model, batches
   and step count; prints tokens/s of both and the ratio (target >= 0.95). Then ``MixtureReader`` blocks per second
   on one core, in tokens/s (target >= 1.2M: 20x what 45 % MFU of the 1.3b preset on one H100 consumes).
-- ``--gpu``: the 500m and 1.3b presets at sequence length 2048, bf16 autocast, SDPA attention, random blocks,
+- ``--gpu``: the 500m and 1.3b presets at sequence length 2048, bf16 autocast, SDPA attention, random blocks, eager
+  and ``torch.compile``d, and a bare loop on the same model for the ratio,
   through the same ``Trainer``; prints tokens/s and MFU against the device's bf16 peak (target >= 45 %). Run by
   ``scripts/gpu-check.sh``.
 
@@ -48,21 +49,30 @@ def _trainer(
     return time.perf_counter() - start, final
 
 
-def _reference(model, steps: int, batch: int, seq_len: int, vocab: int) -> float:
+def _reference(model, steps: int, batch: int, seq_len: int, vocab: int, device=None) -> float:
+    """Seconds of a bare loop: forward, cross-entropy, backward, AdamW (fused on CUDA), no syncs but the last."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
+    device = device or torch.device("cpu")
+    cuda = device.type == "cuda"
     gen = torch.Generator().manual_seed(0)
-    data = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen) for _ in range(4)]
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    data = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen).to(device) for _ in range(4)]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=cuda)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     start = time.perf_counter()
     for s in range(steps):
         blocks = data[s % 4]
-        logits = model(input_ids=blocks[:, :-1]).logits
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
+        with autocast:
+            logits = model(input_ids=blocks[:, :-1]).logits
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    if cuda:
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
@@ -136,26 +146,46 @@ def reader_rate() -> None:
     print(f"  MixtureReader: {rate:,.0f} tokens/s on one core, ratio {rate / 1.2e6:.2f} to the 1.2M target")
 
 
-def gpu(steps: int) -> None:
+def gpu(steps: int, device_name: str = "cuda", presets: tuple[tuple[str, int], ...] = (("500m", 16), ("1.3b", 8)),
+        seq_len: int = 2048) -> None:
+    """MFU of each preset, eager and then ``torch.compile``d (``--train.compile``), through the project's Trainer."""
     import torch
 
     from instructpt.train.model import build_model, model_config, parameter_count
 
-    device = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
-    for preset, batch in (("500m", 16), ("1.3b", 8)):
-        cfg = model_config(preset, 32000, 2048, {"bos_token_id": 1, "eos_token_id": 2})
+    device = torch.device(device_name)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}, torch {torch.__version__}")
+    for preset, batch in presets:
+        cfg = model_config(preset, 32000, seq_len, {"bos_token_id": 1, "eos_token_id": 2})
         model = build_model(cfg, 0)
         total, _ = parameter_count(model)
-        with tempfile.TemporaryDirectory() as tmp:
-            _trainer(model, 3, batch, 2048, 32000, Path(tmp), device)  # warm up (kernels, allocator)
-            seconds, final = _trainer(model, steps, batch, 2048, 32000, Path(tmp), device)
-        tokens = steps * batch * 2048
-        print(f"  {preset} ({total / 1e6:,.0f}M parameters), batch {batch} x 2048, bf16: "
-              f"{tokens / seconds:,.0f} tok/s, MFU {final.get('mfu', float('nan')):.1%} (target >= 45%), "
-              f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")  # fmt: skip
+        for compiled in (False, True):
+            label = "torch.compile" if compiled else "eager"
+            try:
+                run = torch.compile(model) if compiled else model
+                with tempfile.TemporaryDirectory() as tmp:
+                    start = time.perf_counter()
+                    _trainer(run, 3, batch, seq_len, 32000, Path(tmp), device)  # warm up (kernels, allocator)
+                    warm = time.perf_counter() - start
+                    seconds, final = _trainer(run, steps, batch, seq_len, 32000, Path(tmp), device)
+            except Exception as exc:  # noqa: BLE001 - report and go on to the next measurement
+                print(f"  {preset} {label}: failed: {type(exc).__name__}: {exc}")
+                continue
+            tokens = steps * batch * seq_len
+            if not compiled:
+                _reference(run, 3, batch, seq_len, 32000, device)
+                bare = _reference(run, steps, batch, seq_len, 32000, device)
+                print(f"  {preset} eager, bare loop (no per-step sync): {tokens / bare:,.0f} tok/s, "
+                      f"Trainer / bare {bare / seconds:.3f}")
+            peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+            print(f"  {preset} ({total / 1e6:,.0f}M parameters), {label}, batch {batch} x {seq_len}, bf16 autocast: "
+                  f"{tokens / seconds:,.0f} tok/s, MFU {final.get('mfu', float('nan')):.1%} (target >= 45%), "
+                  f"peak memory {peak:.1f} GiB, warm-up (3 steps) {warm:.1f} s")  # fmt: skip
         del model
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
 
 
 def main() -> None:

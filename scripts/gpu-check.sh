@@ -7,8 +7,8 @@
 # 1. env.txt:     nvidia-smi, and the versions of python, torch, transformers and vllm (when importable)
 # 2. pytest.txt:  the `gpu` tests (transformers engine and the stage on CUDA) and the `vllm` tests (skipped, with
 #                 the reason, when vllm does not import)
-# 3. bench-pretrain.txt: MFU of the 500m and 1.3b pretrain presets (bf16, sequence length 2048, random blocks,
-#                 the project's training loop), and the loop/reader figures on CPU
+# 3. bench-pretrain.txt: MFU of the 500m and 1.3b pretrain presets, eager and torch.compile (bf16 autocast,
+#                 sequence length 2048, random blocks, the project's Trainer against a bare loop)
 # 4. bench-*.txt: when vllm imports, bench_chains at M=3 with the random-weight Mistral-7B shape and fixed output
 #                 lengths (the GPU targets of the synthesis issue; commands and reading in bench/RESULTS.md)
 #

@@ -4,6 +4,7 @@ accelerator machine when one is lent (``scripts/gpu-check.sh``) and are skipped 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,53 @@ def test_the_stage_runs_chains_on_cuda(tiny_synth: Path, tmp_path: Path) -> None
     assert summary.counts["docs_out"] == 60 and len(records) == 60
     assert summary.counts["pairs_out"] > 0 and max(r["chain_pos"] for r in records) >= 1
     assert all(r["prompt_tokens"] <= 384 - 48 for r in records)
+
+
+def _pretrain_mixture(root: Path, tiny_synth: Path) -> Path:
+    from instructpt.mix.run import MixConfig, mix
+    from instructpt.pack.run import PackConfig, pack
+
+    text = "The river feeds the garden. However, the old doctor opens the bank. Therefore, the market moves. "
+    corpus = root / "raw.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Note {i}. " + text * (1 + i % 3)}) + "\n"
+                              for i in range(240)))  # fmt: skip
+    pack(PackConfig(inputs=[str(corpus)], output=str(root / "packed"), tokenizer=str(tiny_synth), progress=False))
+    mix(MixConfig(output=str(root / "mix"), sources=[f"raw={root / 'packed'}"], seq_len=32, val_fraction=0.02))
+    return root / "mix"
+
+
+def test_pretrain_on_cuda_learns_resumes_and_exports(tiny_synth: Path, tmp_path: Path) -> None:
+    """bf16 autocast, fused AdamW, document masking, DCP checkpoints written from CUDA tensors and read back, and
+    an export that loads on the CPU."""
+    from transformers import AutoModelForCausalLM
+
+    from instructpt.pretrain.run import PretrainConfig, pretrain
+    from instructpt.train.loop import TrainOptions
+
+    mix_dir = _pretrain_mixture(tmp_path, tiny_synth)
+
+    def run(out: Path, export: bool = False) -> dict:
+        opts = TrainOptions(max_steps=40, batch_size=4, seq_len=32, lr=3e-3, warmup_steps=3, checkpoint_every=5,
+                            keep_checkpoints=10, log_every=5, eval_blocks=4, device="cuda", doc_masking=True)  # fmt: skip
+        cfg = PretrainConfig(data=str(mix_dir), output=str(out), progress=False, export=export, train=opts)
+        return pretrain(cfg).to_dict()
+
+    def losses(out: Path) -> list[float]:
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in rows if not r.get("final")]
+
+    whole = run(tmp_path / "whole", export=True)
+    curve = losses(tmp_path / "whole")
+    assert len(curve) == 40 and curve[-1] < 0.6 * curve[0]
+    assert whole["counts"]["val_loss"] < curve[0]
+    # the same run as if it had stopped after its step-20 checkpoint, resumed to the end
+    shutil.copytree(tmp_path / "whole", tmp_path / "split", ignore=shutil.ignore_patterns("model"))
+    for late in sorted((tmp_path / "split" / "checkpoints").glob("step-*"))[4:]:
+        shutil.rmtree(late)
+    resumed = run(tmp_path / "split")
+    assert resumed["run"]["steps_this_run"] == 20
+    again = losses(tmp_path / "split")
+    assert len(again) == 40 and again[:20] == curve[:20]
+    assert again[-1] == pytest.approx(curve[-1], rel=0.05)  # GPU kernels need not be bitwise repeatable
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "whole" / "model")
+    assert model.dtype == torch.float32 and next(model.parameters()).device.type == "cpu"
