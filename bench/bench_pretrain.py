@@ -146,8 +146,12 @@ def reader_rate() -> None:
     print(f"  MixtureReader: {rate:,.0f} tokens/s on one core, ratio {rate / 1.2e6:.2f} to the 1.2M target")
 
 
-def gpu(steps: int, device_name: str = "cuda", presets: tuple[tuple[str, int], ...] = (("500m", 16), ("1.3b", 8)),
-        seq_len: int = 2048) -> None:
+def gpu(
+    steps: int,
+    device_name: str = "cuda",
+    presets: tuple[tuple[str, int], ...] = (("500m", 16), ("1.3b", 8)),
+    seq_len: int = 2048,
+) -> None:
     """MFU of each preset, eager and then ``torch.compile``d (``--train.compile``), through the project's Trainer."""
     import torch
 
@@ -176,8 +180,10 @@ def gpu(steps: int, device_name: str = "cuda", presets: tuple[tuple[str, int], .
             if not compiled:
                 _reference(run, 3, batch, seq_len, 32000, device)
                 bare = _reference(run, steps, batch, seq_len, 32000, device)
-                print(f"  {preset} eager, bare loop (no per-step sync): {tokens / bare:,.0f} tok/s, "
-                      f"Trainer / bare {bare / seconds:.3f}")
+                print(
+                    f"  {preset} eager, bare loop (no per-step sync): {tokens / bare:,.0f} tok/s, "
+                    f"Trainer / bare {bare / seconds:.3f}"
+                )
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
             print(f"  {preset} ({total / 1e6:,.0f}M parameters), {label}, batch {batch} x {seq_len}, bf16 autocast: "
                   f"{tokens / seconds:,.0f} tok/s, MFU {final.get('mfu', float('nan')):.1%} (target >= 45%), "

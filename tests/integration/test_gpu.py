@@ -96,8 +96,14 @@ def _pretrain_mixture(root: Path, tiny_synth: Path) -> Path:
     corpus = root / "raw.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Note {i}. " + text * (1 + i % 3)}) + "\n"
                               for i in range(240)))  # fmt: skip
-    pack(PackConfig(inputs=[str(corpus)], output=str(root / "packed"), tokenizer=str(tiny_synth), progress=False))
-    mix(MixConfig(output=str(root / "mix"), sources=[f"raw={root / 'packed'}"], seq_len=32, val_fraction=0.02))
+    pack(
+        PackConfig(
+            inputs=[str(corpus)], output=str(root / "packed"), tokenizer=str(tiny_synth), progress=False
+        )
+    )
+    mix(
+        MixConfig(output=str(root / "mix"), sources=[f"raw={root / 'packed'}"], seq_len=32, val_fraction=0.02)
+    )
     return root / "mix"
 
 
