@@ -2,11 +2,12 @@
 
 Nothing is downloaded. The tokenizer is trained on Python's own documentation text plus generated wire-format
 examples; the model is trained for a short while on CPU with loss on the pair tokens only (SPEC §6), until greedy
-decoding writes well-formed ``<QUE> ... <ANS> ... </END>`` pairs and stops at ``</s>``. Its answers are not
+decoding writes well-formed ``<QUE> ... <ANS> ... </END>`` pairs and stops at ``</s>``. It is trained by
+``instructpt train-synthesizer``'s own code (few-shot packing, pair-only loss, the shared training loop). Its answers are not
 meant to be right — tests check the pipeline, not the model's knowledge.
 
 Build once per test session (``build_tiny_synthesizer(dir)``); the result is cached under ``.cache/`` keyed by a
-hash of this file, so repeated local runs skip training (CI starts clean).
+hash of this file and the training code, so repeated local runs skip training (CI starts clean).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from instructpt.records import QAPair
-from instructpt.wire import encode_example, serialize_example, serialize_pairs
+from instructpt.wire import serialize_example
 
 NOUNS = [
     "river",
@@ -124,69 +125,67 @@ def train_llama_layout_tokenizer(out_dir: Path, texts: list[str], vocab_size: in
     return fast
 
 
-def _training_batch(tokenizer, rng: random.Random, batch: int, shots: int = 2):
-    import torch
-
-    def encode(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False)
-
-    rows, labels = [], []
-    for _ in range(batch):
-        ids, lab = [], []
-        for _ in range(rng.randint(1, shots)):
-            context, pairs = make_example(rng)
-            ctx, target = encode_example(encode, context, serialize_pairs(pairs))  # loss on the target only
-            ids += ctx + target
-            lab += [-100] * len(ctx) + target
-        rows.append(ids)
-        labels.append(lab)
-    width = max(map(len, rows))
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    label_t = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    return input_ids, mask, label_t
-
-
 def train_model(out_dir: Path, tokenizer, rng: random.Random, steps: int = 300) -> None:
+    """A randomly initialised tiny Mistral fine-tuned by ``instructpt train-synthesizer``'s own code on generated
+    examples (few-shot packed, loss on the pairs only), exported into ``out_dir``."""
+    import json
+
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=96,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=24,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-        sliding_window=None,
-    )
-    model = MistralForCausalLM(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    model.train()
-    for _ in range(steps):
-        input_ids, mask, labels = _training_batch(tokenizer, rng, batch=16)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir, safe_serialization=True)
+    from instructpt.train_synthesizer.run import SynthTrainOptions, TrainSynthesizerConfig, train_synthesizer
+
+    work = Path(tempfile.mkdtemp(prefix="tiny-synth-train."))
+    try:
+        torch.manual_seed(0)
+        config = MistralConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=96,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=24,
+            max_position_embeddings=1024,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+            sliding_window=None,
+        )
+        MistralForCausalLM(config).save_pretrained(work / "init", safe_serialization=True)
+        tokenizer.save_pretrained(work / "init")
+        rows = []
+        for i in range(4000):
+            context, pairs = make_example(rng)
+            rows.append({"id": f"tiny-{i}", "source": "tiny", "context": context,
+                         "QA_list": [{"Q": p.question, "A": p.answer} for p in pairs]})  # fmt: skip
+        data = work / "examples.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        train = SynthTrainOptions(max_steps=steps, batch_size=16, seq_len=160, lr=3e-3, warmup_steps=30,
+                                  checkpoint_every=steps, log_every=100)  # fmt: skip
+        train_synthesizer(TrainSynthesizerConfig(inputs=[str(data)], output=str(work / "run"), init=str(work / "init"),
+                                                 heldout_fraction=0.0, eval_examples=0, progress=False, train=train))  # fmt: skip
+        for f in (work / "run" / "model").iterdir():
+            shutil.copy2(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# the training code the tiny model depends on: a change to any of it trains a new one
+_SOURCES = ("tests/tinymodel.py", "src/instructpt/wire.py", "src/instructpt/io/collection.py",
+            "src/instructpt/train/loop.py", "src/instructpt/train/model.py", "src/instructpt/train/distributed.py",
+            "src/instructpt/train/checkpoint.py", "src/instructpt/train_synthesizer/sequences.py",
+            "src/instructpt/train_synthesizer/data.py", "src/instructpt/train_synthesizer/model.py",
+            "src/instructpt/train_synthesizer/run.py")  # fmt: skip
 
 
 def _fingerprint() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 _FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")

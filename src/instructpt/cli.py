@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.pretrain.run",
         "A mixture -> a model: pre-train from scratch or continue an HF checkpoint (torchrun for several GPUs).",
     ),
+    "train-synthesizer": (
+        "instructpt.train_synthesizer.run",
+        "Fine-tuning data (context + pairs) -> your own instruction synthesizer model (few-shot, pair-only loss).",
+    ),
     "export": (
         "instructpt.pretrain.export",
         "A training checkpoint (sharded or not) -> an HF model directory.",

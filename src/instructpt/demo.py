@@ -109,6 +109,8 @@ def report(synth: Summary, aug: Summary, out: Path, samples: int) -> str:
         f"  drops        synthesize: {_top(by.get('drops', {}))}; templify: {_top(aby.get('drops', {}))}",
         f"  omitted      templify, by design (kept the pair, left a part out): {_top(aby.get('omitted', {}))}",
         f"  outputs      {out / 'pairs'} (pairs), {out / 'augmented'} (pre-training text), stats.json in each",
+        f"  next         your own synthesizer, on the shipped fine-tuning sample: instructpt train-synthesizer "
+        f"{resources.files('instructpt') / 'resources' / 'ft_sample'} -o runs/synth --init BASE_MODEL",
     ]
     for doc in _samples(out / "augmented", samples):
         lines += [

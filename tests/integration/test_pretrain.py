@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from instructpt.mix.run import MixConfig, mix
 from instructpt.pack.run import PackConfig, pack
 from instructpt.pretrain.run import PretrainConfig, pretrain
 from instructpt.train.loop import TrainOptions
+from tests.faults import kill_after_checkpoint
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -94,32 +94,13 @@ def test_end_to_end_loss_falls_and_the_export_loads_and_generates(mixture: Path,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-_KILLABLE = """
-import sys, time
-from instructpt.train import loop
-real = loop.Trainer._step
-def slow(self, step, total):
-    if step >= 12:
-        time.sleep(0.5)  # fault injection: slow steps after the second checkpoint, so the kill lands mid-run
-    return real(self, step, total)
-loop.Trainer._step = slow
-from tests.integration.test_pretrain import _run
-_run(__import__("pathlib").Path(sys.argv[1]), __import__("pathlib").Path(sys.argv[2]))
-"""
-
-
 def test_a_run_killed_and_resumed_ends_exactly_as_an_uninterrupted_one(mixture: Path, tmp_path: Path) -> None:
     import torch
 
     full, part = tmp_path / "full", tmp_path / "part"
     _run(mixture, full)
-    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(mixture), str(part)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (part / "checkpoints" / "step-000010" / "state.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    call = "from tests.integration.test_pretrain import _run; _run(Path(sys.argv[1]), Path(sys.argv[2]))"
+    kill_after_checkpoint(call, [str(mixture), str(part)], part / "checkpoints" / "step-000010", slow_from=12)
     assert (part / "checkpoints" / "step-000010").exists() and not (
         part / "checkpoints" / "step-000020"
     ).exists()
@@ -304,3 +285,13 @@ def test_gradient_accumulation_and_activation_checkpointing_follow_the_same_curv
     _run(mixture, tmp_path / "whole", max_steps=5)
     _run(mixture, tmp_path / "accum", max_steps=5, micro_batch_size=1, activation_checkpointing=True)
     assert _losses(tmp_path / "accum") == pytest.approx(_losses(tmp_path / "whole"), rel=1e-5)
+
+
+def test_overwrite_starts_over_with_no_checkpoint_left(mixture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _run(mixture, out, max_steps=5, export=True)
+    assert (out / "checkpoints" / "step-000005").exists() and (out / "model").exists()
+    s = pretrain(PretrainConfig(data=str(mixture), output=str(out), progress=False, export=False, overwrite=True,
+                                train=_opts(max_steps=3, lr=1e-3)))  # fmt: skip
+    assert s.run.done_this_run == 3 and len(_losses(out)) == 3
+    assert not (out / "checkpoints" / "step-000005").exists() and not (out / "model").exists()

@@ -17,8 +17,14 @@ from instructpt.engines.config import EngineConfig
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
+def _command(path: Path) -> str:
+    """The command a config file is for: the longest command name its name is, or starts with before a '-'."""
+    stem = path.name.removesuffix(".yaml")
+    return max((c for c in COMMANDS if stem == c or stem.startswith(c + "-")), key=len, default=stem)
+
+
 def test_configs_exist_for_every_command() -> None:
-    assert {p.name.split("-")[0].removesuffix(".yaml") for p in CONFIGS} == set(COMMANDS)
+    assert {_command(p) for p in CONFIGS} == set(COMMANDS)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -31,7 +37,7 @@ def test_every_command_parser_builds_without_a_flag_collision(name: str) -> None
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_config_loads_and_round_trips(path: Path, tmp_path: Path, caplog) -> None:
-    command = path.name.split("-")[0].removesuffix(".yaml")
+    command = _command(path)
     parser, module = command_parser(command)
     caplog.set_level(logging.WARNING, logger="instructpt.config")
     args = {k: v for k, v in vars(parser.parse_args([])).items() if k not in ("config", "verbose", "quiet")}

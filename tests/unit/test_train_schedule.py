@@ -34,5 +34,9 @@ def test_batches_split_over_ranks_and_micro_batches() -> None:
     with pytest.raises(ConfigError, match="multiple of the 3 ranks"):
         o.micro(World(0, 3, 0, "cpu"))
     assert TrainOptions(max_tokens=10_000, batch_size=4, seq_len=100).total_steps() == 25
-    with pytest.raises(ConfigError, match="--max-steps or --max-tokens"):
+    assert TrainOptions(epochs=2.5, batch_size=4).total_steps(sequences=10) == 7  # ceil(2.5 x 10 / 4)
+    assert TrainOptions(max_steps=3, epochs=2.0).total_steps(sequences=10) == 3  # --max-steps wins
+    with pytest.raises(ConfigError, match="needs the number of training sequences"):
+        TrainOptions(epochs=1.0).total_steps()
+    with pytest.raises(ConfigError, match="--max-steps, --max-tokens or --epochs"):
         TrainOptions()

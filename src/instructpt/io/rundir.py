@@ -94,7 +94,7 @@ class RunDir:
 
     SUBDIRS: tuple[str, ...] = ()
     # what a run of a stage writes at the top of its directory (removed by overwrite=True, with SUBDIRS)
-    OWN_FILES = (MANIFEST, INPUTS, "config.yaml", "stats.json")
+    OWN_FILES: tuple[str, ...] = (MANIFEST, INPUTS, "config.yaml", "stats.json")
 
     def __init__(
         self,

@@ -103,6 +103,9 @@ class PackConfig(ShardedOptions):
             "format": self.format,
         }
         if self.source_type == "collection":
+            from instructpt.io.collection import COLLECTION_PARSER
+
+            fp["collection_parser"] = COLLECTION_PARSER
             from instructpt.templates import inventory_fingerprint
 
             fp.update(seed=self.seed, inventory=inventory_fingerprint())

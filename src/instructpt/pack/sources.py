@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instructpt.io.collection import CollectionFields, parse_pairs_row
 from instructpt.io.inputs import _resolve, source_names
 from instructpt.io.readers import ReadOptions, read_docs
 from instructpt.io.shards import read_rows, stage_shards
-from instructpt.records import QAPair, RawDoc, Reject
+from instructpt.records import RawDoc, Reject
 
 SOURCE_TYPES = ("raw", "augmented", "collection", "chat")
 
@@ -110,31 +111,16 @@ def _augmented(row: dict[str, Any], rid: str, options: ReadOptions) -> PackDoc |
 def _collection_parser(seed: int) -> Any:
     from instructpt.templates import render_chain
 
+    fields = CollectionFields()
+
     def parse(row: dict[str, Any], rid: str, options: ReadOptions) -> PackDoc | str | tuple[str, str]:
-        context = _text(row.get("context"))
-        if context is None:
-            return "missing_context"
-        pairs = _collection_pairs(row)
-        if isinstance(pairs, tuple):
-            return pairs
+        context, pairs = parse_pairs_row(row, fields)
+        if isinstance(pairs, str):
+            return context, pairs  # (reason, detail)
         rendered = render_chain([(context, pairs)], record_id=rid, seed=seed)
         return PackDoc(rid, rendered.text, "", [rid], rendered.n_pairs)
 
     return parse
-
-
-def _collection_pairs(row: dict[str, Any]) -> list[QAPair] | tuple[str, str]:
-    for key, q, a in (("QA_list", "Q", "A"), ("qa_list", "Q", "A"), ("pairs", "question", "answer")):
-        items = row.get(key)
-        if items is None:
-            continue
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            return "malformed_pairs", f"{key!r} is not a list of objects"
-        pairs = [QAPair(i[q], i[a]) for i in items if _text(i.get(q)) and _text(i.get(a))]
-        if not pairs:
-            return "no_pairs", f"no pair in {key!r} has a question {q!r} and an answer {a!r}"
-        return pairs
-    return "missing_pairs", f"none of QA_list, qa_list, pairs (fields: {', '.join(sorted(map(str, row)))})"
 
 
 def _chat(row: dict[str, Any], rid: str, options: ReadOptions) -> PackDoc | str | tuple[str, str]:

@@ -57,8 +57,11 @@ def _locate(path: Path) -> tuple[Path, Path]:
     return path, found[-1]
 
 
-def write_hf_model(model: Any, tokenizer: Any, out: Path, card: dict[str, Any]) -> None:
-    """Save an (unwrapped, full) model as an HF directory with the project's BOS/EOS policy and a model card."""
+def write_hf_model(
+    model: Any, tokenizer: Any, out: Path, card: dict[str, Any], card_text: str | None = None
+) -> None:
+    """Save an (unwrapped, full) model as an HF directory with the project's BOS/EOS policy and a model card
+    (``card_text``, or the pretrain card made from ``card``)."""
     from transformers import GenerationConfig
 
     from instructpt.special_tokens import policy_for
@@ -72,7 +75,25 @@ def write_hf_model(model: Any, tokenizer: Any, out: Path, card: dict[str, Any]) 
     ).save_pretrained(out)  # fmt: skip
     policy = policy_for(tokenizer, getattr(model.config, "model_type", None))
     (out / "instructpt_special_tokens.json").write_text(json.dumps(policy.to_dict(), indent=2) + "\n")
-    (out / "README.md").write_text(_card(card, policy.to_dict()), encoding="utf-8")
+    (out / "README.md").write_text(card_text or _card(card, policy.to_dict()), encoding="utf-8")
+
+
+def gather_full_model(model: Any, wrapped: Any, world: Any) -> Any:
+    """A plain model with the trained full weights on the first rank (every rank must call this: FSDP gathers its
+    shards); None on the other ranks. In one process, the trained model itself (no second copy)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    if world.size == 1:
+        return model
+
+    full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not world.main:
+        return None
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_config(model.config)
+    plain.load_state_dict(full)
+    return plain
 
 
 def _card(card: dict[str, Any], policy: dict[str, Any]) -> str:

@@ -23,8 +23,9 @@ from instructpt.config import option, to_dict
 from instructpt.errors import ConfigError, InputError
 from instructpt.io.rundir import RunDir, json_bytes
 from instructpt.mix.reader import MixtureReader
-from instructpt.pretrain.export import MODEL_CONFIG, RUN_INFO, TOKENIZER, write_hf_model
+from instructpt.pretrain.export import MODEL_CONFIG, RUN_INFO, TOKENIZER, gather_full_model, write_hf_model
 from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
+from instructpt.train.checkpoint import TrainDir
 from instructpt.train.loop import TrainOptions
 
 HEADLINE = ("steps", "tokens_trained", "final_loss", "val_loss")
@@ -57,6 +58,8 @@ class PretrainConfig(RunOptions):
 
     def fingerprint(self, mixture: dict[str, Any], tokenizer_hash: str) -> dict[str, Any]:
         train = {k: v for k, v in to_dict(self.train).items() if k not in NOT_FINGERPRINTED}
+        if train.get("epochs") is None:
+            train.pop("epochs", None)  # runs made before --epochs existed resume
         return {
             "data": str(Path(self.data).resolve()),
             "mixture_tokens": mixture["train"]["tokens"],
@@ -70,9 +73,9 @@ class PretrainConfig(RunOptions):
         }
 
 
-class PretrainDir(RunDir):
-    def has_results(self) -> bool:
-        return any((self.root / "checkpoints").glob("step-*"))
+class PretrainDir(TrainDir):
+    EXTRA_DIRS = (*TrainDir.EXTRA_DIRS, MODEL_CONFIG, TOKENIZER)
+    OWN_FILES = (*TrainDir.OWN_FILES, RUN_INFO)
 
 
 def _tokenizer(config: PretrainConfig, mixture: dict[str, Any]) -> Any:
@@ -197,18 +200,18 @@ def pretrain(config: PretrainConfig) -> Summary:
             import torch
 
             wrapped = torch.compile(wrapped)
+        total = config.train.total_steps(reader.num_blocks)
         trainer = Trainer(wrapped, config.train, world, _batches(reader, config.train, world), out.root, flops,
-                          device_peak_flops(world.device, config.train.peak_tflops), _evaluator(config, wrapped, world))  # fmt: skip
-        progress = Progress(
-            "pretrain", total=config.train.total_steps(), enabled=config.progress and world.main, unit="steps"
-        )
+                          device_peak_flops(world.device, config.train.peak_tflops), _evaluator(config, wrapped, world),
+                          total=total)  # fmt: skip
+        progress = Progress("pretrain", total=total, enabled=config.progress and world.main, unit="steps")
         t1 = time.monotonic()
         final = trainer.run(progress)
         progress.close()
         t2 = time.monotonic()
         if config.export:
             _export(model, wrapped, world, tokenizer, out, config)
-        return _summary(out, config, final, world, (t1 - t0, t2 - t1, time.monotonic() - t2))
+        return _summary(out, config, final, world, total, (t1 - t0, t2 - t1, time.monotonic() - t2))
     finally:
         distributed.shutdown()
 
@@ -231,23 +234,22 @@ def _export(
     model: Any, wrapped: Any, world: Any, tokenizer: Any, out: RunDir, config: PretrainConfig
 ) -> None:
     """Every rank gathers the full weights (FSDP shards them); the first writes the HF directory."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    plain = gather_full_model(model, wrapped, world)
     if world.main:
-        from transformers import AutoModelForCausalLM
-
-        plain = AutoModelForCausalLM.from_config(model.config)
-        plain.load_state_dict(full)
         info = json.loads((out.root / RUN_INFO).read_text(encoding="utf-8"))
         write_hf_model(plain, tokenizer, out.root / "model", {**info, "name": Path(config.output).name})
 
 
 def _summary(
-    out: RunDir, config: PretrainConfig, final: dict[str, Any], world: Any, times: tuple[float, ...]
+    out: RunDir,
+    config: PretrainConfig,
+    final: dict[str, Any],
+    world: Any,
+    total: int,
+    times: tuple[float, ...],
 ) -> Summary:
     o = config.train
-    counts = {"steps": o.total_steps(), "tokens_trained": o.total_steps() * o.batch_size * o.seq_len,
+    counts = {"steps": total, "tokens_trained": total * o.batch_size * o.seq_len,
               "ranks": world.size}  # fmt: skip
     for key in ("loss", "val_loss", "tokens_per_second", "mfu"):
         if key in final:

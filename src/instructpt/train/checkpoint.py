@@ -17,11 +17,22 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from instructpt.io.rundir import atomic_write, json_bytes
+from instructpt.io.rundir import RunDir, atomic_write, json_bytes
 
 log = logging.getLogger(__name__)
 
 STATE = "state.json"
+
+
+class TrainDir(RunDir):
+    """The run directory of a trainer: ``--overwrite`` also removes its checkpoints, metrics, exported model and
+    the stage's own extra folders (``EXTRA_DIRS``)."""
+
+    EXTRA_DIRS: tuple[str, ...] = ("checkpoints", "model", "tensorboard")
+    OWN_FILES: tuple[str, ...] = (*RunDir.OWN_FILES, "metrics.jsonl")
+
+    def has_results(self) -> bool:
+        return any((self.root / "checkpoints").glob("step-*"))
 
 
 def _dcp(op: Any, state: dict[str, Any], path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 _OWN_GROUP = False  # init() created the process group (so shutdown() may destroy it)
@@ -46,7 +47,8 @@ def init(device: str = "auto") -> World:
         torch.cuda.set_device(dev)
     global _OWN_GROUP
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # a generous timeout: one rank may prepare data (tokenize a collection) while the others wait at a barrier
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=2))
         _OWN_GROUP = True
     return World(rank, size, local, dev)
 
@@ -90,6 +92,14 @@ def all_mean(value: float, world: World) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=world.device)
     dist.all_reduce(t)
     return float(t.item()) / world.size
+
+
+def barrier(world: World) -> None:
+    """Wait for every rank (nothing to wait for in one process)."""
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def shutdown() -> None:

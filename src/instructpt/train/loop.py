@@ -40,6 +40,9 @@ class TrainOptions:
     max_tokens: int | None = option(
         None, "Tokens to train on (steps = tokens / (batch x seq_len)).", aliases=("--max-tokens",)
     )
+    epochs: float | None = option(
+        None, "Passes over the training data (steps = epochs x sequences / batch).", aliases=("--epochs",)
+    )
     lr: float = option(3e-4, "Peak learning rate.", aliases=("--lr",))
     min_lr_ratio: float = option(0.1, "Final learning rate as a share of the peak.")
     warmup_steps: int = option(100, "Linear warmup steps.")
@@ -76,8 +79,10 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.seq_len < 2 or self.micro_batch_size < 0:
             raise ConfigError("--batch-size must be >= 1, --seq-len >= 2, --train.micro-batch-size >= 0")
-        if self.max_steps is None and self.max_tokens is None:
-            raise ConfigError("give --max-steps or --max-tokens")
+        if self.max_steps is None and self.max_tokens is None and self.epochs is None:
+            raise ConfigError("give --max-steps, --max-tokens or --epochs")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError("--epochs must be > 0")
         unknown = set(self.report_to) - {"tensorboard", "wandb"}
         if unknown:
             raise ConfigError(
@@ -86,10 +91,15 @@ class TrainOptions:
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr <= 0:
             raise ConfigError("--checkpoint-every and --train.keep-checkpoints must be >= 1, --lr > 0")
 
-    def total_steps(self) -> int:
+    def total_steps(self, sequences: int | None = None) -> int:
+        """Optimizer steps of the run; ``sequences``: how many training sequences one epoch holds (for --epochs)."""
         if self.max_steps is not None:
             return self.max_steps
-        return max(1, math.ceil((self.max_tokens or 0) / (self.batch_size * self.seq_len)))
+        if self.max_tokens is not None:
+            return max(1, math.ceil(self.max_tokens / (self.batch_size * self.seq_len)))
+        if sequences is None:
+            raise ConfigError("--epochs needs the number of training sequences")
+        return max(1, math.ceil((self.epochs or 0) * sequences / self.batch_size))
 
     def micro(self, world: World) -> tuple[int, int]:
         """(sequences per micro-batch, micro-batches per step) on each rank."""
@@ -142,6 +152,26 @@ def next_token_loss(model: Any, blocks: Any, doc_index: Any = None) -> Any:
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), blocks[:, 1:].reshape(-1))
 
 
+def masked_loss_sum(model: Any, ids: Any, labels: Any) -> Any:
+    """Summed next-token cross-entropy over the positions whose label is not -100 (``labels`` has the shape of
+    ``ids``; the label of token ``t`` is the target of the prediction made at ``t - 1``). Use with
+    :func:`label_count` as the Trainer's ``loss`` / ``loss_tokens``."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=ids[:, :-1]).logits
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
+    )
+
+
+def label_count(ids: Any, labels: Any) -> int:
+    """The positions :func:`masked_loss_sum` sums over."""
+    return int((labels[:, 1:] != -100).sum())
+
+
 def doc_attention(doc: Any) -> dict[str, Any]:
     """A causal attention mask that stays within each document, and positions counted from each document's start,
     for token-to-document indices ``doc`` (batch x length)."""
@@ -168,14 +198,25 @@ class Trainer:
     out: Path
     flops_per_token: float = 0.0
     peak_flops: float | None = None
-    evaluate: Callable[[], float] | None = None
+    evaluate: Callable[[], float | dict[str, float]] | None = None  # a validation loss, or named figures
+    # (model, *micro-batch tensors) -> mean loss; default next_token_loss
+    loss: Callable[..., Any] | None = None
+    # With it, ``loss`` returns a SUM over tokens and this counts a micro-batch's tokens: a step's loss is then the
+    # mean over all its tokens, whatever the micro-batches and ranks (masked losses count unequal tokens per row).
+    loss_tokens: Callable[..., int] | None = None
+    total: int | None = None  # steps of the run (default: options.total_steps())
 
     def __post_init__(self) -> None:
         self.optimizer = make_optimizer(self.model, self.options, self.world.device)
         self.ckpt_dir = self.out / "checkpoints"
         self.metrics_path = self.out / "metrics.jsonl"
+        self._step_tokens = 0
         self._pending: list[str] = []  # metric lines not yet written (written at log lines and checkpoints)
         self._sinks = open_sinks(self.options, self.out) if self.world.main else []
+
+    @property
+    def total_steps(self) -> int:
+        return self.total if self.total is not None else self.options.total_steps()
 
     def resume(self) -> int:
         """Restore the newest checkpoint; returns the step to start from. Metrics logged after that checkpoint (by
@@ -194,27 +235,34 @@ class Trainer:
         """Train from the newest checkpoint to the last step; returns the final figures."""
         from instructpt.runtime import deferred_signals
 
-        o, total = self.options, self.options.total_steps()
+        o, total = self.options, self.total_steps
         step = start = self.resume()
         last: dict[str, Any] = {}
-        started, tokens_done = time.monotonic(), 0
+        started, tokens_done, evaluated = time.monotonic(), 0, -1
         with deferred_signals() as stop:
             while step < total:
                 last = self._step(step, total)
                 step += 1
-                tokens_done += o.batch_size * o.seq_len
+                self._step_tokens = last.pop("tokens")
+                tokens_done += self._step_tokens
                 elapsed = time.monotonic() - started
                 last.update(self._rates(tokens_done, elapsed))
                 if self.evaluate and o.eval_every and step % o.eval_every == 0:
-                    last["val_loss"] = self.evaluate()
+                    last.update(self._evaluate())
+                    evaluated = step
                 self._log(last, progress)
                 if step % o.checkpoint_every == 0 or step == total or stop:
                     self._save(step)
                 stop.raise_if_set()
         if self.evaluate is not None:
-            last["val_loss"] = self.evaluate()
+            if evaluated != step:  # the last step's evaluation, when it ran, is the final one
+                last.update(self._evaluate())
             self._log({**last, "final": True}, None)
         return {**last, "steps_this_run": step - start, "work_seconds": time.monotonic() - started}
+
+    def _evaluate(self) -> dict[str, Any]:
+        figures = self.evaluate() if self.evaluate is not None else {}
+        return figures if isinstance(figures, dict) else {"val_loss": figures}
 
     def _step(self, step: int, total: int) -> dict[str, Any]:
         import torch
@@ -224,21 +272,28 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         micro = self.batches(step)
-        loss_sum = 0.0
+        loss_fn = self.loss or next_token_loss
+        loss_sum, tokens = 0.0, 0
+        scale = 1 / len(micro)
+        if self.loss_tokens is not None:
+            local = sum(self.loss_tokens(*(m if isinstance(m, tuple) else (m,))) for m in micro)
+            # gradients are averaged over ranks: scaling by ranks / all tokens makes them the mean over all tokens
+            scale = self.world.size / max(1.0, all_mean(float(local), self.world) * self.world.size)
         for i, blocks in enumerate(micro):
             sync = i == len(micro) - 1
             context = model.no_sync() if hasattr(model, "no_sync") and not sync else _nullcontext()
-            parts = (
-                blocks if isinstance(blocks, tuple) else (blocks,)
-            )  # (blocks, doc_index) with document masks
+            # (blocks, doc_index) with document masks; (ids, labels) for a masked loss
+            parts = blocks if isinstance(blocks, tuple) else (blocks,)
+            tokens += parts[0].shape[0] * (parts[0].shape[1] - 1)  # the positions fed (padding included)
             with context, _autocast(self.world.device):
-                loss = next_token_loss(model, *(t.to(self.world.device) for t in parts)) / len(micro)
+                loss = loss_fn(model, *(t.to(self.world.device) for t in parts)) * scale
             loss.backward()
             loss_sum += float(loss.detach())
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip or float("inf"))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"step": step + 1, "loss": all_mean(loss_sum, self.world), "lr": lr, "grad_norm": float(norm)}
+        return {"step": step + 1, "loss": all_mean(loss_sum, self.world), "lr": lr, "grad_norm": float(norm),
+                "tokens": tokens * self.world.size}  # fmt: skip
 
     def _rates(self, tokens: int, elapsed: float) -> dict[str, Any]:
         rate = tokens / max(elapsed, 1e-9)
@@ -254,7 +309,7 @@ class Trainer:
         for sink in self._sinks:
             sink(metrics)
         if progress is not None:
-            progress.update(docs=1, tokens=self.options.batch_size * self.options.seq_len)
+            progress.update(docs=1, tokens=self._step_tokens)
         if metrics.get("final") or metrics["step"] % self.options.log_every == 0:
             self._flush()
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))

@@ -1,0 +1,97 @@
+"""Held-out quality of a synthesizer being trained: a minimal measure, run at intervals and at the end.
+
+On held-out examples (whole source datasets the model never trains on), with greedy decoding through the project's
+transformers engine:
+
+- ``parse_rate``: the share of contexts whose generation (the zero-shot prompt ``synthesize`` sends) parses into at
+  least one pair (SPEC §3 parsing);
+- ``pairs_per_context``: the mean number of pairs parsed;
+- ``answer_exact_match`` / ``answer_f1``: given the context and a gold question, the response the model writes
+  (up to its ``</END>``) against the gold answer: SQuAD-style normalized exact match and token F1.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from instructpt.io.collection import CollectionExample
+from instructpt.train_synthesizer.sequences import cut_context
+from instructpt.wire import ANS, END, EOS, QUE, encode_example, parse_generation
+
+
+def normalize(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref:
+        return float(pred == ref)
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def heldout_quality(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[CollectionExample],
+    device: str,
+    max_model_len: int,
+    max_new_tokens: int = 128,
+) -> dict[str, float]:
+    """The figures above on ``examples`` (the model is left in training mode)."""
+    from instructpt.engines.base import Request
+    from instructpt.engines.config import EngineConfig, TransformersOptions
+    from instructpt.engines.hf import HFEngine
+
+    if not examples:
+        return {}
+    was_training = model.training
+    cfg = EngineConfig(name="transformers", model="(in training)", max_model_len=max_model_len,
+                       max_new_tokens=max_new_tokens, transformers=TransformersOptions(device=device, batch_size=8))  # fmt: skip
+    engine = HFEngine(cfg, model=model, tokenizer=tokenizer)
+    encode = engine.codec.encode
+    eos_len = len(encode(EOS))
+    budget = max_model_len - max_new_tokens + eos_len  # a prompt plus the EOS its encoding ends with
+
+    def prompt(context: str, body: str) -> list[int] | None:
+        """The ids of the context block + ``body``; a context too long for the budget is cut (its text, so the
+        block stays well formed); None when ``body`` alone does not fit."""
+        ctx, target = encode_example(encode, context, body)
+        if len(ctx) + len(target) > budget:
+            fitted = cut_context(context, body, encode, budget)
+            if fitted is None:
+                return None
+            ctx, target = fitted
+        return ctx + target[:-eos_len]
+
+    try:
+        prompts = [Request(i, "", prompt(ex.context, "")) for i, ex in enumerate(examples)]
+        answers = []
+        for i, ex in enumerate(examples):
+            ids = prompt(ex.context, f"{QUE} {ex.pairs[0].question} {ANS}")
+            if ids is not None:  # a question too long for the budget is not asked
+                answers.append((Request(i, "", ids), ex.pairs[0].answer))
+        parsed = [parse_generation(g.text).pairs for g in engine.generate(prompts)]
+        written = engine.generate([r for r, _ in answers])
+    finally:
+        model.train(was_training)
+    replies = [g.text.split(END)[0].strip() for g in written]
+    golds = [gold for _, gold in answers]
+    n, asked = len(examples), max(1, len(answers))
+    return {
+        "parse_rate": sum(1 for p in parsed if p) / n,
+        "pairs_per_context": sum(len(p) for p in parsed) / n,
+        "answer_exact_match": sum(normalize(r) == normalize(g) for r, g in zip(replies, golds)) / asked,
+        "answer_f1": sum(token_f1(r, g) for r, g in zip(replies, golds)) / asked,
+    }
