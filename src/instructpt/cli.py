@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.train_synthesizer.run",
         "Fine-tuning data (context + pairs) -> your own instruction synthesizer model (few-shot, pair-only loss).",
     ),
+    "evaluate": (
+        "instructpt.evaluate.run",
+        "A model -> results on the paper's general suite (lm-eval), the AdaptLLM domain tasks, or your own tasks.",
+    ),
     "export": (
         "instructpt.pretrain.export",
         "A training checkpoint (sharded or not) -> an HF model directory.",
