@@ -113,7 +113,7 @@ def test_finance_suite_on_local_files(tiny_synth: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
                            f"pretrained={tiny_synth},add_bos_token=False,max_length=2048", "--tasks",
                            "instructpt_finance_ner,instructpt_finance_convfinqa", "--include_path", tasks, "--device",
-                           "cpu", "--batch_size", "3", "--output_path", str(tmp_path / "lm")],
+                           "cpu", "--batch_size", "3", "--output_path", str(tmp_path / "lm"), "--log_samples"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = next((tmp_path / "lm").rglob("results_*.json"))
@@ -122,6 +122,14 @@ def test_finance_suite_on_local_files(tiny_synth: Path, tmp_path: Path) -> None:
     assert lm["instructpt_finance_convfinqa"]["convfinqa_match,none"] == pytest.approx(
         report["tasks"]["ConvFinQA"]["value"]
     )
+    for lm_task, task in (("instructpt_finance_ner", "NER"), ("instructpt_finance_convfinqa", "ConvFinQA")):
+        logged = next((tmp_path / "lm").rglob(f"samples_{lm_task}_*.jsonl")).read_text().splitlines()
+        theirs = {json.loads(line)["doc_id"]: json.loads(line)["filtered_resps"][0] for line in logged}
+        ours = [
+            json.loads(line)["prediction"]
+            for line in (out / "samples" / f"{task}.jsonl").read_text().splitlines()
+        ]
+        assert [theirs[i] for i in range(len(ours))] == ours and any(o.strip() for o in ours)  # row by row
 
 
 def test_lm_eval_yaml_tasks_and_compare(tiny_synth: Path, tmp_path: Path, capsys) -> None:
@@ -145,6 +153,14 @@ def test_lm_eval_yaml_tasks_and_compare(tiny_synth: Path, tmp_path: Path, capsys
         evaluate(EvaluateConfig(model=str(tiny_synth), suite=str(tasks), output=str(out), add_bos_token=bos))
     report = json.loads((a / "results.json").read_text())
     acc = report["tasks"]["tiny_mc"]["metrics"]["acc"]
+    assert acc["stderr"] is not None and acc["stderr"] > 0
+    with_bos = [
+        json.loads(x)["filtered_resps"] for x in (b / "samples" / "tiny_mc.jsonl").read_text().splitlines()
+    ]
+    without = [
+        json.loads(x)["filtered_resps"] for x in (a / "samples" / "tiny_mc.jsonl").read_text().splitlines()
+    ]
+    assert with_bos != without  # BOS reached lm-eval's prompts (the tiny tokenizer adds none by itself)
     assert 0.0 <= acc["value"] <= 1.0 and report["tasks"]["tiny_mc"]["n"] == 6
     assert len((a / "samples" / "tiny_mc.jsonl").read_text().splitlines()) == 6
     capsys.readouterr()
@@ -176,3 +192,37 @@ def test_double_bos_and_bad_task_files_are_refused(tiny_synth: Path, tmp_path: P
         run([{"options": ["a"], "gold_index": 0}])
     with pytest.raises(InputError, match="holds no row"):
         run([])
+    with pytest.raises(InputError, match=r"row 1: a generation task needs a 'label'"):
+        run([{"input": "x", "label": "y"}, {"input": "z"}])
+    d = tmp_path / "broken"
+    d.mkdir()
+    (d / "t.jsonl").write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(InputError, match=r"t\.jsonl line 2 \(row 1\): not JSON"):
+        evaluate(EvaluateConfig(model=str(tiny_synth), suite=str(d), output=str(tmp_path / "o2")))
+
+
+def test_biomedicine_suite_and_the_general_suite_names(tiny_synth: Path, tmp_path: Path) -> None:
+    from lm_eval.tasks import TaskManager
+
+    from instructpt.evaluate.harness import GENERAL
+
+    known = set(TaskManager().all_tasks)
+    assert [
+        name for name, _ in GENERAL if name not in known
+    ] == []  # every general-suite name exists in lm-eval
+    data = tmp_path / "bio"
+    for task, n_options in (("ChemProt", 13), ("RCT", 5), ("MQP", 2), ("USMLE", 4), ("PubMedQA", 3)):
+        (data / task).mkdir(parents=True)
+        rows = [{"input": f"The river feeds the garden {i}. Relation:", "options": [f"label {k}" for k in range(n_options)],
+                 "gold_index": i % n_options} for i in range(3)]  # fmt: skip
+        (data / task / "test.json").write_text(json.dumps(rows))
+    summary = evaluate(EvaluateConfig(model=str(tiny_synth), suite="biomedicine", data_dir=str(data),
+                                      output=str(tmp_path / "out"), limit=2))  # fmt: skip
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert summary.counts == {"tasks": 5, "rows": 10} and report["tasks"]["ChemProt"]["metric"] == "micro_f1"
+    assert report["model"]["add_bos_token"] is True  # a Mistral model: the policy adds BOS (SPEC 8)
+    for task in ("ChemProt", "USMLE"):
+        rows = [
+            json.loads(x) for x in (tmp_path / "out" / "samples" / f"{task}.jsonl").read_text().splitlines()
+        ]
+        assert report["tasks"][task]["value"] == pytest.approx(sum(r["score"] for r in rows) / 2)

@@ -24,22 +24,21 @@ def test_headline_is_the_mean_over_sub_questions_with_a_one_class_group() -> Non
 
 
 def test_ner_entity_level_f1_and_malformed_strings() -> None:
-    gold = "Apple Inc. (ORG); Tim Cook (PER); Cupertino (LOC)"
-    assert m.entities(gold) == {("apple inc.", "ORG"), ("tim cook", "PER"), ("cupertino", "LOC")}
-    pred = "apple inc. (ORG); Tim Cook (LOC)"  # one right, one with the wrong type
+    gold = "Apple (ORG); Tim Cook (PER), Cupertino (LOC)"
+    assert m.entities(gold) == {("Apple", "ORG"), ("Cook", "PER"), ("Cupertino", "LOC")}
+    pred = "Apple (ORG), Cook (LOC)"  # one right, one with the wrong type
     assert m.ner_counts(pred, gold) == (1, 2, 3)
-    assert m.ner_f1([pred], [gold]) == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
-    assert m.entities("no entities here; (ORG) ( ) Tim Cook PER") == set()  # malformed parts: nothing
-    assert m.ner_f1([""], [gold]) == 0.0
-    # summed over rows (micro): row 1 all 3 right, row 2 none of 1
-    assert m.ner_f1([gold, ""], [gold, "IBM (ORG)"]) == pytest.approx(2 * 1 * 0.75 / 1.75)
+    assert m.ner_row_f1(pred, gold) == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
+    assert m.entities("(ORG) ( ) Tim Cook PER ()") == set()  # malformed parts: nothing
+    assert m.ner_row_f1("", gold) == 0.0 and m.ner_row_f1("", "") == 1.0
+    assert m.ner_f1([gold, ""], [gold, "IBM (ORG)"]) == pytest.approx(0.5)  # the mean of the rows' F1
 
 
 @pytest.mark.parametrize(
     ("pred", "gold", "score"),
     [("14.1%", "0.141", 1.0), ("The answer is 1,234.5 dollars", "1234.5", 1.0), ("0.145", "0.141", 1.0),
      ("0.16", "0.141", 0.0), ("", "3", 0.0), ("no number\n42", "42", 0.0), ("-3.5 million", "-3.5", 1.0),
-     ("12%", "12", 0.0)],
+     ("12%", "12", 0.0), ("In 2019 it was 5.2", "5.2", 1.0), ("5,6 million", "56", 0.0), ("1.5e3", "1500", 1.0)],
 )  # fmt: skip
 def test_convfinqa_numbers_from_the_first_line(pred: str, gold: str, score: float) -> None:
     assert m.convfinqa_score(pred, gold) == score

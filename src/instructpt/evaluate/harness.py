@@ -17,8 +17,8 @@ from typing import Any
 
 from instructpt.errors import ConfigError, InputError
 
-GENERAL: list[tuple[str, int]] = [("arc_easy", 0), ("arc_challenge", 0), ("boolq", 0), ("siqa", 0),
-                                  ("winogrande", 0), ("piqa", 0), ("openbookqa", 0), ("hellaswag", 0), ("mmlu", 5)]  # fmt: skip
+GENERAL: list[tuple[str, int | None]] = [("arc_easy", 0), ("arc_challenge", 0), ("boolq", 0), ("social_iqa", 0),
+                                         ("winogrande", 0), ("piqa", 0), ("openbookqa", 0), ("hellaswag", 0), ("mmlu", 5)]  # fmt: skip
 
 
 def shipped_tasks_path() -> Path:
@@ -43,27 +43,48 @@ def local_tasks_path(data_dir: str, out: Path) -> Path:
     return target
 
 
-def run(model: Any, tokenizer: Any, tasks: list[tuple[str, int]], include_path: Path | None, add_bos: bool,
+def with_bos(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer that adds BOS itself (``add_special_tokens=True``), as lm-eval's ``add_bos_token``
+    expects: lm-eval asks the tokenizer for special tokens, and many (byte-level BPEs, some exports) add none."""
+    import copy
+
+    bos = tokenizer.bos_token
+    if bos is None:
+        raise ConfigError("--add-bos-token: the tokenizer has no BOS token")
+    if tokenizer("x").input_ids[:1] == [tokenizer.bos_token_id]:
+        return tokenizer
+    from tokenizers import processors
+
+    tok = copy.deepcopy(tokenizer)
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.bos_token_id)]
+    )
+    if tok("x").input_ids[:1] != [tokenizer.bos_token_id]:
+        raise ConfigError("--add-bos-token: cannot make this tokenizer add BOS for lm-eval")
+    return tok
+
+
+def run(model: Any, tokenizer: Any, tasks: list[tuple[str, int | None]], include_path: Path | None, add_bos: bool,
         batch_size: int, limit: int | None, device: str, seed: int) -> tuple[dict[str, Any], dict[str, list]]:  # fmt: skip
-    """``(results, samples)`` by task: each metric's value and stderr, and lm-eval's logged samples."""
+    """``(results, samples)`` by task: each metric's value and stderr, and lm-eval's logged samples. A task's shots
+    are given, or None for its own YAML's ``num_fewshot``."""
     try:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
     except ImportError as exc:
         raise ConfigError("this suite needs lm-evaluation-harness: pip install 'instructpt[eval]'") from exc
-    lm = HFLM(
-        pretrained=model, tokenizer=tokenizer, batch_size=batch_size, add_bos_token=add_bos, device=device
-    )
+    tok = with_bos(tokenizer) if add_bos else tokenizer
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, add_bos_token=add_bos, device=device)
     manager = TaskManager(include_path=str(include_path) if include_path else None)
     results: dict[str, Any] = {}
     samples: dict[str, list] = {}
-    for shots in sorted({n for _, n in tasks}):
+    for shots in sorted({n for _, n in tasks}, key=lambda n: -1 if n is None else n):
         names = [t for t, n in tasks if n == shots]
         try:
             out = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=shots, limit=limit, task_manager=manager,
                                           log_samples=True, random_seed=seed, numpy_random_seed=seed,
-                                          torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=0)  # fmt: skip
+                                          torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=1000)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - lm-eval raises many types for a task it cannot load
             raise InputError(
                 f"lm-eval could not run {', '.join(names)}: {' '.join(str(exc).split())[:500]}"

@@ -6,6 +6,11 @@ their weighted F1) score them. Generation tasks predict text: ``ner_f1`` (entity
 pairs, summed over rows) and ``convfinqa_match`` (the first number of the first line against the gold number, ``%``
 meaning /100, commas ignored, absolute tolerance 1e-2). Each function returns a value in [0, 1]; the per-row score
 functions say how each row counted (for the samples files).
+
+NER as scored here: a pair is the single token right before a ``(TYPE)`` (case kept, separators stripped), an
+entity counts when token and type both match, and the F1 of each row is averaged over the rows. The AdaptLLM
+reference scores NER with nereval's partial credit (half for the text, half for the type), which is not reproduced:
+NER figures from this function are not directly comparable with the paper's.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
-NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?%?|[-+]?\.\d+%?")
-ENTITY = re.compile(r"([^;\n()]+?)\s*\(([A-Za-z_-]+)\)")
+# a number: digits with optional thousands groups, a decimal part, an exponent, a percent sign
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?%?")
+ENTITY = re.compile(r"(\S+)\s*\(([A-Za-z_-]+)\)")
 
 
 def accuracy(preds: Sequence[int], golds: Sequence[int]) -> float:
@@ -50,8 +56,14 @@ def headline_f1(preds: Sequence[int], golds: Sequence[int], groups: Sequence[str
 
 
 def entities(text: str) -> set[tuple[str, str]]:
-    """The ``token (TYPE)`` pairs of a string (case-folded token, upper-case type); malformed parts are ignored."""
-    return {(" ".join(t.split()).casefold(), ty.upper()) for t, ty in ENTITY.findall(text or "") if t.strip()}
+    """The ``token (TYPE)`` pairs of a string: the token right before each ``(TYPE)`` (list separators and quotes
+    around it stripped, case kept) with the type in upper case; malformed parts are ignored."""
+    out = set()
+    for token, kind in ENTITY.findall(text or ""):
+        token = token.strip(",;:\"'`")
+        if token and token != "(":
+            out.add((token, kind.upper()))
+    return out
 
 
 def ner_counts(pred: str, gold: str) -> tuple[int, int, int]:
@@ -60,35 +72,47 @@ def ner_counts(pred: str, gold: str) -> tuple[int, int, int]:
     return len(p & g), len(p), len(g)
 
 
-def ner_f1(preds: Sequence[str], golds: Sequence[str]) -> float:
-    """Entity-level F1 with the counts summed over all rows (micro)."""
-    tp = n_pred = n_gold = 0
-    for p, g in zip(preds, golds):
-        a, b, c = ner_counts(p, g)
-        tp, n_pred, n_gold = tp + a, n_pred + b, n_gold + c
+def ner_row_f1(pred: str, gold: str) -> float:
+    """Entity-level F1 of one row (1 when neither has an entity)."""
+    tp, n_pred, n_gold = ner_counts(pred, gold)
+    if n_pred == 0 and n_gold == 0:
+        return 1.0
     if tp == 0:
         return 0.0
     precision, recall = tp / n_pred, tp / n_gold
     return 2 * precision * recall / (precision + recall)
 
 
-def first_number(text: str) -> float | None:
-    """The first number of the first line of ``text`` (commas removed, ``%`` -> /100), or None."""
+def ner_f1(preds: Sequence[str], golds: Sequence[str]) -> float:
+    """The mean over rows of each row's entity-level F1."""
+    return sum(ner_row_f1(p, g) for p, g in zip(preds, golds)) / len(golds) if golds else 0.0
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers of the first line of ``text`` in order (thousands commas removed, ``%`` -> /100)."""
     line = (text or "").strip().split("\n", 1)[0]
-    m = NUMBER.search(line)
-    if not m:
-        return None
-    raw = m.group(0).replace(",", "")
-    try:
-        value = float(raw.rstrip("%"))
-    except ValueError:
-        return None
-    return value / 100 if raw.endswith("%") else value
+    out = []
+    for m in NUMBER.finditer(line):
+        raw = m.group(0)
+        if not any(ch.isdigit() for ch in raw):
+            continue
+        try:
+            value = float(raw.replace(",", "").rstrip("%"))
+        except ValueError:
+            continue
+        out.append(value / 100 if raw.endswith("%") else value)
+    return out
+
+
+def first_number(text: str) -> float | None:
+    found = numbers(text)
+    return found[0] if found else None
 
 
 def convfinqa_score(pred: str, gold: str, tolerance: float = 1e-2) -> float:
-    p, g = first_number(pred), first_number(gold)
-    return float(p is not None and g is not None and abs(p - g) <= tolerance)
+    """1 when any number of the prediction's first line is within ``tolerance`` of the gold's first number."""
+    g = first_number(gold)
+    return float(g is not None and any(abs(p - g) <= tolerance for p in numbers(pred)))
 
 
 def convfinqa_match(preds: Sequence[str], golds: Sequence[str]) -> float:

@@ -59,6 +59,10 @@ class EvaluateConfig(RunOptions):
     )
 
     def __post_init__(self) -> None:
+        if self.print_tasks_path and self.data_dir and not self.output:
+            raise ConfigError(
+                "--print-tasks-path --data-dir writes a copy of the task YAMLs: give -o DIR for it"
+            )
         if self.compare or self.print_tasks_path:
             return
         super().__post_init__()
@@ -68,14 +72,30 @@ class EvaluateConfig(RunOptions):
             raise ConfigError("--batch-size and --limit must be >= 1")
         if self.data_dir and self.suite not in ("biomedicine", "finance"):
             raise ConfigError("--data-dir is for --suite biomedicine or finance")
-        if self.suite not in ("general", "biomedicine", "finance") and not Path(self.suite).is_dir():
+        if self.suite not in ("general", "biomedicine", "finance") and not Path(self.suite).exists():
             raise ConfigError(
-                f"--suite {self.suite!r}: general, biomedicine, finance or a directory of tasks"
+                f"--suite {self.suite!r}: general, biomedicine, finance, or a task file or directory"
             )
 
     def fingerprint(self) -> dict[str, Any]:
         return {"model": self.model, "revision": self.revision, "suite": self.suite, "data_dir": self.data_dir,
-                "dtype": self.dtype, "add_bos_token": self.add_bos_token, "limit": self.limit, "seed": self.seed}  # fmt: skip
+                "dtype": self.dtype, "add_bos_token": self.add_bos_token, "limit": self.limit, "seed": self.seed,
+                "model_files": _files_state(self.model, self.output),
+                "task_files": _files_state(self.data_dir or self.suite, self.output)}  # fmt: skip
+
+
+def _files_state(location: str | None, output: str) -> dict[str, list[int]] | None:
+    """Size and modification time of each file of a local model or task directory: the results of a model exported
+    again to the same place are not resumed as if nothing had changed."""
+    if not location or not Path(location).exists():
+        return None
+    root = Path(location)
+    out = Path(output).resolve()
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*") if p.is_file() and not p.resolve().is_relative_to(out)
+    )  # fmt: skip
+    return {(p.name if p == root else str(p.relative_to(root))): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in files[:2000]}  # fmt: skip
 
 
 class EvaluateDir(RunDir):
@@ -179,13 +199,13 @@ def _run_suite(config: EvaluateConfig, root: Path, model: Any, tokenizer: Any, d
     custom = Path(config.suite) if config.suite not in ("general", "biomedicine", "finance") else None
     yamls = _yaml_tasks(custom, root) if custom else []
     if config.suite == "general" or yamls:
-        if not results:
-            lm_tasks = yamls or harness.GENERAL
-            found, logged = harness.run(model, tokenizer, lm_tasks, custom, add_bos, config.batch_size, config.limit,
+        todo = [(name, shots) for name, shots in (yamls or harness.GENERAL) if name not in results]
+        if todo:  # the tasks not finished by an earlier run
+            found, logged = harness.run(model, tokenizer, todo, custom, add_bos, config.batch_size, config.limit,
                                         str(device), config.seed)  # fmt: skip
             for name, result in found.items():
                 _keep(root, name, result, logged.get(name, []))
-            results = found
+                results[name] = result
         return results
     tasks = (
         path_tasks(custom, config.limit)
@@ -201,17 +221,18 @@ def _run_suite(config: EvaluateConfig, root: Path, model: Any, tokenizer: Any, d
     return {t.name: results[t.name] for t in tasks}
 
 
-def _yaml_tasks(path: Path, output: Path) -> list[tuple[str, int]]:
-    """``(task name, shots)`` of the lm-eval task YAMLs under ``path`` (not those of the output directory)."""
+def _yaml_tasks(path: Path, output: Path) -> list[tuple[str, int | None]]:
+    """``(task name, None)`` of the lm-eval task YAMLs under ``path`` (not those of the output directory): each
+    runs with its own ``num_fewshot``."""
     import yaml
 
-    names = []
+    names: list[tuple[str, int | None]] = []
     for f in sorted(path.rglob("*.yaml")):
         if f.resolve().is_relative_to(output.resolve()):
             continue
         doc = yaml.safe_load(f.read_text(encoding="utf-8").replace("!function", "")) or {}
         if isinstance(doc, dict) and isinstance(doc.get("task"), str):
-            names.append((doc["task"], int(doc.get("num_fewshot", 0) or 0)))
+            names.append((doc["task"], None))
     return names
 
 

@@ -3,8 +3,9 @@
 - Classification: each option is scored as the continuation ``" " + option`` of the row's ``input``; its score is
   the mean negative log-likelihood of the option's tokens alone; the option with the lowest wins (ties: the first).
   The option's tokens are what the whole text adds to the input's own encoding (lm-eval's split).
+  Classification prompts are not truncated (as in the reference), except to the model's own context length.
 - Generation: greedy decoding, at most ``max_new_tokens`` (100), cut at the first newline, the prompt left-truncated
-  to fit ``max_length`` (2048) with room for the new tokens.
+  to fit ``max_length`` (2048) with room for the new tokens; a BOS stays first when the prompt is cut.
 
 BOS: prepended to every sequence when ``add_bos``; an input whose own encoding already starts with BOS would then
 carry two, and is refused.
@@ -26,6 +27,7 @@ class Scorer:
         self.model, self.tok, self.add_bos, self.device = model.eval(), tokenizer, add_bos, device
         self.batch_size, self.max_length, self.max_new_tokens = batch_size, max_length, max_new_tokens
         self.bos = tokenizer.bos_token_id
+        self.context = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
         if add_bos and self.bos is None:
             raise InputError("--add-bos-token: the tokenizer has no BOS token")
         pad = tokenizer.pad_token_id
@@ -62,20 +64,23 @@ class Scorer:
         out: list[float] = []
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start : start + self.batch_size]
-            seqs = [(c + t)[-(self.max_length + 1) :] for c, t in chunk]  # left-truncated, continuation kept
+            seqs = [
+                (c + t)[-(self.context + 1) :] for c, t in chunk
+            ]  # only beyond the model's context length
             width = max(map(len, seqs)) - 1
             ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
             for i, s in enumerate(seqs):
                 ids[i, : len(s) - 1] = torch.tensor(s[:-1])
             with torch.inference_mode():
-                logp = torch.log_softmax(
-                    self.model(input_ids=ids.to(self.device)).logits.float(), dim=-1
-                ).cpu()
-            for i, (s, (_, cont)) in enumerate(zip(seqs, chunk)):
-                n = len(cont)
-                positions = torch.arange(len(s) - 1 - n, len(s) - 1)
-                picked = logp[i, positions, torch.tensor(s[-n:])]
-                out.append(float(-picked.mean()))
+                logits = self.model(input_ids=ids.to(self.device)).logits
+                for i, (s, (_, cont)) in enumerate(zip(seqs, chunk)):
+                    n = len(cont)
+                    # log-probabilities at the option's positions only (not batch x length x vocab)
+                    logp = torch.log_softmax(logits[i, len(s) - 1 - n : len(s) - 1].float(), dim=-1)
+                    picked = logp[
+                        torch.arange(n, device=logp.device), torch.tensor(s[-n:], device=logp.device)
+                    ]
+                    out.append(float(-picked.mean()))
         return out
 
     # ---- generation ----
@@ -86,7 +91,7 @@ class Scorer:
         out: list[str] = []
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            prompts = [self.encode(r.input, task.name, r.index)[-budget:] for r in chunk]
+            prompts = [self._fit(self.encode(r.input, task.name, r.index), budget) for r in chunk]
             width = max(map(len, prompts))
             ids = torch.tensor([[self.pad] * (width - len(p)) + p for p in prompts], device=self.device)
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
@@ -98,6 +103,14 @@ class Scorer:
                 row = row[: row.index(eos)] if eos in row else row
                 out.append(self.tok.decode(row, skip_special_tokens=True).split("\n", 1)[0])
         return out
+
+    def _fit(self, ids: list[int], budget: int) -> list[int]:
+        """``ids`` left-truncated to ``budget`` tokens, keeping a leading BOS first."""
+        if len(ids) <= budget:
+            return ids
+        if self.add_bos:
+            return [ids[0], *ids[len(ids) - budget + 1 :]]
+        return ids[-budget:]
 
 
 def score_task(scorer: Scorer, task: Task) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -149,7 +162,7 @@ def _mc_value(task: Task, preds: list[int], golds: list[int]) -> float:
 def _row_score(task: Task, text: str, row: Row) -> float:
     gold = row.label or ""
     if task.metric == "ner_f1":
-        return metrics.ner_f1([text], [gold])
+        return metrics.ner_row_f1(text, gold)
     if task.metric == "convfinqa_match":
         return metrics.convfinqa_score(text, gold)
     return float(text.strip() == gold.strip())

@@ -51,16 +51,31 @@ class Task:
 
 def load_rows(path: Path, kind: str, task: str) -> list[Row]:
     """The rows of one task file, checked; an :class:`InputError` names the file and row of the first bad one."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        items = json.loads(text) if text.lstrip().startswith("[") else [
-            json.loads(line) for line in text.splitlines() if line.strip()
-        ]  # fmt: skip
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not JSON lines nor a JSON array ({exc})") from exc
+    items = read_items(path)
     if not items:
         raise InputError(f"{path}: the task file holds no row")
     return [_row(obj, i, path, kind, task) for i, obj in enumerate(items)]
+
+
+def read_items(path: Path) -> list[Any]:
+    """The rows of a JSON array file or a JSON-lines file; a line that is not JSON is an error naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the task file ({exc})") from exc
+    if text.lstrip().startswith("["):
+        try:
+            return list(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not a valid JSON array ({exc})") from exc
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {n} (row {len(items)}): not JSON ({exc.msg})") from exc
+    return items
 
 
 def _row(obj: Any, i: int, path: Path, kind: str, task: str) -> Row:
@@ -134,13 +149,22 @@ def path_tasks(path: Path, limit: int | None) -> list[Task]:
             file = path / entry["file"]
             out.append(Task(name, kind, metric, str(file), load_rows(file, kind, name)[:limit]))
         return out
-    files = sorted(path.glob("*/test.json")) or sorted([*path.glob("*.json"), *path.glob("*.jsonl")])
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(path.glob("*/test.json")) or sorted([*path.glob("*.json"), *path.glob("*.jsonl")])
     if not files:
         raise InputError(f"{path} holds no task file (<Task>/test.json, *.json, *.jsonl) and no lm-eval YAML")
     out = []
     for f in files:
         name = f.parent.name if f.name == "test.json" else f.name.split(".")[0]
-        first = load_rows(f, "gen" if '"label"' in f.read_text(encoding="utf-8")[:4096] else "mc", name)
-        kind = "mc" if first[0].options is not None else "gen"
-        out.append(Task(name, kind, "accuracy" if kind == "mc" else "exact_match", str(f), first[:limit]))
+        items = read_items(f)
+        # the kind from the first row's keys: options make a classification task, a label alone a generation one
+        kind = (
+            "gen"
+            if items and isinstance(items[0], dict) and "options" not in items[0] and "label" in items[0]
+            else "mc"
+        )
+        rows = load_rows(f, kind, name)
+        out.append(Task(name, kind, "accuracy" if kind == "mc" else "exact_match", str(f), rows[:limit]))
     return out
