@@ -18,6 +18,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 # name -> (module exposing Config and main, one-line help)
@@ -49,6 +50,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": (
         "instructpt.evaluate.run",
         "A model -> results on the paper's general suite (lm-eval), the AdaptLLM domain tasks, or your own tasks.",
+    ),
+    "evaluate-synthesizer": (
+        "instructpt.evaluate.synthesizer",
+        "A synthesizer's response accuracy on held-out examples, and the quality of any synthesize output's pairs.",
+    ),
+    "report": (
+        "instructpt.report.run",
+        "Any run directory -> a self-contained HTML report and a Markdown card with plots.",
     ),
     "export": (
         "instructpt.pretrain.export",
@@ -99,6 +108,10 @@ def command_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     p.add_argument("--config", metavar="FILE", help="YAML config file; flags override its values.")
     p.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
     p.add_argument("-q", "--quiet", action="store_true", help="Warnings and errors only.")
+    if name != "report":
+        p.add_argument(
+            "--report", action="store_true", help="Write a report of the output at the end (report/)."
+        )
     add_arguments(p, module.Config)
     return p, module
 
@@ -115,8 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     args: dict[str, Any] = vars(parser.parse_args(argv[1:]))
     config_file = args.pop("config", None)
     verbose, quiet = args.pop("verbose", False), args.pop("quiet", False)
+    want_report = args.pop("report", False)
     configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    return _run(name, module, config_file, args)
+    code = _run(name, module, config_file, args)
+    if code == 0 and want_report:
+        return _report(name)
+    return code
+
+
+_LAST_OUTPUT: list[str] = []  # the output directory of the command just run (for --report)
+
+
+def _report(name: str) -> int:
+    if not _LAST_OUTPUT or not (Path(_LAST_OUTPUT[0]) / "manifest.json").exists():
+        print(
+            f"instructpt {name}: --report: this command writes no run directory to report on", file=sys.stderr
+        )
+        return 0
+    from instructpt.report import run as report_run
+
+    return _run("report", report_run, None, {"run_dir": _LAST_OUTPUT[0]})
 
 
 class _NotElsewhere(logging.Filter):
@@ -162,6 +193,7 @@ def _run(name: str, module: Any, config_file: str | None, args: dict[str, Any]) 
         print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
         return code
     _print_summary(name, summary)
+    _LAST_OUTPUT[:] = [summary.output] if getattr(summary, "output", None) else []
     return 0
 
 

@@ -180,6 +180,9 @@ def summarize(
     )
     if out.written or not (out.root / "stats.json").exists():
         out.write_summary(summary)
+        from instructpt.io.card import write_card
+
+        write_card(out.root, out.stage, summary.counts)
     # documents that came out of the work itself (synthesize --fraction passes some through untouched)
     made = summary.counts.get("docs_out", 0) - summary.counts.get("docs_passed_through", 0)
     alone = plan is None or plan.world_size == 1  # with ranks, the shards of the others may still be running

@@ -160,7 +160,9 @@ def test_bad_rows_are_rejected_counted_and_written(base: Path, tmp_path: Path) -
     ]
     assert [r["reason"] for r in rows] == ["empty_context", "marker_in_text", "invalid_json"]
     assert rows[2]["record"] == "not json"
-    documented = set(re.findall(r"`([a-z_<>]+)`", (REPO / "docs" / "stats.md").read_text(encoding="utf-8")))
+    documented = set(
+        re.findall(r"`([a-z0-9_<>]+)`", (REPO / "docs" / "stats.md").read_text(encoding="utf-8"))
+    )
     written = set(d["counts"]) | set(d["by"]) | set(d["by"]["rejects"])
     written |= {k.replace("steps_", "<unit>_") for k in d["run"]}
     assert written - documented == set()

@@ -40,7 +40,11 @@ def test_shipped_config_loads_and_round_trips(path: Path, tmp_path: Path, caplog
     command = _command(path)
     parser, module = command_parser(command)
     caplog.set_level(logging.WARNING, logger="instructpt.config")
-    args = {k: v for k, v in vars(parser.parse_args([])).items() if k not in ("config", "verbose", "quiet")}
+    args = {
+        k: v
+        for k, v in vars(parser.parse_args([])).items()
+        if k not in ("config", "verbose", "quiet", "report")
+    }
     config = resolve(module.Config, str(path), args)
     assert isinstance(config, module.Config)
     assert not caplog.records, "a shipped config uses a key that moved: " + caplog.records[0].getMessage()

@@ -82,6 +82,7 @@ class ShardedOutput(RunDir):
 
     SUBDIRS = ("data", "rejects", "stats", "done")
     EXTRA_DIRS = ("ids",)
+    OWN_FILES: tuple[str, ...] = (*RunDir.OWN_FILES, "README.md")  # the dataset card (io/card.py)
 
     def __init__(
         self,

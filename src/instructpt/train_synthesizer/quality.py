@@ -7,38 +7,20 @@ transformers engine:
   least one pair (SPEC §3 parsing);
 - ``pairs_per_context``: the mean number of pairs parsed;
 - ``answer_exact_match`` / ``answer_f1``: given the context and a gold question, the response the model writes
-  (up to its ``</END>``) against the gold answer: SQuAD-style normalized exact match and token F1.
+  (up to its ``</END>``) against the gold answer: SQuAD-style normalized exact match and token F1
+  (:mod:`instructpt.quality.answers`, as ``evaluate-synthesizer`` measures them, with ROUGE-L and seen/unseen
+  splits, on any engine).
 """
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from instructpt.io.collection import CollectionExample
+from instructpt.quality.answers import normalize, token_f1
 from instructpt.train_synthesizer.sequences import cut_context
 from instructpt.wire import ANS, END, EOS, QUE, encode_example, parse_generation
-
-
-def normalize(text: str) -> str:
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if not pred or not ref:
-        return float(pred == ref)
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 def heldout_quality(
