@@ -149,8 +149,9 @@ def utf8_encodable(text: str) -> bool:
 
 
 def synth_record_schema() -> Any:
-    """The parquet schema of :class:`SynthRecord` rows: typed columns throughout, ``drops`` a map (so shards with
-    different drop reasons share one schema), ``synthesizer`` and ``sampling`` structs, ``fields`` (kept input
+    """The parquet schema of :class:`SynthRecord` rows: typed columns throughout, ``drops`` a list of
+    ``{reason, count}`` (so shards with different drop reasons share one schema, and ``datasets`` can type it: it
+    has no map type; read back as a mapping), ``synthesizer`` and ``sampling`` structs, ``fields`` (kept input
     fields, any JSON) as JSON text (null: none; :meth:`SynthRecord.from_row` reads it back as a mapping).
     ``synthesizer`` holds what any engine's ``describe()`` gives (a key outside these fields would be lost: tests
     check every engine's)."""
@@ -171,12 +172,17 @@ def synth_record_schema() -> Any:
             ("finish_reason", pa.string()),
             ("prompt_tokens", pa.int64()),
             ("generated_tokens", pa.int64()),
-            ("drops", pa.map_(pa.string(), pa.int64())),
+            ("drops", pa.list_(pa.struct([("reason", pa.string()), ("count", pa.int64())]))),
             ("synthesizer", pa.struct([(k, pa.string()) for k in SYNTHESIZER_TEXT] + [(k, pa.int64()) for k in SYNTHESIZER_INT])),
             ("sampling", pa.struct([("max_new_tokens", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()), ("seed", pa.int64())])),
             ("fields", pa.string()),  # kept input fields as JSON text: any JSON value, in one schema
-        ]
+        ],
+        metadata={KEY_VALUE_COLUMNS: b'{"drops": ["reason", "count"]}'},
     )  # fmt: skip
+
+
+# parquet schema metadata: columns that hold a mapping as a list of {key field, value field} structs
+KEY_VALUE_COLUMNS = b"instructpt.key_value_columns"
 
 
 # the keys engines' describe() may give (tests/unit/test_engines.py checks every engine's against these)

@@ -26,7 +26,7 @@ from instructpt.errors import ConfigError, InputError, ResumeError
 from instructpt.io.readers import original_line, parse_json_line
 from instructpt.io.rundir import RunDir, atomic_write
 from instructpt.io.stats import Stats
-from instructpt.records import Reject
+from instructpt.records import KEY_VALUE_COLUMNS, Reject
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: Any = N
     import pyarrow.parquet as pq
 
     if schema is not None:
+        pairs = json.loads((schema.metadata or {}).get(KEY_VALUE_COLUMNS, b"{}"))
+        if pairs:  # mappings stored as lists of {key, value} structs
+            rows = [{**row, **{c: [{k: a, v: b} for a, b in (row.get(c) or {}).items()]
+                               for c, (k, v) in pairs.items() if c in row}} for row in rows]  # fmt: skip
         typed = pa.Table.from_pylist(list(rows), schema=schema)
         atomic_write(path, lambda f: pq.write_table(typed, f, compression="zstd"))
         return
@@ -313,6 +317,7 @@ def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
     meta = pf.schema_arrow.metadata or {}
     json_cols = json.loads(meta.get(_JSON_COLUMNS_KEY, b"[]"))  # the untyped form: mappings as JSON text
     map_cols = [f.name for f in pf.schema_arrow if pa.types.is_map(f.type)]  # read back as (key, value) lists
+    pairs = json.loads(meta.get(KEY_VALUE_COLUMNS, b"{}"))  # lists of {key, value} structs
     for batch in pf.iter_batches(batch_size=2048):
         for row in batch.to_pylist():
             for k in json_cols:
@@ -321,6 +326,9 @@ def _parquet_rows(path: str) -> Iterator[dict[str, Any]]:
             for k in map_cols:
                 if row.get(k) is not None:
                     row[k] = dict(row[k])
+            for c, (key, value) in pairs.items():
+                if row.get(c) is not None:
+                    row[c] = {item[key]: item[value] for item in row[c]}
             yield row
 
 
