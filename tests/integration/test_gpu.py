@@ -88,25 +88,6 @@ def test_the_stage_runs_chains_on_cuda(tiny_synth: Path, tmp_path: Path) -> None
     assert all(r["prompt_tokens"] <= 384 - 48 for r in records)
 
 
-def _pretrain_mixture(root: Path, tiny_synth: Path) -> Path:
-    from instructpt.mix.run import MixConfig, mix
-    from instructpt.pack.run import PackConfig, pack
-
-    text = "The river feeds the garden. However, the old doctor opens the bank. Therefore, the market moves. "
-    corpus = root / "raw.jsonl"
-    corpus.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Note {i}. " + text * (1 + i % 3)}) + "\n"
-                              for i in range(240)))  # fmt: skip
-    pack(
-        PackConfig(
-            inputs=[str(corpus)], output=str(root / "packed"), tokenizer=str(tiny_synth), progress=False
-        )
-    )
-    mix(
-        MixConfig(output=str(root / "mix"), sources=[f"raw={root / 'packed'}"], seq_len=32, val_fraction=0.02)
-    )
-    return root / "mix"
-
-
 def test_pretrain_on_cuda_learns_resumes_and_exports(tiny_synth: Path, tmp_path: Path) -> None:
     """bf16 autocast, fused AdamW, document masking, DCP checkpoints written from CUDA tensors and read back, and
     an export that loads on the CPU."""
@@ -114,8 +95,9 @@ def test_pretrain_on_cuda_learns_resumes_and_exports(tiny_synth: Path, tmp_path:
 
     from instructpt.pretrain.run import PretrainConfig, pretrain
     from instructpt.train.loop import TrainOptions
+    from tests.integration.test_pretrain import make_mixture
 
-    mix_dir = _pretrain_mixture(tmp_path, tiny_synth)
+    mix_dir = make_mixture(tmp_path, tiny_synth)
 
     def run(out: Path, export: bool = False) -> dict:
         opts = TrainOptions(max_steps=40, batch_size=4, seq_len=32, lr=3e-3, warmup_steps=3, checkpoint_every=5,

@@ -28,7 +28,11 @@ TEXT = "The river feeds the garden. However, the old doctor opens the bank. Ther
 
 @pytest.fixture(scope="module")
 def mixture(tmp_path_factory: pytest.TempPathFactory, tiny_synth: Path) -> Path:
-    root = tmp_path_factory.mktemp("pretrain-data")
+    return make_mixture(tmp_path_factory.mktemp("pretrain-data"), tiny_synth)
+
+
+def make_mixture(root: Path, tiny_synth: Path) -> Path:
+    """A small mixture packed with the tiny synthesizer's tokenizer (blocks of 32 tokens)."""
     corpus = root / "raw.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"r{i}", "text": f"Note {i}. " + TEXT * (1 + i % 3)}) + "\n"
                               for i in range(240)))  # fmt: skip
