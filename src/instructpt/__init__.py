@@ -31,28 +31,63 @@ _STAGES = {
     "TemplifyConfig": ("instructpt.templates.run", "TemplifyConfig"),
     "demo": ("instructpt.demo", "demo"),
     "DemoConfig": ("instructpt.demo", "DemoConfig"),
+    "pack": ("instructpt.pack.run", "pack"),
+    "PackConfig": ("instructpt.pack.run", "PackConfig"),
+    "mix": ("instructpt.mix.run", "mix"),
+    "MixConfig": ("instructpt.mix.run", "MixConfig"),
+    "pretrain": ("instructpt.pretrain.run", "pretrain"),
+    "PretrainConfig": ("instructpt.pretrain.run", "PretrainConfig"),
+    "train_synthesizer": ("instructpt.train_synthesizer.run", "train_synthesizer"),
+    "TrainSynthesizerConfig": ("instructpt.train_synthesizer.run", "TrainSynthesizerConfig"),
+    "evaluate": ("instructpt.evaluate.run", "evaluate"),
+    "EvaluateConfig": ("instructpt.evaluate.run", "EvaluateConfig"),
+    "evaluate_synthesizer": ("instructpt.evaluate.synthesizer", "evaluate_synthesizer"),
+    "EvaluateSynthesizerConfig": ("instructpt.evaluate.synthesizer", "EvaluateSynthesizerConfig"),
+    "report": ("instructpt.report.run", "report"),
+    "ReportConfig": ("instructpt.report.run", "ReportConfig"),
     "Summary": ("instructpt.stages", "Summary"),
     "ShardPlan": ("instructpt.stages", "ShardPlan"),
 }
 
 __all__ = [
     "DemoConfig",
+    "EvaluateConfig",
+    "EvaluateSynthesizerConfig",
+    "MixConfig",
+    "PackConfig",
+    "PretrainConfig",
+    "ReportConfig",
     "ShardPlan",
     "Summary",
     "SynthesizeConfig",
     "TemplifyConfig",
+    "TrainSynthesizerConfig",
     "__version__",
     "demo",
+    "evaluate",
+    "evaluate_synthesizer",
+    "mix",
+    "pack",
+    "pretrain",
+    "report",
     "synthesize",
     "templify",
+    "train_synthesizer",
 ]
 
 if TYPE_CHECKING:
     from instructpt.demo import DemoConfig, demo
+    from instructpt.evaluate.run import EvaluateConfig, evaluate
+    from instructpt.evaluate.synthesizer import EvaluateSynthesizerConfig, evaluate_synthesizer
+    from instructpt.mix.run import MixConfig, mix
+    from instructpt.pack.run import PackConfig, pack
+    from instructpt.pretrain.run import PretrainConfig, pretrain
+    from instructpt.report.run import ReportConfig, report
     from instructpt.stages import ShardPlan, Summary
     from instructpt.synthesizer.config import SynthesizeConfig
     from instructpt.synthesizer.run import synthesize
     from instructpt.templates.run import TemplifyConfig, templify
+    from instructpt.train_synthesizer.run import TrainSynthesizerConfig, train_synthesizer
 
 
 def __getattr__(name: str) -> Any:
