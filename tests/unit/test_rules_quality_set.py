@@ -1,6 +1,7 @@
-"""The rules engine's annotated evaluation set (bench/rules_quality/): its shape, and the regression check — every
-item annotated correct is still mined, word for word. An engine change that alters items must come with the set's
-re-annotation, in its own commit with its reason (see bench/rules_quality/README.md)."""
+"""The rules engine's annotated evaluation set (bench/rules_quality/): its shape, and the regression checks. While
+the engine's RULES_VERSION is the one the set was annotated for, its items must be exactly the annotated ones: an
+output change without a version bump fails here. After a bump, bench_rules_quality.py measures the new items
+(unannotated ones count as not correct) until they are annotated in a commit of their own (see the README there)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def test_no_item_annotated_correct_is_lost() -> None:
     from instructpt.engines.rules import RULES_VERSION
 
     meta = json.loads((ROOT / "bench" / "rules_quality" / "set-meta.json").read_text())
+    if meta["rules_version"] != RULES_VERSION:
+        pytest.skip(f"the set was annotated for {meta['rules_version']}; the engine is {RULES_VERSION}")
     lost = judge(DOCS)["lost_correct"]
     assert not lost, (
         f"items annotated correct under {meta['rules_version']} are no longer mined by {RULES_VERSION}: {lost[:5]} "
-        "- if the change is intended, re-annotate the set in its own commit"
+        "- an output change needs a RULES_VERSION bump (then annotate the new items in their own commit)"
     )
 
 
