@@ -226,3 +226,18 @@ def test_biomedicine_suite_and_the_general_suite_names(tiny_synth: Path, tmp_pat
             json.loads(x) for x in (tmp_path / "out" / "samples" / f"{task}.jsonl").read_text().splitlines()
         ]
         assert report["tasks"][task]["value"] == pytest.approx(sum(r["score"] for r in rows) / 2)
+
+
+def test_changed_task_files_are_not_resumed_as_if_nothing_changed(tiny_synth: Path, tmp_path: Path) -> None:
+    from instructpt.errors import ResumeError
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    row = {"input": "The river feeds the garden.", "options": ["yes", "no"], "gold_index": 0}
+    (tasks / "t.jsonl").write_text(json.dumps(row) + "\n")
+    out = tmp_path / "out"
+    evaluate(EvaluateConfig(model=str(tiny_synth), suite=str(tasks), output=str(out)))
+    evaluate(EvaluateConfig(model=str(tiny_synth), suite=str(tasks), output=str(out)))  # unchanged: resumes
+    (tasks / "t.jsonl").write_text(json.dumps({**row, "gold_index": 1}) + "\n")
+    with pytest.raises(ResumeError, match=r"t\.jsonl was replaced"):
+        evaluate(EvaluateConfig(model=str(tiny_synth), suite=str(tasks), output=str(out)))

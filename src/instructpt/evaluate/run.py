@@ -79,23 +79,7 @@ class EvaluateConfig(RunOptions):
 
     def fingerprint(self) -> dict[str, Any]:
         return {"model": self.model, "revision": self.revision, "suite": self.suite, "data_dir": self.data_dir,
-                "dtype": self.dtype, "add_bos_token": self.add_bos_token, "limit": self.limit, "seed": self.seed,
-                "model_files": _files_state(self.model, self.output),
-                "task_files": _files_state(self.data_dir or self.suite, self.output)}  # fmt: skip
-
-
-def _files_state(location: str | None, output: str) -> dict[str, list[int]] | None:
-    """Size and modification time of each file of a local model or task directory: the results of a model exported
-    again to the same place are not resumed as if nothing had changed."""
-    if not location or not Path(location).exists():
-        return None
-    root = Path(location)
-    out = Path(output).resolve()
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*") if p.is_file() and not p.resolve().is_relative_to(out)
-    )  # fmt: skip
-    return {(p.name if p == root else str(p.relative_to(root))): [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in files[:2000]}  # fmt: skip
+                "dtype": self.dtype, "add_bos_token": self.add_bos_token, "limit": self.limit, "seed": self.seed}  # fmt: skip
 
 
 class EvaluateDir(RunDir):
@@ -123,7 +107,13 @@ def evaluate(config: EvaluateConfig) -> Summary:
 
         return compare(config.compare, config.output or None)
     t0 = time.monotonic()
-    out = EvaluateDir(config.output, "evaluate", config.fingerprint(), overwrite=config.overwrite)
+    from instructpt.io.inputs import local_files
+
+    # a model exported again to the same place, or changed task files, are not resumed as if nothing had changed
+    inputs = local_files([config.model, config.data_dir or config.suite], exclude=(config.output,))
+    out = EvaluateDir(
+        config.output, "evaluate", config.fingerprint(), inputs=inputs, overwrite=config.overwrite
+    )
     out.write_config(config)
     model, tokenizer, device, info = _load(config)
     t1 = time.monotonic()

@@ -295,6 +295,23 @@ def _file_state(path: Path) -> dict[str, Any]:
     return {"size": size, "head": head, "tail": tail}
 
 
+def local_files(locations: list[str | None], exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """``path -> {size, head, tail}`` of every file of the local files and directories named (any kind of file: a
+    model directory, task files), leaving out what lies under ``exclude``; names that are not local paths (hub ids)
+    are left out."""
+    skip = [Path(d).resolve() for d in exclude]
+    out: dict[str, dict[str, Any]] = {}
+    for location in locations:
+        root = Path(location) if location else None
+        if root is None or not root.exists():
+            continue
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for p in files:
+            if not any(p.resolve().is_relative_to(d) for d in skip):
+                out[str(p)] = _file_state(p)
+    return out
+
+
 def input_files(inputs: list[str], exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """``path -> {size, head, tail}`` of every file the inputs name (the files of a local dataset directory
     included). HF hub ids are not files: they are recorded by name only (``{}``)."""
