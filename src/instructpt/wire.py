@@ -67,6 +67,23 @@ def encode_example(
     return ctx, target + encode(EOS)
 
 
+def question_body(question: str) -> str:
+    """What follows a context block when the synthesizer is asked to answer ``question`` (``<QUE> q <ANS>``)."""
+    return f"{QUE} {question} {ANS}"
+
+
+def prompt_ids(encode: Callable[[str], list[int]], context: str, body: str = "") -> list[int]:
+    """The ids of the context block followed by ``body``, encoded as :func:`encode_example` encodes examples (so
+    without the closing ``</s>``): a prompt the model continues."""
+    ctx, target = encode_example(encode, context, body)
+    return ctx + target[: len(target) - len(encode(EOS))]
+
+
+def answer_of(generation: str) -> str:
+    """The answer a synthesizer wrote after a :func:`question_body` prompt: its text up to the first ``</END>``."""
+    return generation.split(END)[0].strip()
+
+
 def build_prompt(history: Sequence[Example], context: str) -> str:
     """The prompt for ``context`` after earlier examples (each with at least one pair)."""
     return "".join(serialize_example(c, p) for c, p in history) + context_block(context)

@@ -261,3 +261,21 @@ def test_a_dataset_repository_is_read_config_by_config_each_a_source(tmp_path: P
     )
     one = list(read_collection([str(repo)], CollectionFields(hf_config="race"), "t"))
     assert [g.source for g in one] == ["race"] * 3  # type: ignore[union-attr]
+
+
+def test_the_answer_prompt_is_a_token_prefix_of_the_training_example(tiny_tokenizer, llama_tok) -> None:
+    from instructpt.wire import answer_of, prompt_ids, question_body
+
+    for tok in (tiny_tokenizer, llama_tok):
+
+        def encode(text: str, tok=tok) -> list[int]:
+            return tok.encode(text, add_special_tokens=False)
+
+        ex = _examples()[0]
+        enc = seqs.encode(ex, encode, 1024, "truncate")
+        assert isinstance(enc, seqs.Encoded)
+        whole = enc.ctx + enc.target
+        asked = prompt_ids(encode, ex.context, question_body(ex.pairs[0].question))
+        assert whole[: len(asked)] == asked and len(asked) > len(enc.ctx)  # what training taught comes next
+        assert prompt_ids(encode, ex.context) == enc.ctx  # the zero-shot prompt: the context block alone
+    assert answer_of(" The river. </END>\n\n<QUE> Next? <ANS> x </END>") == "The river."

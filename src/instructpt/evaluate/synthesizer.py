@@ -28,11 +28,12 @@ from typing import Any
 from instructpt.config import option, to_dict
 from instructpt.engines.config import EngineConfig
 from instructpt.errors import ConfigError, InputError
-from instructpt.io.collection import CollectionExample, CollectionFields, read_collection
+from instructpt.io.collection import CollectionExample, CollectionFields, collect
 from instructpt.io.rundir import RunDir, json_bytes
 from instructpt.io.shards import write_jsonl
 from instructpt.records import Reject
 from instructpt.stages import RunInfo, RunOptions, Summary
+from instructpt.wire import answer_of
 
 HEADLINE = ("questions", "exact_match", "token_f1", "rouge_l", "texts", "parse_rate", "grounded")
 LENGTH_EDGES = (4, 8, 16, 32, 64, 128, 256)  # histogram of words per question / answer: <=4, <=8, ... >256
@@ -191,10 +192,7 @@ def _responses(config: EvaluateSynthesizerConfig, root: Path) -> tuple[dict[str,
     from instructpt.engines.base import load_engine
     from instructpt.quality.answers import exact_match, rouge_l, token_f1
 
-    examples: list[CollectionExample] = []
-    rejects: list[Reject] = []
-    for item in read_collection(config.heldout, config.data, "evaluate-synthesizer", exclude=(str(root),)):
-        (rejects if isinstance(item, Reject) else examples).append(item)  # type: ignore[arg-type]
+    examples, rejects = collect(config.heldout, config.data, "evaluate-synthesizer", exclude=(str(root),))
     write_jsonl(root / "rejects.jsonl", [r.to_dict() for r in rejects])
     examples = examples[: config.limit] if config.limit else examples
     if not examples:
@@ -207,7 +205,7 @@ def _responses(config: EvaluateSynthesizerConfig, root: Path) -> tuple[dict[str,
         gens = engine.generate([_request(engine, i, e, p.question) for i, (e, p) in enumerate(questions)])
     rows = []
     for (e, p), g in zip(questions, gens):
-        reply = g.text.split("</END>")[0].strip() if g.ok else ""
+        reply = answer_of(g.text) if g.ok else ""
         rows.append({"id": e.id, "source": e.source, "seen": None if seen is None else e.source in seen,
                      "question": p.question, "gold": p.answer, "response": reply, "error": g.error,
                      "exact_match": exact_match(reply, p.answer), "token_f1": token_f1(reply, p.answer),
@@ -224,14 +222,11 @@ def _responses(config: EvaluateSynthesizerConfig, root: Path) -> tuple[dict[str,
 
 def _request(engine: Any, key: int, example: CollectionExample, question: str) -> Any:
     from instructpt.engines.base import Request
-    from instructpt.wire import ANS, EOS, QUE, context_block, encode_example
+    from instructpt.wire import context_block, prompt_ids, question_body
 
-    body = f"{QUE} {question} {ANS}"
-    ids = None
+    body = question_body(question)
     codec = getattr(engine, "codec", None)
-    if codec is not None:
-        ctx, target = encode_example(codec.encode, example.context, body)
-        ids = ctx + target[: len(target) - len(codec.encode(EOS))]
+    ids = prompt_ids(codec.encode, example.context, body) if codec is not None else None
     return Request(
         key, context_block(example.context) + body, ids, record_id=example.id, context=example.context
     )

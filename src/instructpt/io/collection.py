@@ -101,6 +101,20 @@ def read_collection(
             yield from _read_dataset(kind, location, fields, stage)
 
 
+def collect(
+    inputs: list[str], fields: CollectionFields, stage: str, exclude: tuple[str, ...] = ()
+) -> tuple[list[CollectionExample], list[Reject]]:
+    """:func:`read_collection` gathered: the examples, and the rejects apart."""
+    examples: list[CollectionExample] = []
+    rejects: list[Reject] = []
+    for item in read_collection(inputs, fields, stage, exclude):
+        if isinstance(item, Reject):
+            rejects.append(item)
+        else:
+            examples.append(item)
+    return examples, rejects
+
+
 def _folder_name(path: Path, root: Path | None) -> str:
     """The source name of a file without a source field: the first telling name among its folders under the input
     directory, its own name (without suffixes), and the folders above it, nearest first. Generic names (``shard``,

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from instructpt.errors import ConfigError, InputError
-from instructpt.io.collection import CollectionExample, CollectionFields, parse_row, read_collection
+from instructpt.io.collection import CollectionExample, CollectionFields, collect, parse_row
 from instructpt.io.rundir import atomic_write, json_bytes
 from instructpt.io.shards import write_jsonl
-from instructpt.records import Reject
 from instructpt.train_synthesizer import sequences as seqs
 
 PREPARED = "sequences/prepared.json"  # written last: the training data is complete
@@ -48,13 +47,7 @@ def prepare(config: Any, encode: Callable[[str], list[int]], out: Path) -> dict[
         return json.loads((out / PREPARED).read_text(encoding="utf-8"))
     for sub in ("rejects", "sequences"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    examples: list[CollectionExample] = []
-    rejects: list[Reject] = []
-    for item in read_collection(config.inputs, config.data, "train-synthesizer", exclude=(str(out),)):
-        if isinstance(item, Reject):
-            rejects.append(item)
-        else:
-            examples.append(item)
+    examples, rejects = collect(config.inputs, config.data, "train-synthesizer", exclude=(str(out),))
     write_jsonl(out / REJECTS, [r.to_dict() for r in rejects])
     if not examples:
         raise InputError(f"no usable example in {', '.join(config.inputs)} ({len(rejects)} rows rejected; see the "

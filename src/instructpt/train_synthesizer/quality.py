@@ -20,7 +20,7 @@ from typing import Any
 from instructpt.io.collection import CollectionExample
 from instructpt.quality.answers import normalize, token_f1
 from instructpt.train_synthesizer.sequences import cut_context
-from instructpt.wire import ANS, END, EOS, QUE, encode_example, parse_generation
+from instructpt.wire import EOS, answer_of, parse_generation, prompt_ids, question_body
 
 
 def heldout_quality(
@@ -49,26 +49,24 @@ def heldout_quality(
     def prompt(context: str, body: str) -> list[int] | None:
         """The ids of the context block + ``body``; a context too long for the budget is cut (its text, so the
         block stays well formed); None when ``body`` alone does not fit."""
-        ctx, target = encode_example(encode, context, body)
-        if len(ctx) + len(target) > budget:
-            fitted = cut_context(context, body, encode, budget)
-            if fitted is None:
-                return None
-            ctx, target = fitted
-        return ctx + target[:-eos_len]
+        ids = prompt_ids(encode, context, body)
+        if len(ids) + eos_len <= budget:
+            return ids
+        fitted = cut_context(context, body, encode, budget)
+        return None if fitted is None else fitted[0] + fitted[1][:-eos_len]
 
     try:
         prompts = [Request(i, "", prompt(ex.context, "")) for i, ex in enumerate(examples)]
         answers = []
         for i, ex in enumerate(examples):
-            ids = prompt(ex.context, f"{QUE} {ex.pairs[0].question} {ANS}")
+            ids = prompt(ex.context, question_body(ex.pairs[0].question))
             if ids is not None:  # a question too long for the budget is not asked
                 answers.append((Request(i, "", ids), ex.pairs[0].answer))
         parsed = [parse_generation(g.text).pairs for g in engine.generate(prompts)]
         written = engine.generate([r for r, _ in answers])
     finally:
         model.train(was_training)
-    replies = [g.text.split(END)[0].strip() for g in written]
+    replies = [answer_of(g.text) for g in written]
     golds = [gold for _, gold in answers]
     n, asked = len(examples), max(1, len(answers))
     return {
