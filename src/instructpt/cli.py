@@ -130,24 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     verbose, quiet = args.pop("verbose", False), args.pop("quiet", False)
     want_report = args.pop("report", False)
     configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    code = _run(name, module, config_file, args)
+    code, summary = _run(name, module, config_file, args)
     if code == 0 and want_report:
-        return _report(name)
+        return _report(name, getattr(summary, "output", None))
     return code
 
 
-_LAST_OUTPUT: list[str] = []  # the output directory of the command just run (for --report)
-
-
-def _report(name: str) -> int:
-    if not _LAST_OUTPUT or not (Path(_LAST_OUTPUT[0]) / "manifest.json").exists():
+def _report(name: str, output: str | None) -> int:
+    """``--report``: the report of the run directory the command wrote."""
+    if not output or not (Path(output) / "manifest.json").exists():
         print(
             f"instructpt {name}: --report: this command writes no run directory to report on", file=sys.stderr
         )
         return 0
     from instructpt.report import run as report_run
 
-    return _run("report", report_run, None, {"run_dir": _LAST_OUTPUT[0]})
+    return _run("report", report_run, None, {"run_dir": output})[0]
 
 
 class _NotElsewhere(logging.Filter):
@@ -175,7 +173,8 @@ def configure_logging(level: int) -> None:
             handler.addFilter(_NotElsewhere())
 
 
-def _run(name: str, module: Any, config_file: str | None, args: dict[str, Any]) -> int:
+def _run(name: str, module: Any, config_file: str | None, args: dict[str, Any]) -> tuple[int, Any]:
+    """Run a command: its exit code, and its summary (None when it failed)."""
     from instructpt.config import resolve
     from instructpt.errors import UserError
     from instructpt.runtime import Terminated, handle_signals, tune_gc
@@ -187,14 +186,13 @@ def _run(name: str, module: Any, config_file: str | None, args: dict[str, Any]) 
             summary = module.main(config)
     except UserError as exc:  # ConfigError included: one line naming the flag or YAML key, exit code 2
         print(f"instructpt {name}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code, None
     except (KeyboardInterrupt, Terminated) as exc:
         how, code = (exc.how, exc.code) if isinstance(exc, Terminated) else ("interrupted", 130)
         print(f"instructpt {name}: {how}; completed shards are kept, re-run to resume", file=sys.stderr)
-        return code
+        return code, None
     _print_summary(name, summary)
-    _LAST_OUTPUT[:] = [summary.output] if getattr(summary, "output", None) else []
-    return 0
+    return 0, summary
 
 
 def _print_summary(name: str, summary: Any) -> None:
