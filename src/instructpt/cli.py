@@ -87,8 +87,8 @@ def _top_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="instructpt",
         description="Instruction Pre-Training: synthesize grounded instruction-response pairs from raw "
-        "corpora, render them into instruction-augmented pre-training text, tokenize and mix it, and pre-train "
-        "models on it.",
+        "corpora, render them into instruction-augmented pre-training text, tokenize and mix it, pre-train "
+        "models on it, train your own synthesizer, and evaluate and report on every step.",
         epilog="Run 'instructpt COMMAND --help' for a command's options.",
     )
     p.add_argument("--version", action="version", version=f"instructpt {__version__}")

@@ -62,6 +62,10 @@ class SynthTrainOptions(TrainOptions):
     warmup_steps: int = option(20, "Linear warmup steps.")
     weight_decay: float = option(0.0, "AdamW weight decay (not on norms and biases).")
     seed: int = option(0, "Seed of the data order, packing and held-out choice.", aliases=("--seed",))
+    eval_blocks: int = option(16, "pretrain only (here the held-out check uses --eval-examples).")
+    doc_masking: bool = option(
+        False, "pretrain only; refused here (a synthesizer attends across its examples)."
+    )
 
 
 @dataclass
