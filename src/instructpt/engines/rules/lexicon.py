@@ -198,3 +198,102 @@ ABBREVIATIONS = _words(
     sep. sept. oct. nov. dec. u.s. u.k. e.u. ph.d. m.d. b.sc. m.sc. approx. min. max. resp. incl. viz.
     """
 )
+
+# General vocabulary of six letters or more that the lists above miss: everyday verbs, adjectives, adverbs and
+# nouns of news, business, how-to and scientific prose. With their inflections (see ``patterns.is_generic``) they
+# are never offered as a text's domain keywords.
+GENERAL_WORDS = _words(
+    """
+    absence absolute accept accepted access accident account accurate achieve acquire actual addition
+    adequate adjust advance advantage advice affair afford afterwards agenda aim allow allowed alongside
+    altogether amazing announce annual anticipate anxious apparent apparently appeal appearance approve
+    approximate argument arrange arrival aspect assess assessment assist associate attach attempt attend
+    attitude attract average aware balance barely basic basically battle bearing become beginning behalf
+    behave behaviour behavior benefit beneath biggest bottom boundary branch breath bright broad budget
+    burden button calculate capable capacity careful carefully category caution celebrate centre century
+    chapter cheap choose chosen circle circumstance citizen claimed clean clear climate closer closing
+    colleague combine combined comfort comment commit commitment committee communicate community company
+    comparison compete competition complain complex component concept concern concerned concluded
+    conclude conditions confidence confirm confirmed conflict connect connection consequence consistent
+    constant construct consult contact content context contract contrast contribute convert correct
+    council counter couple create creative critical crucial culture customer damage danger dangerous dealing
+    decline decrease deeply defend define definitely deliver demand demonstrate department depend
+    depending deposit depth deserve desire destroy detect determine device differ difference digital
+    dinner direct direction directly director discover discuss disease display distance distinct divide
+    document domestic dominant double doubt dramatic driven during duty earlier easily economy edition
+    editor effective effectively efficient effort elsewhere emerge emphasis employ enable encourage engage
+    enhance enjoy ensure entirely environment equally equipment escape essential estimate event eventually
+    exactly examine exceed excellent exchange excited exclude exercise existing expand expansion expense
+    expensive explore expose express extend extent external extra extreme facility failure fairly familiar
+    famous feature figure finally financial finding firmly flexible follow foreign formal fortune forward
+    frequent frequently friendly future gather generate gentle genuine global government gradually
+    greatly growing growth guarantee guidance handle hardly healthy heavily hidden highly holiday honest
+    hospital however hundred identify ignore immediate immediately impact implement imply impose impossible
+    impression improve improvement incident income increasingly independent indicate influence initial
+    initially injury inner input insist install instance intend intense internal introduce invest involve
+    involved issue itself journey judge junior justify kitchen largest launch leader leading leaving length
+    lesson letter likely limited linked listen literally living locate location lowest mainly manage
+    managed manner marked market mention merely middle minimum minor mission mistake modern modest
+    moreover motion movement multiple mutual namely narrow native natural nature nearby nearly neither
+    network normally notably notion numerous object obvious obviously occasion offer official ongoing
+    online operate operation opinion opposite ordinary organise organize origin otherwise outcome output
+    overall overcome overnight owner partly patient pattern payment percentage perfect perform performance
+    permanent persist phase phrase physical planned platform pleased plenty pocket popular portion
+    positive possess possible potential powerful practical precise prefer premium presence pressure
+    prevent previous primarily principle prior priority private probable procedure proceed profile
+    progress promise promote prompt proper properly proportion proposal propose prospect protect proud
+    provide purchase pursue quarter question random rapid rapidly rarely reaction readily reality reasonable
+    receive recent recently recommend recover reduce reduction refer regard regarding regional regular
+    regularly reject relate relation relative release relevant reliable relief rely remaining remarkable
+    remove repeat replace reply request require rescue reserve resist resolve respect respond response
+    restore result retain reveal review reward roughly routine safety satisfy scheme search secure select
+    separate sequence serious settle severe shortly signal silent similar simply slight slightly slowly
+    smaller solid solution someone somewhat source spending spread stable standard statement status
+    steady stretch strength strengthen strike structure struggle subsequent substantial succeed sudden
+    sufficient suggest suitable supply suppose surface surprise surprised surround survey survive suspect
+    sustain target technique temporary tendency thereby thorough thousand threshold through tonight topic
+    toward tradition transfer transform travel treat trouble typical typically ultimately underlying
+    underneath unique unlikely unusual update upward urgent utterly valuable variety vehicle venture visible
+    volume warning weekly welcome whereas widely willing winner winter wonderful worried worse worst
+    writing younger eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen thirty forty
+    fifty sixty seventy eighty ninety hundreds thousands millions billion billions million trillion dollar
+    dollars markets outnumber investing consider starting waiting bringing appears monday tuesday wednesday
+    thursday friday saturday sunday january february march april june july august september october november
+    december weekend morning afternoon evening
+    """
+)
+
+# Base verbs that open an instruction ("Remove the pan ...", "Let it cool ..."). A sentence opening with one has no
+# truth value: it is never used as a premise or hypothesis, nor embedded unquoted in a question.
+IMPERATIVE_VERBS = _words(
+    """
+    add adjust allow apply arrange attach avoid bake be begin bend blend boil bring brush buy call change check
+    choose clean clear click close coat combine connect cook cool cover cut decide discard drain dry dust
+    empty ensure fill find finish fit fix fold follow gather get give go grab heat hold insert install
+    keep knead lay leave let lift line loosen lower make mark measure mix move open paint peel pick place
+    plant plug pour prepare press prune pull pump push put read release remember remove repeat replace
+    rinse rub run sand scrape screw seal select set shake sharpen slide soak spray spread sprinkle squeeze
+    start stir stop store stretch take tap tighten tilt trim try turn twist unplug unscrew use wait warm
+    wash water wear whisk wipe wrap write
+    """
+)
+
+# First- and second-person words: a sentence with one reads as the asker's own words when embedded unquoted.
+PERSONAL_WORDS = _words("i me my mine myself we us our ours ourselves you your yours yourself yourselves")
+
+# Words that mark a first line ending with a full stop as a sentence of the body, not a title: auxiliary verbs and
+# pronouns ("The council met on Tuesday." has none, so title case or the next line decides; see text.py).
+SENTENCE_WORDS = PERSONAL_WORDS | _words(
+    """
+    is are was were be been has have had will would can could should may might must does did it they he she
+    this these there its their his her
+    """
+)
+
+# Words that open a subordinate or relative clause: a clause opening with one is not a statement on its own.
+SUBORDINATORS = _words(
+    """
+    although though even while whereas if when whenever since because as which that who whom whose unless
+    until once after before where wherever whether so and but or nor yet
+    """
+)

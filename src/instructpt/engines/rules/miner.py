@@ -21,26 +21,57 @@ from functools import cached_property
 
 from instructpt.engines.rules import patterns, wording
 from instructpt.engines.rules.lexicon import CONNECTIVES_BY_LABEL
+from instructpt.engines.rules.patterns import strip_opener
 from instructpt.engines.rules.text import (
     Doc,
     analyse,
     bare,
+    is_imperative,
+    is_personal,
     lower_first,
+    lower_words,
     n_words,
     skip_reason,
 )
 from instructpt.records import QAPair
 from instructpt.wire import MARKERS
 
-RULES_VERSION = "rules-v2"  # bump when mining output changes for the same input
+RULES_VERSION = "rules-v3"  # bump when mining output changes for the same input
 
 OPENING_MAX_WORDS = 120  # title_to_article: the answer is the body's opening, not the whole text
 CONTINUATION_MAX_WORDS = 60
+ARTICLE_OPENING_WORDS = (25, 90)  # whole-text completion: the given opening, in words
+ARTICLE_REST_MAX_WORDS = 300  # ... and the rest to write, at most
 KEYWORD_SENTENCE_WORDS = (8, 45)
+PARAPHRASE_DETECT_OVERLAP = (
+    0.5  # share of content words two sentences must have in common to ask "same thing?"
+)
 _NLI_ANSWER_INDEX = {"entailment": 0, "contradiction": 1, "neutral": 2}
+# Which relation of the other kind a "which connective" distractor comes from: the one that cannot fit too.
+_OPPOSITE = {"entailment": "contradiction", "contradiction": "entailment"}
 _MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
+# Sentence openers that refer back to an earlier sentence: such a sentence does not stand alone as an answer.
+_ANAPHORIC = frozenset(
+    [
+        "this",
+        "these",
+        "that",
+        "those",
+        "it",
+        "its",
+        "they",
+        "their",
+        "he",
+        "she",
+        "his",
+        "her",
+        "such",
+        "both",
+    ]
+)
 
-Item = tuple[str, str]  # (question, answer)
+# (question, answer, key): ``key`` names the sentences the item uses (see patterns.Linked.key), or None.
+Item = tuple[str, str, object]
 
 
 @dataclass
@@ -59,30 +90,50 @@ def text_rng(seed: int, record_id: str, text: str = "") -> random.Random:
 
 
 def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> MineResult:
-    """Mine at most ``max_per_type`` pairs per task type from ``text``; never raises on odd input."""
+    """Mine at most ``max_per_type`` pairs per task type from ``text``; never raises on odd input.
+
+    Task types take turns: one item each, then a second each, and so on, so that when several types compete for
+    the text's few linked sentence pairs, each pair goes to one task type and every type gets its share.
+    """
     if max_per_type < 0:
         raise ValueError(f"max_per_type must be >= 0, got {max_per_type}")
     reason = skip_reason(text)
     if reason is not None:
         return MineResult([], reason)
     facts = _Facts(analyse(text), text_rng(seed, record_id, text))
-    collector = _Collector(max_per_type)
-    for task_type, miner in _MINERS:
-        if max_per_type:
-            collector.take(task_type, miner(facts))
+    collector = _Collector(facts)
+    for round_limit in range(1, max_per_type + 1):
+        for task_type, miner in _MINERS:
+            collector.take(task_type, miner(facts), round_limit)
     facts.rng.shuffle(collector.pairs)  # no task type always comes first
     return MineResult(collector.pairs)
 
 
 class _Facts:
-    """A document, its RNG and the pattern matches several miners share (computed once, on first use)."""
+    """A document, its RNG and the pattern matches several miners share (computed once, on first use).
+
+    ``used`` holds the keys of the sentence pairs items were made from, by task type: a pair serves one task type
+    when the text has two or more linked pairs (see :meth:`fresh`).
+    """
 
     def __init__(self, doc: Doc, rng: random.Random) -> None:
         self.doc, self.rng = doc, rng
+        self.used: dict[object, set[str]] = {}
 
     @cached_property
     def linked(self) -> list[patterns.Linked]:
         return patterns.linked_pairs(self.doc)
+
+    @cached_property
+    def case(self) -> str:
+        """One capitalisation of yes/no options for the whole text ("lower" or "upper")."""
+        return self.rng.choice(("lower", "upper"))
+
+    def fresh(self, key: object, task_type: str) -> bool:
+        """Whether an item of ``task_type`` may use the sentences ``key``: never twice for one type, and not for a
+        second type while the text has other linked pairs to use."""
+        types = self.used.get(key, set())
+        return task_type not in types and (not types or len(self.linked) < 2)
 
     def lower(self, s: str) -> str:
         return lower_first(s, self.doc.body)
@@ -95,6 +146,20 @@ class _Facts:
             f"{name}_lower_bare": bare(self.lower(sentence)),
         }
 
+    def wording(self, table: tuple[str, ...], **sentences: str) -> str:
+        """A wording from ``table`` filled with the forms of ``sentences``.
+
+        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: embedded
+        unquoted ("Given that I prefer ...", "The text states that remove the cap") it would read as the asker's
+        own words or be ungrammatical.
+        """
+        fields: dict[str, str] = {}
+        for name, sentence in sentences.items():
+            fields.update(self.forms(name, sentence))
+        unquotable = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
+        choices = [w for w in table if not any(f"{{{n}_lower_bare}}" in w for n in unquotable)] or list(table)
+        return self.rng.choice(choices).format(**fields)
+
     def shuffled(self, items: list) -> Iterator:
         """``items`` in random order, drawn lazily: a miner that stops early spends fewer draws."""
         items = list(items)
@@ -105,26 +170,37 @@ class _Facts:
 
 
 class _Collector:
-    """Accepts well-formed, marker-free, not yet asked questions, up to ``limit`` per task type."""
+    """Accepts well-formed, marker-free, not yet asked questions, up to a limit per task type."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, facts: _Facts) -> None:
+        self.facts = facts
         self.pairs: list[QAPair] = []
+        self.counts: dict[str, int] = {}
         self._seen: set[str] = set()
+        self._given: set[tuple[str, object]] = set()  # (task type, key or answer): one item per fact and type
 
-    def take(self, task_type: str, items: Iterator[Item]) -> None:
-        taken = 0
-        for question, answer in items:
+    def take(self, task_type: str, items: Iterator[Item], limit: int) -> None:
+        if self.counts.get(task_type, 0) >= limit:
+            return
+        for question, answer, key in items:
+            if key is not None and not self.facts.fresh(key, task_type):
+                continue
             question, answer = question.strip(), answer.strip()
-            key = question.casefold()
-            if not question or not answer or key in self._seen:
+            seen = question.casefold()
+            if not question or not answer or seen in self._seen:
                 continue
             if _MARKER.search(question) or _MARKER.search(answer):
                 continue
-            self._seen.add(key)
+            given = (task_type, ("answer", answer) if key is None else key)
+            if given in self._given:
+                continue  # the same fact in another wording, from a later round
+            self._given.add(given)
+            self._seen.add(seen)
+            if key is not None:
+                self.facts.used.setdefault(key, set()).add(task_type)
             self.pairs.append(QAPair(question, answer, task_type))
-            taken += 1
-            if taken >= self.limit:
+            self.counts[task_type] = self.counts.get(task_type, 0) + 1
+            if self.counts[task_type] >= limit:
                 break
 
 
@@ -135,7 +211,7 @@ def with_options(question: str, options: list[str] | tuple[str, ...]) -> str:
 
 def _summarize(f: _Facts) -> Iterator[Item]:
     if f.doc.title:
-        yield f.rng.choice(wording.SUMMARIZE), f.doc.title
+        yield f.rng.choice(wording.SUMMARIZE), f.doc.title, None
 
 
 def _title_to_article(f: _Facts) -> Iterator[Item]:
@@ -150,56 +226,81 @@ def _title_to_article(f: _Facts) -> Iterator[Item]:
         opening.append(s)
         total += n_words(s)
     if opening:
-        yield f.rng.choice(wording.TITLE_TO_ARTICLE).format(title=f.doc.title), " ".join(opening)
+        title = f.doc.title.removesuffix(".")  # the title is quoted: '... titled "Sleep and memory".'
+        yield f.rng.choice(wording.TITLE_TO_ARTICLE).format(title=title), " ".join(opening), None
+
+
+def _statements(f: _Facts, links: list[patterns.Linked]) -> list[patterns.Linked]:
+    """Links between two statements: instructions have no truth value to reason about."""
+    return [k for k in links if not is_imperative(k.first) and not is_imperative(k.second)]
 
 
 def _nli(f: _Facts) -> Iterator[Item]:
-    for link in f.shuffled(f.linked):
-        options = f.rng.choice(wording.NLI_OPTIONS)
+    for link in f.shuffled(_statements(f, f.linked)):
+        template, kind = f.rng.choice(wording.NLI)
+        if kind == "follows":
+            options: tuple[str, ...] = f.rng.choice(wording.NLI_OPTIONS[f.case])
+            answer = options[_NLI_ANSWER_INDEX[link.label]]
+        elif kind == "contrast":
+            options = wording.YES_NO[f.case]
+            answer = options[0 if link.label == "contradiction" else 1]
+        else:
+            options = tuple(f.shuffled(list(wording.RELATION_OPTIONS.values())))
+            answer = wording.RELATION_OPTIONS[link.label]
         fields = {**f.forms("premise", link.first), **f.forms("hypothesis", link.second)}
-        question = f.rng.choice(wording.NLI).format(**fields)
-        yield with_options(question, options), options[_NLI_ANSWER_INDEX[link.label]]
+        yield with_options(template.format(**fields), options), answer, link.key
 
 
 def _connective(f: _Facts) -> Iterator[Item]:
-    for link in f.shuffled(f.linked):
-        options = [link.connective] + [
-            f.rng.choice(words) for label, words in CONNECTIVES_BY_LABEL.items() if label != link.label
-        ]
+    # Only result and contrast links, against a connective of the opposite relation: an "In addition" pair could
+    # often take "Moreover" and "Therefore" alike, and then the question has two right answers.
+    for link in f.shuffled([k for k in f.linked if k.label in _OPPOSITE]):
+        options = [link.connective, f.rng.choice(CONNECTIVES_BY_LABEL[_OPPOSITE[link.label]])]
         f.rng.shuffle(options)
         second_lower = f.lower(link.second)
         question = f.rng.choice(wording.CONNECTIVE).format(
             first=link.first, second=link.second, second_lower=second_lower
         )
-        yield with_options(question, options), link.connective
+        yield with_options(question, options), link.connective, link.key
 
 
 def _cause_effect(f: _Facts) -> Iterator[Item]:
-    forward = [link for link in f.linked if link.label == "entailment"]
+    forward = [link for link in _statements(f, f.linked) if link.label == "entailment"]
     for link in f.shuffled(forward):
-        yield f.rng.choice(wording.CAUSE_EFFECT).format(**f.forms("cause", link.first)), link.second
+        yield f.wording(wording.CAUSE_EFFECT, cause=link.first), link.second, link.key
 
 
 def _effect_cause(f: _Facts) -> Iterator[Item]:
     for c in f.shuffled(patterns.causes(f.doc)):
-        yield f.rng.choice(wording.EFFECT_CAUSE).format(**f.forms("effect", c.effect)), c.cause
+        yield f.wording(wording.EFFECT_CAUSE, effect=c.effect), c.cause, c.key
 
 
 def _paraphrase(f: _Facts) -> Iterator[Item]:
     restated, inline = patterns.paraphrases(f.doc)
-    found = [("restated", a, b) for a, b in restated] + [("inline", a, b) for a, b in inline]
-    for kind, first, second in f.shuffled(found):
-        if kind == "inline":
-            yield f.rng.choice(wording.CLARIFY).format(before=first), second
-        elif f.rng.random() < 0.5:
-            yield f.rng.choice(wording.PARAPHRASE).format(**f.forms("sentence", first)), second
+    found: list[tuple[str, str, object]] = [(r.first, r.second, r.key) for r in restated]
+    found += [(before, after, None) for before, after in inline]
+    for first, second, key in f.shuffled(found):
+        if key is None:
+            yield f.rng.choice(wording.CLARIFY).format(before=first), second, None
+        elif _overlap(first, second) >= PARAPHRASE_DETECT_OVERLAP and f.rng.random() < 0.5:
+            yield (*_paraphrase_detection(f, first, second), key)
         else:
-            yield _paraphrase_detection(f, first, second)
+            yield f.wording(wording.PARAPHRASE, sentence=first), second, key
 
 
-def _paraphrase_detection(f: _Facts, first: str, second: str) -> Item:
+def _content_words(s: str) -> set[str]:
+    return {w for w in lower_words(s) if len(w) > 2 and not patterns.is_generic(w)} or set(lower_words(s))
+
+
+def _overlap(a: str, b: str) -> float:
+    """The share of the smaller sentence's content words that the other sentence also has."""
+    wa, wb = _content_words(a), _content_words(b)
+    return len(wa & wb) / max(1, min(len(wa), len(wb)))
+
+
+def _paraphrase_detection(f: _Facts, first: str, second: str) -> tuple[str, str]:
     """Half the time the second sentence is swapped for an unrelated one from the text (answer "no")."""
-    options = f.rng.choice(wording.DETECT_OPTIONS)
+    options = wording.YES_NO[f.case]
     # Neither sentence of the pair may serve as the distractor, not even with its opener ("In other words, ...").
     taken = (bare(first).lower(), bare(second).lower())
     doc = f.doc
@@ -218,13 +319,22 @@ def _definition(f: _Facts) -> Iterator[Item]:
     for d in f.shuffled(patterns.definitions(f.doc)):
         if d.term.casefold() not in seen:
             seen.add(d.term.casefold())
-            yield f.rng.choice(wording.DEFINITION).format(term=f.lower(d.term)), d.sentence
+            yield (
+                f.rng.choice(wording.DEFINITION).format(term=f.lower(d.term)),
+                strip_opener(d.sentence),
+                None,
+            )
 
 
 def _topic(f: _Facts) -> Iterator[Item]:
     for t in f.shuffled(patterns.topics(f.doc)):
         fields = {"subject_lower": f.lower(t.subject), "topic": t.topic}
-        yield f.rng.choice(wording.TOPIC).format(**fields), t.sentence
+        yield f.rng.choice(wording.TOPIC).format(**fields), t.sentence, None
+
+
+def _stands_alone(s: str) -> bool:
+    """A sentence that makes sense on its own: it does not open by referring back ("These are ...")."""
+    return s.split(" ", 1)[0].lower() not in _ANAPHORIC
 
 
 def _keywords(f: _Facts) -> Iterator[Item]:
@@ -232,7 +342,11 @@ def _keywords(f: _Facts) -> Iterator[Item]:
     if len(rare) < 2:
         return
     lo, hi = KEYWORD_SENTENCE_WORDS
-    eligible = [s for s, full in zip(f.doc.sentences, f.doc.full) if full and lo <= n_words(s) <= hi]
+    eligible = [
+        s
+        for s in (strip_opener(s) for s, full in zip(f.doc.sentences, f.doc.full) if full)
+        if lo <= n_words(s) <= hi and _stands_alone(s)
+    ]
     # Sentences in random order, looked at lazily: three or more keywords are used at once, two only when
     # nothing better turns up.
     pairs_only: list[tuple[str, list[str]]] = []
@@ -247,13 +361,18 @@ def _keywords(f: _Facts) -> Iterator[Item]:
 
 
 def _keyword_item(f: _Facts, sentence: str, hits: list[str]) -> Item:
+    # A word capitalised only because it opens the sentence is listed in lower case ("Artificial" -> "artificial").
+    hits = [f.lower(h) if sentence.startswith(h) else h for h in hits]
     chosen = f.rng.sample(hits, min(4, len(hits)))
     words = ", ".join(chosen)
     words_and = f"{', '.join(chosen[:-1])} and {chosen[-1]}"
-    return f.rng.choice(wording.KEYWORDS).format(words=words, words_and=words_and), sentence
+    return f.rng.choice(wording.KEYWORDS).format(words=words, words_and=words_and), sentence, None
 
 
 def _completion(f: _Facts) -> Iterator[Item]:
+    whole = _article_completion(f)
+    if whole is not None:
+        yield whole
     sents, full = f.doc.sentences, f.doc.full
     splits = [k for k in range(1, len(sents)) if full[k - 1] and full[k]]
     for k in f.shuffled(splits):
@@ -266,15 +385,33 @@ def _completion(f: _Facts) -> Iterator[Item]:
         two_fit = two_fit and n_words(answer) + n_words(sents[k + 1]) <= CONTINUATION_MAX_WORDS
         if two_fit and f.rng.random() < 0.5:
             answer = f"{answer} {sents[k + 1]}"
-        yield f.rng.choice(wording.COMPLETION).format(before=before), answer
+        yield f.rng.choice(wording.COMPLETION).format(before=before), answer, k
+
+
+def _article_completion(f: _Facts) -> Item | None:
+    """The first sentences of the text and, as the answer, the rest of it: when the whole text is prose."""
+    sents = f.doc.sentences
+    if len(sents) < 3 or not all(f.doc.full):
+        return None
+    lo, hi = ARTICLE_OPENING_WORDS
+    words, k = 0, 0
+    while k < len(sents) - 1 and (words < lo or k < 1):
+        words += n_words(sents[k])
+        k += 1
+    rest = " ".join(sents[k:])
+    if words > hi or not lo <= words or n_words(rest) > ARTICLE_REST_MAX_WORDS or k == len(sents):
+        return None
+    before = " ".join(sents[:k])
+    return f.rng.choice(wording.ARTICLE_COMPLETION).format(before=before), rest, None
 
 
 _MINERS: tuple[tuple[str, Callable[[_Facts], Iterator[Item]]], ...] = (
     ("summarize", _summarize),
     ("title_to_article", _title_to_article),
-    ("nli", _nli),
-    ("connective", _connective),
+    # Types that need the scarcer kinds of linked pairs choose first: results, then results and contrasts, then any.
     ("cause_effect", _cause_effect),
+    ("connective", _connective),
+    ("nli", _nli),
     ("effect_cause", _effect_cause),
     ("paraphrase", _paraphrase),
     ("definition", _definition),

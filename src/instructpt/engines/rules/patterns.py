@@ -15,36 +15,60 @@ from typing import NamedTuple
 from instructpt.engines.rules.lexicon import (
     COMMON_WORDS,
     CONNECTIVES,
+    FUNCTION_WORDS,
+    GENERAL_WORDS,
     NO_COMMA_OK,
     NOT_A_CONNECTIVE,
     NOT_TERMS,
     PARAPHRASE_INLINE,
     PARAPHRASE_INLINE_COMMA,
     PARAPHRASE_OPENERS,
+    SUBORDINATORS,
 )
 from instructpt.engines.rules.text import (
     Doc,
     as_sentence,
     bare,
     is_full_sentence,
-    lower_words,
     n_words,
     upper_first,
 )
 
 
 class Linked(NamedTuple):
-    """Two sentences joined by a connective: ``second`` has the connective removed."""
+    """Two sentences joined by a connective: ``second`` has the connective removed.
+
+    ``at`` is the index of the sentence that holds ``second``: the pair is sentences ``at - 1`` and ``at``, or two
+    clauses of sentence ``at`` when ``inline`` ("...; however, ...").
+    """
 
     first: str
     second: str
     connective: str
     label: str  # entailment | contradiction | neutral
+    at: int = 0
+    inline: bool = False
+
+    @property
+    def key(self) -> object:
+        """Which sentences the pair uses, to use a pair for one task type only."""
+        return ("in", self.at) if self.inline else self.at
 
 
 class Cause(NamedTuple):
     effect: str  # a clause stated as a sentence
     cause: str  # the reason, as a sentence ("Due to the high cost.")
+    key: object = (
+        None  # the sentences used: ``i`` for sentences i - 1 and i ("This is because ..."), else ("in", i)
+    )
+
+
+class Restated(NamedTuple):
+    """A sentence and the next one restating it ("In other words, ..."); ``key`` as in :class:`Linked`."""
+
+    first: str
+    second: str
+    key: int
 
 
 class Definition(NamedTuple):
@@ -81,6 +105,18 @@ _CAUSE_BACKREF = re.compile(
 )
 # An effect clause ending in a copula ("The decline was" due to ...) is not a statement on its own.
 _COPULA_END = re.compile(r"\b(?:is|are|was|were|be|been|being|mainly|largely|partly|mostly|probably|likely)$")
+# A cause ends where a new clause begins (", and a follow-up visit is recommended", ", which ...").
+_CLAUSE_BREAK = re.compile(
+    r", (?:and|but|so|which|while|whereas|although|though|yet|who|where|when|since|because|thus|hence)\b.*$"
+)
+# Without a comma, a prepositional cue ("due to", "because of") links a cause to a clause only after a verb form
+# ("was postponed due to rain"); after a noun it modifies the noun ("damage due to cadmium").
+_PRONOUNS = frozenset(["it", "they", "them", "he", "she", "this", "these", "those", "its", "their"])
+_PREPOSITIONS = frozenset(
+    ["at", "in", "on", "for", "during", "across", "over", "after", "within", "throughout"]
+)
+_ADVERBS = frozenset(["twice", "again", "once", "only", "also", "still", "even", "again", "later", "soon"])
+_VERB_BEFORE = re.compile(r"(?:ed|en|rose|fell|grew|lost|left|shut|froze|broke|stopped|closed)$")
 
 _PARA_OPENER = re.compile(rf"^(?P<conn>{_alternation(PARAPHRASE_OPENERS)}), (?P<rest>\S.*)$")
 _PARA_INLINE = re.compile(
@@ -160,7 +196,7 @@ def linked_pairs(doc: Doc) -> list[Linked]:
         if m and i and (m["comma"] or m["conn"] in NO_COMMA_OK):
             first, second = strip_opener(sentences[i - 1]), upper_first(m["rest"])
             if is_full_sentence(first) and is_full_sentence(second):
-                out.append(Linked(first, second, m["conn"], CONNECTIVES[m["conn"]]))
+                out.append(Linked(first, second, m["conn"], CONNECTIVES[m["conn"]], i))
             continue
         if "; " in s:
             m = _INLINE_CONN.search(s)
@@ -168,14 +204,17 @@ def linked_pairs(doc: Doc) -> list[Linked]:
                 first, second = as_sentence(s[: m.start()]), upper_first(m["rest"])
                 if is_full_sentence(first) and is_full_sentence(second):
                     conn = _LOWER_CONNECTIVES[m["conn"]]
-                    out.append(Linked(first, second, conn, CONNECTIVES[conn]))
+                    out.append(Linked(first, second, conn, CONNECTIVES[conn], i, inline=True))
     return out
 
 
 def strip_opener(sentence: str) -> str:
-    """A sentence without its opening connective ("However, X rose." -> "X rose.")."""
+    """A sentence without its opening connective ("However, X rose." -> "X rose.", "In other words, ...")."""
     m = _OPENER.match(sentence)
     if m and (m["comma"] or m["conn"] in NO_COMMA_OK):
+        return upper_first(m["rest"])
+    m = _PARA_OPENER.match(sentence)
+    if m:
         return upper_first(m["rest"])
     return sentence
 
@@ -193,21 +232,46 @@ def causes(doc: Doc) -> list[Cause]:
         if m:
             if i and doc.full[i - 1]:
                 out.append(
-                    Cause(strip_opener(doc.sentences[i - 1]), as_sentence(f"{m['conn']} {m['cause']}"))
+                    Cause(strip_opener(doc.sentences[i - 1]), as_sentence(f"{m['conn']} {m['cause']}"), i)
                 )
             continue
+        clause = bare(strip_opener(s))
         m = _CAUSE_LEADING.match(clause) or _CAUSE_INNER.match(clause)
         if m is None:
             continue
-        effect = m["effect"].rstrip(", ")
-        if n_words(effect) >= 3 and n_words(m["cause"]) >= 2 and not _COPULA_END.search(effect):
-            out.append(Cause(as_sentence(effect), as_sentence(f"{m['conn'].lower()} {m['cause']}")))
+        effect, cause = m["effect"].rstrip(", "), _CLAUSE_BREAK.sub("", m["cause"])
+        if m.re is _CAUSE_INNER and not _inner_boundary(clause, m):
+            continue
+        if n_words(effect) >= 3 and n_words(cause) >= 2 and _statement(effect):
+            out.append(Cause(as_sentence(effect), as_sentence(f"{m['conn'].lower()} {cause}"), ("in", i)))
     return out
 
 
-def paraphrases(doc: Doc) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _inner_boundary(clause: str, m: re.Match[str]) -> bool:
+    """Whether a cue inside a sentence joins two clauses: after a comma, the conjunction "because", or a verb."""
+    if clause[: m.start("conn")].endswith(", ") or m["conn"] == "because":
+        return True
+    words = m["effect"].rstrip(", ").split(" ")
+    # "was cancelled at both airports due to ...": look past a prepositional phrase of up to four words.
+    for j in range(len(words) - 1, max(0, len(words) - 5), -1):
+        if words[j] in _PREPOSITIONS:
+            words = words[:j]
+            break
+    while len(words) > 1 and (words[-1].endswith("ly") or words[-1] in _ADVERBS):
+        words.pop()  # "was postponed twice because of ..."
+    return _VERB_BEFORE.search(words[-1]) is not None
+
+
+def _statement(clause: str) -> bool:
+    """A clause that can stand as a sentence: no dangling copula, no subordinate opener ("Even though ..."), no
+    pronoun subject whose referent the question would lose ("it can extract water ...")."""
+    first = clause.split(" ", 1)[0].lower()
+    return first not in SUBORDINATORS and first not in _PRONOUNS and not _COPULA_END.search(clause)
+
+
+def paraphrases(doc: Doc) -> tuple[list[Restated], list[tuple[str, str]]]:
     """(restated sentence pairs, inline clarifications ``(before, after)``) in text order."""
-    restated: list[tuple[str, str]] = []
+    restated: list[Restated] = []
     inline: list[tuple[str, str]] = []
     inline_cues = _mentions(doc.body, _PARA_SNIFF)
     for i, s in enumerate(doc.sentences):
@@ -215,12 +279,12 @@ def paraphrases(doc: Doc) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]
         if m:
             second = upper_first(m["rest"])
             if i and doc.full[i - 1] and is_full_sentence(second):
-                restated.append((strip_opener(doc.sentences[i - 1]), second))
+                restated.append(Restated(strip_opener(doc.sentences[i - 1]), second, i))
             continue
         if inline_cues and doc.full[i] and _mentions(s, _PARA_SNIFF):
             m = _PARA_INLINE.match(s)
             if m and n_words(m["before"]) >= 2 and n_words(m["after"]) >= 2:
-                inline.append((m["before"], as_sentence(m["after"])))
+                inline.append((strip_opener(m["before"]), as_sentence(m["after"])))
     return restated, inline
 
 
@@ -270,44 +334,107 @@ def topics(doc: Doc) -> list[Topic]:
     return out
 
 
+# A word as the text writes it: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
+# "lead-induced"); a token never starts after a hyphen or a digit ("10-fold" is not "fold").
+_TOKEN = re.compile(r"(?<![\w+-])[^\W\d_]\w*(?:[-+][^\W_]+)*\+?(?![\w-])")
+_CONNECTIVE_WORDS = frozenset(
+    w for phrase in (*CONNECTIVES, *PARAPHRASE_OPENERS) for w in phrase.lower().split()
+)
+_GENERIC = COMMON_WORDS | GENERAL_WORDS | _CONNECTIVE_WORDS
+# (suffix, replacement) pairs that undo inflections: "improves" -> "improve", "studied" -> "study".
+_INFLECTIONS = (
+    ("ies", "y"), ("ied", "y"), ("ily", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("d", ""),
+    ("ing", ""), ("ing", "e"), ("ly", ""), ("ally", ""), ("ments", ""), ("ment", ""), ("ness", ""), ("ful", ""),
+    ("ers", ""), ("er", ""), ("er", "e"), ("ations", "e"), ("ation", "e"),
+)  # fmt: skip
+_VERB_FORM = ("ly", "ing", "ed")
+
+
+def is_generic(word: str) -> bool:
+    """Whether a lower-case word is everyday vocabulary, inflections included ("considering", "appears")."""
+    if word in _GENERIC:
+        return True
+    for suffix, replacement in _INFLECTIONS:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            if stem + replacement in _GENERIC or (stem[-1] == stem[-2:-1] and stem[:-1] in _GENERIC):
+                return True  # "stopped" -> "stop"
+    return False
+
+
+def _rare(word: str, count: int, body: str) -> bool:
+    if is_generic(word):
+        return False
+    if any(c.isdigit() for c in word):
+        return sum(c.isalpha() for c in word) >= 2  # "il-6", "mos2"; not "q3"
+    if "-" in word or "+" in word:
+        parts = word.strip("+").split("-")
+        return len(word) >= 7 and any(len(p) >= 4 and not is_generic(p) for p in parts)
+    if len(word) >= 3 and word.upper() in body:
+        return True  # an acronym ("DNA")
+    if word.endswith(_VERB_FORM):
+        return count >= 2 and len(word) >= 6  # an adverb or verb form used once is rarely a term of the text
+    # A term recurs in its text, or is long; a shorter word used once is usually everyday vocabulary.
+    return len(word) >= 6 and (count >= 2 or len(word) >= 8)
+
+
 def keywords(doc: Doc, limit: int = 10) -> list[str]:
-    """The text's rare words (lower case): long words and acronyms outside the common list, frequent first."""
+    """The text's rare words (lower case): terms and acronyms outside everyday vocabulary, frequent first."""
     body = doc.body
-    counts = Counter(lower_words(body))
-    rare = [
-        w
-        for w in counts  # distinct words only, in first-seen order
-        if w not in COMMON_WORDS
-        and (len(w) >= 6 or (len(w) >= 3 and w.upper() in body))  # long, or an acronym ("DNA")
-        and w.replace("-", "").isalpha()
-    ]
+    counts = Counter(t.lower() for t in _TOKEN.findall(body))
+    rare = [w for w in counts if _rare(w, counts[w], body)]  # distinct words, in first-seen order
     # sorted() is stable: ties go to the word seen first.
     return sorted(rare, key=lambda k: (-counts[k], -len(k)))[:limit]
 
 
 def keyword_hits(sentence: str, rare: list[str]) -> list[str]:
-    """The rare words that occur in ``sentence`` as whole words, as written there, in order of appearance."""
-    low = sentence.lower()
-    if len(low) != len(
-        sentence
-    ):  # lower-casing changed the length ("İ" -> "i̇"): positions would not map back
-        return _keyword_hits_regex(sentence, rare)
-    found: list[tuple[int, str]] = []
-    for w in [w for w in rare if w in low]:  # substring test first: most words are absent
-        i = low.find(w)
-        while i >= 0:
-            j = i + len(w)
-            if (i == 0 or not low[i - 1].isalpha()) and (j == len(low) or not low[j].isalpha()):
-                found.append((i, sentence[i:j]))
-                break
-            i = low.find(w, j)
-    return [w for _, w in sorted(found)]
+    """The rare words that occur in ``sentence`` as whole words, as written there, in order of appearance.
+
+    Hits next to each other form one phrase ("Northgate Utilities"): the halves of a name are not two keywords.
+    """
+    wanted = set(rare)
+    tokens = list(_TOKEN.finditer(sentence))
+    found: list[tuple[int, int]] = []  # (first token, last token) of each hit
+    for i, m in enumerate(tokens):
+        if m.group().lower() not in wanted:
+            continue
+        first = last = i
+        if m.group()[0].isupper():  # a name: take the capitalised words around it ("Harbour City")
+            while first > 1 and _joined(sentence, tokens, first - 1) and _capitalised(tokens[first - 1]):
+                first -= 1
+            while (
+                last + 1 < len(tokens) and _joined(sentence, tokens, last) and _capitalised(tokens[last + 1])
+            ):
+                last += 1
+        if (
+            found
+            and found[-1][1] >= first - 1
+            and _joined(sentence, tokens, found[-1][1])
+            and (
+                found[-1][1] >= first or (_capitalised(tokens[first]) and _capitalised(tokens[found[-1][1]]))
+            )
+        ):
+            found[-1] = (found[-1][0], max(last, found[-1][1]))  # a name next to the previous one: one phrase
+        elif not found or found[-1][1] < first:
+            found.append((first, last))
+    out: list[str] = []
+    for first, last in found:
+        phrase = sentence[tokens[first].start() : tokens[last].end()]
+        if phrase.lower() not in (p.lower() for p in out):
+            out.append(phrase)
+    return out
 
 
-def _keyword_hits_regex(sentence: str, rare: list[str]) -> list[str]:
-    found: list[tuple[int, str]] = []
-    for w in rare:
-        m = re.search(rf"(?<![^\W\d_]){re.escape(w)}(?![^\W\d_])", sentence, re.IGNORECASE)
-        if m:
-            found.append((m.start(), m.group()))
-    return [w for _, w in sorted(found)]
+def _joined(sentence: str, tokens: list[re.Match[str]], i: int) -> bool:
+    """Whether token ``i`` and the next one are separated by a single space only."""
+    return (
+        i + 1 < len(tokens)
+        and tokens[i].end() + 1 == tokens[i + 1].start()
+        and sentence[tokens[i].end()] == " "
+    )
+
+
+def _capitalised(m: re.Match[str]) -> bool:
+    """A word of a name: capitalised, longer than an initial, not a function word ("The")."""
+    word = m.group()
+    return word[0].isupper() and len(word) > 1 and word.lower() not in FUNCTION_WORDS

@@ -10,7 +10,14 @@ import re
 import string
 from dataclasses import dataclass
 
-from instructpt.engines.rules.lexicon import ABBREVIATIONS, COMMON_WORDS, FUNCTION_WORDS
+from instructpt.engines.rules.lexicon import (
+    ABBREVIATIONS,
+    COMMON_WORDS,
+    FUNCTION_WORDS,
+    IMPERATIVE_VERBS,
+    PERSONAL_WORDS,
+    SENTENCE_WORDS,
+)
 
 MIN_WORDS = 30  # texts with fewer whitespace-separated words are "too_short"
 MIN_FUNCTION_SHARE = 0.12  # English prose is typically 30-45% function words from our list
@@ -31,7 +38,32 @@ _TO_SPACE = bytes.maketrans(_NOT_WORD, b" " * len(_NOT_WORD))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A candidate sentence end: terminal punctuation (plus closing quotes/brackets), space, then an opener.
 _SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?\w)")  # the opener is checked in _sentence_ends
-_TITLE_BAD_END = re.compile(r"[.,;:]$")
+_TITLE_BAD_END = re.compile(r"(?:[,;:]|\.\.)$")
+# Words that may precede the verb of an instruction ("Do not ...", "Then gently press ...").
+_IMPERATIVE_LEADS = frozenset(
+    [
+        "do",
+        "not",
+        "don't",
+        "don’t",
+        "never",
+        "always",
+        "please",
+        "then",
+        "first",
+        "next",
+        "finally",
+        "now",
+        "gently",
+        "carefully",
+        "slowly",
+        "simply",
+        "just",
+    ]
+)
+_NUMBER = re.compile(r"[\d.,]*\d")
+# Body openers that refer back to the line before: after one, a first line ending with a full stop is part of the body.
+_BACK_REFERENCE = frozenset({"it", "its", "this", "these", "they", "he", "she", "that", "those", "such"})
 _BULLET = re.compile(r"^(?:[-*•·>#]|\d+[.)]\s)")
 # Words a title or a finished line does not end with; a line ending with one goes on in the next line.
 _DANGLING = FUNCTION_WORDS | {"a", "an", "in", "of", "the", "to", "and", "or", "nor", "with"}
@@ -87,6 +119,8 @@ def analyse(text: str) -> Doc:
 
 def _looks_like_title(line: str, body: str) -> bool:
     n = len(line.split())
+    if line.endswith(".") and not _titled_sentence(line, body):
+        return False
     return (
         2 <= n <= TITLE_MAX_WORDS
         and len(line) <= TITLE_MAX_CHARS
@@ -99,6 +133,23 @@ def _looks_like_title(line: str, body: str) -> bool:
         and not body.lstrip()[:1].islower()
         and len(body.split(None, MIN_BODY_WORDS)) >= MIN_BODY_WORDS
     )
+
+
+def _titled_sentence(line: str, body: str) -> bool:
+    """Whether a first line ending with a full stop is a title rather than the first sentence of the body.
+
+    Scientific titles usually end with one ("Sleep restriction impairs memory consolidation in adolescents.").
+    A body sentence reads differently: it has an auxiliary verb or a personal pronoun ("The council met on
+    Tuesday.", "We measured ..."), or the next line refers back to it ("It ..."). Headlines in title case pass.
+    """
+    words = line.rstrip(".").split()
+    opener = body.lstrip().split(" ", 1)[0].strip(",;:").lower()
+    if opener in _BACK_REFERENCE:
+        return False
+    long_words = [w for w in words if len(w) > 3 and w[0].isalpha()]
+    if long_words and all(w[0].isupper() for w in long_words):
+        return True  # "Harbour City Win the Regional Cup After Late Goal."
+    return not any(w.lower().strip("\"'()") in SENTENCE_WORDS for w in words)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -142,8 +193,11 @@ def _split_line(line: str) -> list[str]:
     for m in _sentence_ends(line):
         end = m.start() + 1
         word = line[max(line.rfind(" ", start, end) + 1, start) : end].lstrip("\"'“‘([").lower()
-        # "e.g.", "Fig.", initials ("J. Smith") and the like do not end a sentence.
-        if word in ABBREVIATIONS or (len(word) == 2 and word[0].isalpha()):
+        # "e.g.", "Fig.", initials ("J. Smith") and the like do not end a sentence; a unit after a number does
+        # ("... at 400 K. The ...").
+        if word in ABBREVIATIONS or (
+            len(word) == 2 and word[0].isalpha() and not _after_number(line, start, end)
+        ):
             continue
         piece = squash(line[start : m.end()])
         if piece:
@@ -153,6 +207,12 @@ def _split_line(line: str) -> list[str]:
     if tail:
         pieces.append(tail)
     return pieces
+
+
+def _after_number(line: str, start: int, end: int) -> bool:
+    """Whether the word ending at ``end`` follows a number ("400 K.")."""
+    before = line[start : line.rfind(" ", start, end)].rsplit(None, 1)
+    return bool(before) and _NUMBER.fullmatch(before[-1]) is not None
 
 
 def n_words(s: str) -> int:
@@ -166,6 +226,23 @@ def is_full_sentence(s: str) -> bool:
         and s.endswith(".")
         and (s[0].isupper() or s[0].isdigit() or s[0] in "\"'“(")
     )
+
+
+def is_imperative(s: str) -> bool:
+    """An instruction ("Remove the pan from the heat.", "Do not overfill it."): it has no truth value."""
+    words = [w.strip("\"'“‘(,").lower() for w in s.split(" ", 5)]
+    if words[0] in ("don't", "don’t", "never") or words[:2] == ["do", "not"]:
+        return True
+    i = 0
+    while i < len(words) - 1 and words[i] in _IMPERATIVE_LEADS:
+        i += 1
+    return words[i] in IMPERATIVE_VERBS
+
+
+def is_personal(s: str) -> bool:
+    """Whether the sentence speaks in the first or second person ("I", "we", "your"): it reads as the asker's own
+    words when embedded in a question without quotes."""
+    return not PERSONAL_WORDS.isdisjoint(lower_words(s))
 
 
 def lower_first(s: str, body: str = "") -> str:

@@ -29,21 +29,35 @@ TITLE_TO_ARTICLE = (
 )
 
 # nli: {premise}, {premise_bare}, {hypothesis}, {hypothesis_bare}, {hypothesis_lower_bare}. Options are appended.
+# The passage states both sentences, so a wording never asks whether the hypothesis is *true*: it asks how the
+# text relates the two. Each wording names the question it asks, which decides the answer per link label:
+#   follows:  does the text present B as following from A?  result -> yes, contrast -> no, addition -> cannot tell
+#   contrast: does B contrast with A?                         contrast -> yes, otherwise no
+#   relation: how does B relate to A?                         one of RELATION_OPTIONS
 NLI = (
-    'Premise: "{premise}"\nHypothesis: "{hypothesis}"\nDoes the premise entail the hypothesis?',
-    '"{premise}" Based on this sentence, is it true that "{hypothesis_bare}"?',
-    "Read the sentence: {premise}\nCan we conclude that the following is true? {hypothesis}",
-    'Given that "{premise_bare}", does it follow that "{hypothesis_bare}"?',
-    "Sentence A: {premise}\nSentence B: {hypothesis}\nIf sentence A is true, is sentence B also true?",
-    "{premise}\nDoes this imply that {hypothesis_lower_bare}?",
-)
-# The (entailment, contradiction, neutral) answers, in the order the options are listed.
-NLI_OPTIONS = (
-    ("yes", "no", "maybe"),
-    ("Yes", "No", "It is not possible to tell"),
-    ("yes", "no", "it is not possible to tell"),
-    ("Yes", "No", "Maybe"),
-)
+    ('Premise: "{premise}"\nHypothesis: "{hypothesis}"\nAccording to the text, does the hypothesis follow from '
+     "the premise?", "follows"),
+    ('"{premise}" Going by the passage, does it follow from this that "{hypothesis_bare}"?', "follows"),
+    ('Given that "{premise_bare}", does the text present "{hypothesis_bare}" as a consequence?', "follows"),
+    ("{premise}\nDoes the passage draw from this the conclusion that {hypothesis_lower_bare}?", "follows"),
+    ("Sentence A: {premise}\nSentence B: {hypothesis}\nIn the text, does sentence B stand in contrast to "
+     "sentence A?", "contrast"),
+    ('Does the passage set "{hypothesis_bare}" against what it said before, "{premise_bare}"?', "contrast"),
+    ("Sentence A: {premise}\nSentence B: {hypothesis}\nHow does sentence B relate to sentence A in the text?",
+     "relation"),
+    ('In the passage, "{premise}" is followed by "{hypothesis}" How are the two connected?', "relation"),
+)  # fmt: skip
+# "follows" answers for (entailment, contradiction, neutral), in the order the options are listed; one case per text.
+NLI_OPTIONS = {
+    "lower": (("yes", "no", "maybe"), ("yes", "no", "it is not possible to tell")),
+    "upper": (("Yes", "No", "It is not possible to tell"), ("Yes", "No", "Maybe")),
+}
+YES_NO = {"lower": ("yes", "no"), "upper": ("Yes", "No")}
+RELATION_OPTIONS = {
+    "entailment": "It states a result or conclusion of sentence A",
+    "contradiction": "It contrasts with sentence A",
+    "neutral": "It adds further information to sentence A",
+}
 
 # connective: {first}, {second}, {second_lower}. Options (connectives) are appended.
 CONNECTIVE = (
@@ -56,14 +70,15 @@ CONNECTIVE = (
     "Pick the linking expression that fits between these sentences.\nFirst: {first}\nSecond: {second}",
 )
 
-# cause_effect (forward, premise -> consequence): {cause}, {cause_bare}, {cause_lower_bare}.
+# cause_effect (forward, premise -> what the text draws from it): {cause}, {cause_bare}, {cause_lower_bare}.
+# "Therefore" may introduce a consequence or an inference from evidence: the wordings fit both.
 CAUSE_EFFECT = (
-    "{cause}\nWhat happened as a result?",
+    "{cause}\nWhat does the passage conclude from this?",
     'According to the text, what follows from this: "{cause_bare}"?',
     "Given that {cause_lower_bare}, what does the passage conclude?",
-    '"{cause}" What is the consequence of this, according to the passage?',
-    "What outcome does the text link to the following? {cause}",
-    "The passage says: {cause}\nWhat is the effect?",
+    '"{cause}" What does the text say follows from this?',
+    "What does the text draw from the following? {cause}",
+    "The passage says: {cause}\nWhat follows from it, according to the text?",
 )
 
 # effect_cause (backward, effect -> reason): {effect}, {effect_bare}, {effect_lower_bare}.
@@ -76,14 +91,14 @@ EFFECT_CAUSE = (
     "{effect}\nWhy is that, according to the passage?",
 )
 
-# paraphrase, generation: {sentence}, {sentence_bare}.
+# paraphrase, the text's own restatement ("In other words, ..."): {sentence}, {sentence_bare}. The answer is the
+# sentence the text restates it with, which may explain or draw out the point rather than repeat it exactly.
 PARAPHRASE = (
-    "Rewrite this sentence in other words: {sentence}",
-    'Paraphrase the following: "{sentence}"',
-    "How could this be restated more plainly? {sentence}",
-    "Express the same idea differently: {sentence}",
-    "Say this another way: {sentence}",
-    'Put "{sentence_bare}" in different words.',
+    "How does the text put the following in other words? {sentence}",
+    'The passage restates "{sentence_bare}". What does it say?',
+    "{sentence}\nHow does the passage rephrase or explain this?",
+    'What does the text say to make this point clearer: "{sentence_bare}"?',
+    "The passage says: {sentence}\nHow does it go on to restate this?",
 )
 # paraphrase, detection: {first}, {second}. Options (yes/no) are appended.
 PARAPHRASE_DETECT = (
@@ -93,7 +108,7 @@ PARAPHRASE_DETECT = (
     "Sentence A: {first}\nSentence B: {second}\nDoes B restate A?",
     "Are the following sentences paraphrases of each other?\n{first}\n{second}",
 )
-DETECT_OPTIONS = (("yes", "no"), ("Yes", "No"))
+# Detection is asked only of pairs that share most of their content words (see miner.py).
 # paraphrase, inline clarification ("X, i.e., Y"): {before}. The answer is Y.
 CLARIFY = (
     'The passage mentions "{before}". What does it say this means, specifically?',
@@ -132,6 +147,15 @@ KEYWORDS = (
     "Keywords: {words}\nWrite a sentence that includes them.",
     "Form a single sentence that mentions {words_and}.",
     "Here are some terms from a text: {words}. Write a sentence that contains them all.",
+)
+
+# completion of the whole text: {before} (its first sentences). The answer is the rest of the text.
+ARTICLE_COMPLETION = (
+    "Here is the beginning of a text. Write the rest of it.\n{before}",
+    "Finish this text: {before}",
+    "{before}\nContinue the text to its end.",
+    "Complete the article that begins: {before}",
+    "The opening of a passage is given below. How does the rest of it go?\n{before}",
 )
 
 # completion: {before} (the sentence or two before the split). The answer is what follows.
