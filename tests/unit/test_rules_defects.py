@@ -213,3 +213,46 @@ def test_the_whole_text_is_continued_beside_the_next_sentence() -> None:
             elif rest.count("Sentence number") <= 2:
                 found.add("next")
     assert found == {"whole", "next"}
+
+
+def test_causes_and_effects_that_lean_on_another_sentence_are_not_mined() -> None:
+    def found(sentence: str) -> list[tuple[str, str]]:
+        return [(c.effect, c.cause) for c in causes(analyse(FILLER + sentence))]
+
+    assert found("Owing to these delays, two aircraft will arrive in the spring instead of December.") == []
+    assert (
+        found("Because rural masts serve few customers, upgrading them brings operators little revenue.")
+        == []
+    )
+    assert found("Because SG-17 develops deeper roots, it can extract water from deeper layers.") == []
+
+
+def test_a_word_used_once_is_a_keyword_only_when_it_is_a_long_term() -> None:
+    text = FILLER + (
+        "The volunteers were grateful for the evapotranspiration measurements. The measurements of "
+        "evapotranspiration were repeated by volunteers in the morning."
+    )
+    rare = keywords(analyse(text))
+    assert "evapotranspiration" in rare and "grateful" not in rare
+
+
+def test_an_addition_link_is_not_asked_how_it_relates() -> None:
+    # "Moreover" B may read as a result of A as well: only the yes/no and follows questions are asked of it.
+    text = FILLER + "The mill closed last year. Moreover, the village lost its main employer."
+    for i in range(30):
+        for p in by_type(mine(text, f"a{i}").pairs).get("nli", []):
+            assert "relate" not in p.question and "connected" not in p.question, p
+
+
+def test_the_items_of_one_task_type_do_not_depend_on_another(monkeypatch) -> None:
+    from instructpt.engines.rules import miner
+
+    text = FILLER + (
+        "The harbour froze for two weeks. Therefore, ships were diverted to the southern port. "
+        "Photosynthesis is defined as the conversion of light energy into chemical energy by plants."
+    )
+    before = {(p.task_type, p.question, p.answer) for p in mine(text, "dep").pairs}
+    monkeypatch.setattr(miner, "_MINERS", tuple((n, m) for n, m in miner._MINERS if n != "definition"))
+    after = {(p.task_type, p.question, p.answer) for p in mine(text, "dep").pairs}
+    assert any(i[0] == "definition" for i in before)
+    assert after == {i for i in before if i[0] != "definition"}

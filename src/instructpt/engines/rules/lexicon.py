@@ -259,7 +259,9 @@ GENERAL_WORDS = _words(
     fifty sixty seventy eighty ninety hundreds thousands millions billion billions million trillion dollar
     dollars markets outnumber investing consider starting waiting bringing appears monday tuesday wednesday
     thursday friday saturday sunday january february march april june july august september october november
-    december weekend morning afternoon evening
+    december weekend morning afternoon evening interaction interactions intervention persistent accumulate
+    environmental best fortnight filling outwards inwards evaporate grateful unlike negative resident residents
+    district districts
     """
 )
 

@@ -51,6 +51,7 @@ _NLI_ANSWER_INDEX = {"entailment": 0, "contradiction": 1, "neutral": 2}
 _OPPOSITE = {"entailment": "contradiction", "contradiction": "entailment"}
 _MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
 # Sentence openers that refer back to an earlier sentence: such a sentence does not stand alone as an answer.
+_INNER_CONNECTIVE = re.compile(r", (?:however|therefore|though|moreover|thus|in contrast|in addition|too),")
 _ANAPHORIC = frozenset(
     [
         "this",
@@ -100,12 +101,16 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     reason = skip_reason(text)
     if reason is not None:
         return MineResult([], reason)
-    facts = _Facts(analyse(text), text_rng(seed, record_id, text))
+    # One RNG per task type (and one for the order of the pairs), each from (seed, record id, name): a change to
+    # how one task type is mined leaves the items of the others as they were.
+    key = record_id if record_id else "text:" + text
+    facts = _Facts(analyse(text), lambda name: text_rng(seed, f"{key}\x1f{name}"))
     collector = _Collector(facts)
     for round_limit in range(1, max_per_type + 1):
         for task_type, miner in _MINERS:
+            facts.task = task_type
             collector.take(task_type, miner(facts), round_limit)
-    facts.rng.shuffle(collector.pairs)  # no task type always comes first
+    facts.rngs("order").shuffle(collector.pairs)  # no task type always comes first
     return MineResult(collector.pairs)
 
 
@@ -116,9 +121,20 @@ class _Facts:
     when the text has two or more linked pairs (see :meth:`fresh`).
     """
 
-    def __init__(self, doc: Doc, rng: random.Random) -> None:
-        self.doc, self.rng = doc, rng
+    def __init__(self, doc: Doc, rng_of: Callable[[str], random.Random]) -> None:
+        self.doc, self._rng_of = doc, rng_of
+        self._rngs: dict[str, random.Random] = {}
+        self.task = ""  # the task type being mined: its RNG is ``rng``
         self.used: dict[object, set[str]] = {}
+
+    def rngs(self, name: str) -> random.Random:
+        if name not in self._rngs:
+            self._rngs[name] = self._rng_of(name)
+        return self._rngs[name]
+
+    @property
+    def rng(self) -> random.Random:
+        return self.rngs(self.task)
 
     @cached_property
     def linked(self) -> list[patterns.Linked]:
@@ -127,7 +143,7 @@ class _Facts:
     @cached_property
     def case(self) -> str:
         """One capitalisation of yes/no options for the whole text ("lower" or "upper")."""
-        return self.rng.choice(("lower", "upper"))
+        return self.rngs("case").choice(("lower", "upper"))
 
     def fresh(self, key: object, task_type: str) -> bool:
         """Whether an item of ``task_type`` may use the sentences ``key``: never twice for one type, and not for a
@@ -149,15 +165,15 @@ class _Facts:
     def wording(self, table: tuple[str, ...], **sentences: str) -> str:
         """A wording from ``table`` filled with the forms of ``sentences``.
 
-        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: embedded
-        unquoted ("Given that I prefer ...", "The text states that remove the cap") it would read as the asker's
-        own words or be ungrammatical.
+        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: unquoted
+        ("Given that I prefer ...", "Turn the valve.\nWhy is that?") it would read as the asker's own words, or
+        be ungrammatical.
         """
         fields: dict[str, str] = {}
         for name, sentence in sentences.items():
             fields.update(self.forms(name, sentence))
-        unquotable = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
-        choices = [w for w in table if not any(f"{{{n}_lower_bare}}" in w for n in unquotable)] or list(table)
+        quote = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
+        choices = [w for w in table if all(_quoted(w, n) for n in quote)] or list(table)
         return self.rng.choice(choices).format(**fields)
 
     def shuffled(self, items: list) -> Iterator:
@@ -167,6 +183,12 @@ class _Facts:
             i = self.rng.randrange(len(items))
             items[i], items[-1] = items[-1], items[i]
             yield items.pop()
+
+
+def _quoted(wording: str, name: str) -> bool:
+    """Whether every use of the field ``name`` in ``wording`` is inside quotation marks."""
+    uses = re.findall(rf"(.?){{{name}(?:_bare|_lower_bare)?}}", wording)
+    return bool(uses) and all(u == '"' for u in uses)
 
 
 class _Collector:
@@ -237,8 +259,12 @@ def _statements(f: _Facts, links: list[patterns.Linked]) -> list[patterns.Linked
 
 def _nli(f: _Facts) -> Iterator[Item]:
     for link in f.shuffled(_statements(f, f.linked)):
-        template, kind = f.rng.choice(wording.NLI)
-        if kind == "follows":
+        kinds = wording.NLI_KINDS[link.label]
+        template, kind = f.rng.choice([w for w in wording.NLI if w[1] in kinds])
+        if kind == "result":
+            options = wording.YES_NO[f.case]
+            answer = options[0 if link.label == "entailment" else 1]
+        elif kind == "follows":
             options: tuple[str, ...] = f.rng.choice(wording.NLI_OPTIONS[f.case])
             answer = options[_NLI_ANSWER_INDEX[link.label]]
         elif kind == "contrast":
@@ -333,8 +359,8 @@ def _topic(f: _Facts) -> Iterator[Item]:
 
 
 def _stands_alone(s: str) -> bool:
-    """A sentence that makes sense on its own: it does not open by referring back ("These are ...")."""
-    return s.split(" ", 1)[0].lower() not in _ANAPHORIC
+    """A sentence that makes sense on its own: it does not refer back ("These are ...", "Some, however, ...")."""
+    return s.split(" ", 1)[0].lower() not in _ANAPHORIC and not _INNER_CONNECTIVE.search(s)
 
 
 def _keywords(f: _Facts) -> Iterator[Item]:

@@ -111,6 +111,7 @@ _CLAUSE_BREAK = re.compile(
 )
 # Without a comma, a prepositional cue ("due to", "because of") links a cause to a clause only after a verb form
 # ("was postponed due to rain"); after a noun it modifies the noun ("damage due to cadmium").
+_PERSONAL_PRONOUNS = frozenset(["it", "its", "they", "them", "their", "he", "she", "him", "his", "her"])
 _PRONOUNS = frozenset(["it", "they", "them", "he", "she", "this", "these", "those", "its", "their"])
 _PREPOSITIONS = frozenset(
     ["at", "in", "on", "for", "during", "across", "over", "after", "within", "throughout"]
@@ -242,7 +243,8 @@ def causes(doc: Doc) -> list[Cause]:
         effect, cause = m["effect"].rstrip(", "), _CLAUSE_BREAK.sub("", m["cause"])
         if m.re is _CAUSE_INNER and not _inner_boundary(clause, m):
             continue
-        if n_words(effect) >= 3 and n_words(cause) >= 2 and _statement(effect):
+        referent = cause.split(" ", 1)[0].lower() in _PRONOUNS | {"such", "that"}  # "due to these defects"
+        if n_words(effect) >= 3 and n_words(cause) >= 2 and _statement(effect) and not referent:
             out.append(Cause(as_sentence(effect), as_sentence(f"{m['conn'].lower()} {cause}"), ("in", i)))
     return out
 
@@ -264,9 +266,14 @@ def _inner_boundary(clause: str, m: re.Match[str]) -> bool:
 
 def _statement(clause: str) -> bool:
     """A clause that can stand as a sentence: no dangling copula, no subordinate opener ("Even though ..."), no
-    pronoun subject whose referent the question would lose ("it can extract water ...")."""
-    first = clause.split(" ", 1)[0].lower()
-    return first not in SUBORDINATORS and first not in _PRONOUNS and not _COPULA_END.search(clause)
+    pronoun whose referent the question would lose ("it can extract water ...", "upgrading them ...")."""
+    words = clause.lower().split(" ")
+    return (
+        words[0] not in SUBORDINATORS
+        and words[0] not in _PRONOUNS
+        and _PERSONAL_PRONOUNS.isdisjoint(words)
+        and not _COPULA_END.search(clause)
+    )
 
 
 def paraphrases(doc: Doc) -> tuple[list[Restated], list[tuple[str, str]]]:
@@ -374,8 +381,9 @@ def _rare(word: str, count: int, body: str) -> bool:
         return True  # an acronym ("DNA")
     if word.endswith(_VERB_FORM):
         return count >= 2 and len(word) >= 6  # an adverb or verb form used once is rarely a term of the text
-    # A term recurs in its text, or is long; a shorter word used once is usually everyday vocabulary.
-    return len(word) >= 6 and (count >= 2 or len(word) >= 8)
+    # A term recurs in its text, or is very long ("evapotranspiration"); a word used once is usually everyday
+    # vocabulary ("grateful", "fortnight").
+    return len(word) >= 6 and (count >= 2 or len(word) >= 12)
 
 
 def keywords(doc: Doc, limit: int = 10) -> list[str]:

@@ -31,15 +31,17 @@ TITLE_TO_ARTICLE = (
 # nli: {premise}, {premise_bare}, {hypothesis}, {hypothesis_bare}, {hypothesis_lower_bare}. Options are appended.
 # The passage states both sentences, so a wording never asks whether the hypothesis is *true*: it asks how the
 # text relates the two. Each wording names the question it asks, which decides the answer per link label:
-#   follows:  does the text present B as following from A?  result -> yes, contrast -> no, addition -> cannot tell
+#   follows:  does B follow from A, going by the text?      result -> yes, addition -> cannot tell
+#   result:   does the text present B as drawn from A?      result -> yes, otherwise no
 #   contrast: does B contrast with A?                         contrast -> yes, otherwise no
-#   relation: how does B relate to A?                         one of RELATION_OPTIONS
+#   relation: how does B relate to A?                         one of RELATION_OPTIONS (not for additions, which
+#             may read as a result as well)
 NLI = (
     ('Premise: "{premise}"\nHypothesis: "{hypothesis}"\nAccording to the text, does the hypothesis follow from '
      "the premise?", "follows"),
     ('"{premise}" Going by the passage, does it follow from this that "{hypothesis_bare}"?', "follows"),
-    ('Given that "{premise_bare}", does the text present "{hypothesis_bare}" as a consequence?', "follows"),
-    ("{premise}\nDoes the passage draw from this the conclusion that {hypothesis_lower_bare}?", "follows"),
+    ('Given that "{premise_bare}", does the text present "{hypothesis_bare}" as a consequence?', "result"),
+    ("{premise}\nDoes the passage draw from this the conclusion that {hypothesis_lower_bare}?", "result"),
     ("Sentence A: {premise}\nSentence B: {hypothesis}\nIn the text, does sentence B stand in contrast to "
      "sentence A?", "contrast"),
     ('Does the passage set "{hypothesis_bare}" against what it said before, "{premise_bare}"?', "contrast"),
@@ -47,6 +49,13 @@ NLI = (
      "relation"),
     ('In the passage, "{premise}" is followed by "{hypothesis}" How are the two connected?', "relation"),
 )  # fmt: skip
+# The kinds of question each link label is asked with. A contrast is not asked whether it "follows": both sentences
+# are true in the text, and on a yes/no/maybe scale "no" would say the second is false.
+NLI_KINDS = {
+    "entailment": ("follows", "result", "contrast", "relation"),
+    "contradiction": ("result", "contrast", "relation"),
+    "neutral": ("follows", "result", "contrast"),
+}
 # "follows" answers for (entailment, contradiction, neutral), in the order the options are listed; one case per text.
 NLI_OPTIONS = {
     "lower": (("yes", "no", "maybe"), ("yes", "no", "it is not possible to tell")),
