@@ -117,3 +117,23 @@ def test_compiled_template_keeps_literal_braces_and_trims_a_double_period():
     assert t.render(x="S", answer="a set") == "S in {1, 2}: a set."
     assert t.render(x="S", answer="a set.") == "S in {1, 2}: a set."
     assert t.render(x="{answer}", answer="Why?") == "{answer} in {1, 2}: Why?"
+
+
+def test_the_inventory_has_no_seams_a_reader_would_notice():
+    """Rendered text reads as written text: no placeholder-like delimiters, no second invitation to answer after an
+    intro, no lead-in a question may repeat, no "short answer" before full-sentence answers, no lettered questions
+    whose lettered options would make an answer key read "E. A"."""
+    import re
+
+    texts = {p.name: p.read_text(encoding="utf-8") for p in INVENTORY_DIR.glob("*.yaml")}
+    for name, text in texts.items():
+        assert not re.search(r"__\w+__", text), name  # "__Q__" reads like an unfilled placeholder
+        if name == "qa.yaml":  # plain answers are often whole sentences (a CoT's final answer is short)
+            assert "short answer" not in text.lower(), name
+        assert "Given the passage:" not in text, name  # "Given the passage: Given that ..."
+    inv = load_inventory()
+    for intro in inv.intros:  # the "answer these questions" line is ask_one/ask_many's job
+        raw = intro.render(context="CONTEXT")
+        assert "question" not in raw.lower(), raw
+    for nb in inv.numbered:  # the second question is "2", "ii" or "II", never "B" or "b"
+        assert re.sub(r"[^0-9A-Za-z]|Exercise|Question|Problem|Q", "", nb.q_labels[1]).lower() != "b", nb.id

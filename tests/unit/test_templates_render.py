@@ -290,3 +290,16 @@ def test_default_weights_are_normalized_near_the_paper():
     weights = TemplifyOptions().layout_weights
     assert abs(sum(weights.values()) - 1) < 1e-9 and weights["classic"] == pytest.approx(0.8)
     assert TemplifyOptions(layout_weights={"classic": 2, "inverted": 2}).layout_weights["inverted"] == 0.5
+
+
+def test_numbered_answers_to_labelled_options_carry_the_option_text():
+    """An answer key under numbered questions names the option with its text ("2. (B) plasma"), never a bare
+    label that reads as one more label ("2. B")."""
+    chain = [(CONTEXT_1, [PAIRS["qa"][0], PAIRS["qa_options"][1]])]
+    styles = set()
+    for i in range(80):
+        doc = render_chain(chain, record_id=f"n{i}", seed=0, options=only("numbered"))
+        last = doc.text.splitlines()[-1]  # the answer to the options question, after its own label
+        assert last.endswith("plasma"), last
+        styles.update(t for t in doc.piece_ids if t.startswith("option_style/"))
+    assert {"option_style/letter_paren", "option_style/number_paren"} <= styles  # labelled styles were drawn

@@ -186,14 +186,22 @@ class _Chain:
             values["options"] = style.block(item.options or [])
         return pat.template.render(**values)
 
-    def bare(self, item: Item) -> tuple[str, str]:
-        """(question, answer) without a pattern, for layouts that place the two halves themselves."""
+    def bare(self, item: Item, label_text: bool = False) -> tuple[str, str]:
+        """(question, answer) without a pattern, for layouts that place the two halves themselves.
+
+        With ``label_text``, a labelled option is answered with its label and its text ("(B) the text"): where the
+        answers follow labels of their own (numbered), a bare option label would read as one more label ("3. B").
+        """
         question, answer = item.question, item.answer
         if item.options is not None:
             style = self.once("option_style", self.inv.option_styles)
             question = f"{question}\n{style.block(item.options)}"
             if style.labelled:
-                answer = style.answers[item.answer_index]
+                answer = (
+                    (style.prefixes[item.answer_index] + answer)
+                    if label_text
+                    else style.answers[item.answer_index]
+                )
         if item.rationale:
             question = f"{question}\n{self.once('cot_cue', self.inv.cot_cues).text}"
             answer = self.once("cot_conclusion", self.inv.cot_conclusions).render(
@@ -245,7 +253,7 @@ def _next_turn(ch: _Chain, context: str, items: list[Item]) -> list[str]:
 
 def _numbered(ch: _Chain, context: str, items: list[Item]) -> list[str]:
     nb = ch.pick(ch.inv.numbered)
-    halves = [ch.bare(item) for item in items]
+    halves = [ch.bare(item, label_text=True) for item in items]
     # Multi-line questions (options, cues) read better with a blank line between items.
     sep = "\n\n" if any("\n" in q or "\n" in a for q, a in halves) else "\n"
     questions = sep.join([nb.q_labels[i] + q for i, (q, _) in enumerate(halves)])
