@@ -1,27 +1,36 @@
-"""The stage platform changed no output: synthesize (rules) and templify write what the version before it wrote,
-and resume into run directories that version wrote.
+"""The pipeline's output changes only on purpose: synthesize (rules) and templify write the bytes recorded in
+tests/golden/platform/digests.json, and resume into run directories that instructpt 0.1.0 wrote.
 
-The digests, reject entries and counters in tests/golden/platform/ were taken with instructpt 0.1.0 on the same
-pipeline (see its README). The platform itself changed no byte (commit 4b79e4e checked every data/ and rejects/
-digest, both formats); what changed on purpose since: reject entries keep the line or row as read (`record`) and
-name the fields a record has when its text field is missing (`detail`), and parquet shards have typed columns.
-stats.json may differ only in timings and the counter renames listed here.
+The digests were first taken with instructpt 0.1.0 (see the README there), and the stage platform changed no byte
+(commit 4b79e4e checked every data/ and rejects/ digest, both formats). Changed on purpose since: reject entries
+keep the line or row as read (`record`) and name the fields a record has when its text field is missing
+(`detail`); parquet shards have typed columns; the rules engine (rules-v3) and the template inventory were revised
+for quality, after which the data digests and counters were taken again (INSTRUCTPT_UPDATE_GOLDEN=1 rewrites them;
+the file records the rules version and inventory fingerprint they were taken with). stats.json may differ only in
+timings and the counter renames listed here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from instructpt.demo import default_corpus
 from instructpt.engines.config import EngineConfig
+from instructpt.engines.rules import RULES_VERSION
+from instructpt.errors import ResumeError
 from instructpt.io.shards import read_shard
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
+from instructpt.templates import inventory_fingerprint
 from instructpt.templates.run import TemplifyConfig, templify
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "platform"
+UPDATE = os.environ.get("INSTRUCTPT_UPDATE_GOLDEN") == "1"
 
 # counter -> its name before the platform ("" for a counter that is new); see docs/stats.md
 RENAMED = {
@@ -116,8 +125,14 @@ def _rows(root: Path) -> list[dict]:
 def test_same_output_as_before_the_platform(tmp_path: Path) -> None:
     """jsonl data: the same bytes as 0.1. parquet data: the same rows (its columns are typed since, so the bytes
     differ). Rejects: the same entries, each now keeping its line as read. Counters: the same, renamed."""
-    golden = json.loads((GOLDEN / "digests.json").read_text())
     runs = {fmt: _run(tmp_path / fmt, fmt) for fmt in ("jsonl", "parquet")}
+    if UPDATE:
+        _write_golden(runs["jsonl"])
+    golden = json.loads((GOLDEN / "digests.json").read_text())
+    assert golden["taken_with"] == {"rules_version": RULES_VERSION, "inventory": inventory_fingerprint()}, (
+        "the rules engine or the template inventory changed: check the new output, then take the digests again "
+        "with INSTRUCTPT_UPDATE_GOLDEN=1"
+    )
     for stage in ("synthesize", "templify"):
         want = golden["jsonl"][stage]
         summary, root = runs["jsonl"][stage]
@@ -143,6 +158,20 @@ def test_same_output_as_before_the_platform(tmp_path: Path) -> None:
     assert {r["record"] for r in read_rejects if r["reason"] != "duplicate_id"} == originals
 
 
+def _write_golden(run: dict) -> None:
+    out: dict = {
+        "taken_with": {"rules_version": RULES_VERSION, "inventory": inventory_fingerprint()},
+        "jsonl": {},
+    }
+    for stage, (summary, root) in run.items():
+        out["jsonl"][stage] = {
+            "files": _digests(root, drop=NEW_KEYS[stage]),
+            "rejects": _rejects(root, drop=("record", "detail")),
+            "stats": {"counts": _as_before(stage, summary.counts), "by": summary.by},
+        }
+    (GOLDEN / "digests.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
 def _rejects(root: Path, drop: tuple[str, ...] = ()) -> dict[str, list[dict]]:
     return {
         p.name: [
@@ -159,6 +188,22 @@ def test_resumes_into_run_directories_written_before_the_platform(tmp_path: Path
     before = {d: _digests(Path(d)) for d in ("synthesize", "templify")}
     old = {d: json.loads(Path(d, "stats.json").read_text())["counts"] for d in before}
     engine = EngineConfig(name="rules", model="rules", seed=0)
+    # Today's rules engine and templates differ from 0.1's: resuming would mix outputs, so both runs refuse.
+    with pytest.raises(ResumeError, match="rules_version"):
+        synthesize(SynthesizeConfig(inputs=["small-corpus"], output="synthesize", id_field="id", shard_size=5,
+                                    progress=False, engine=engine))  # fmt: skip
+    with pytest.raises(ResumeError, match="inventory"):
+        templify(TemplifyConfig(inputs=["synthesize"], output="templify", progress=False))
+    assert {d: _digests(Path(d)) for d in before} == before
+    # With the engine and inventory of those runs (named as their manifests record them), the platform takes the
+    # old run directories as they are: every shard is done, nothing is written again.
+    recorded = {d: json.loads(Path(d, "manifest.json").read_text())["fingerprint"] for d in before}
+    monkeypatch.setattr(
+        "instructpt.engines.rules.miner.RULES_VERSION", recorded["synthesize"]["rules_version"]
+    )
+    monkeypatch.setattr(
+        "instructpt.templates.run.inventory_fingerprint", lambda: recorded["templify"]["inventory"]
+    )
     s = synthesize(SynthesizeConfig(inputs=["small-corpus"], output="synthesize", id_field="id", shard_size=5,
                                     progress=False, engine=engine))  # fmt: skip
     t = templify(TemplifyConfig(inputs=["synthesize"], output="templify", progress=False))
