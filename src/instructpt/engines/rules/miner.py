@@ -261,11 +261,12 @@ def _nli(f: _Facts) -> Iterator[Item]:
     for link in f.shuffled(_statements(f, f.linked)):
         kinds = wording.NLI_KINDS[link.label]
         template, kind = f.rng.choice([w for w in wording.NLI if w[1] in kinds])
+        options: tuple[str, ...]
         if kind == "result":
             options = wording.YES_NO[f.case]
             answer = options[0 if link.label == "entailment" else 1]
         elif kind == "follows":
-            options: tuple[str, ...] = f.rng.choice(wording.NLI_OPTIONS[f.case])
+            options = f.rng.choice(wording.NLI_OPTIONS[f.case])
             answer = options[_NLI_ANSWER_INDEX[link.label]]
         elif kind == "contrast":
             options = wording.YES_NO[f.case]
