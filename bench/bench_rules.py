@@ -7,16 +7,22 @@ this process, and prints documents per CPU-second (and per wall-clock second) an
 mining in this process (``--rules-workers 1``) and in worker processes (``--workers-list``), as documents per
 wall-clock second and the ratio to the one-process run of the same pass; the outputs are checked to be equal.
 The main process's own CPU time per document bounds what any number of workers can reach.
-Records nothing.
+With ``--baseline REV``, the miner of git revision REV (its ``src/`` taken with ``git archive``) and today's miner
+are timed on the same documents in alternating subprocesses, and the ratio of their rates is printed: the check that
+a change to the engine keeps its throughput (within 10% of the previous engine's). Records nothing.
 
-    python bench/bench_rules.py [--docs N] [--repeat R] [--stage-docs N] [--workers-list 2,0]
+    python bench/bench_rules.py [--docs N] [--repeat R] [--stage-docs N] [--workers-list 2,0] [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -97,9 +103,14 @@ def main() -> None:
     parser.add_argument(
         "--workers-list", default="2,0", help="--rules-workers values to compare with 1 (0: one per core)"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the miner of this git revision (e.g. HEAD~1)"
+    )
     args = parser.parse_args()
     rng = random.Random(0)
     docs = [make_doc(rng) for _ in range(args.docs)]
+    if args.baseline:
+        compare(docs, args.baseline, args.repeat)
     words = sum(len(d.split()) for d in docs) / len(docs)
     for i, d in enumerate(docs[:200]):  # warm-up: imports, regex caches
         mine(d, f"warm-{i}")
@@ -119,6 +130,51 @@ def main() -> None:
     if args.stage_docs:
         stage_docs = [make_doc(rng) for _ in range(args.stage_docs)]
         stage(stage_docs, [int(w) for w in args.workers_list.split(",") if w], args.repeat)
+
+
+_TIMER = """
+import json, sys, time
+from instructpt.engines.rules import RULES_VERSION, mine
+docs = json.load(open(sys.argv[1]))
+for i, d in enumerate(docs[:200]):
+    mine(d, f"warm-{i}")
+cpu = time.process_time()
+pairs = sum(len(mine(d, f"doc-{i}").pairs) for i, d in enumerate(docs))
+print(json.dumps({"cpu": time.process_time() - cpu, "pairs": pairs, "version": RULES_VERSION}))
+"""
+
+
+def compare(docs: list[str], rev: str, repeat: int) -> None:
+    """Docs per CPU-second of REV's miner and today's, in alternating subprocesses; best of ``repeat`` each."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", rev, "src"], check=True, capture_output=True
+        )
+        tar_path = Path(tmp, "src.tar")
+        tar_path.write_bytes(archive.stdout)
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(Path(tmp, "baseline"), filter="data")
+        docs_path = Path(tmp, "docs.json")
+        docs_path.write_text(json.dumps(docs))
+        paths = {rev: str(Path(tmp, "baseline", "src")), "today": str(root / "src")}
+        best: dict[str, dict] = {}
+        for _ in range(repeat):
+            for name, path in paths.items():
+                env = {**os.environ, "PYTHONPATH": path}
+                out = subprocess.run([sys.executable, "-c", _TIMER, str(docs_path)], env=env, check=True,
+                                     capture_output=True, text=True).stdout  # fmt: skip
+                r = json.loads(out)
+                if name not in best or r["cpu"] < best[name]["cpu"]:
+                    best[name] = r
+    rates = {name: len(docs) / r["cpu"] for name, r in best.items()}
+    print(
+        f"\nbaseline {rev} against today's miner, {len(docs):,} docs, best of {repeat} (alternating subprocesses):"
+    )
+    for name, r in best.items():
+        print(f"  {name:<10} {r['version']:<10} {rates[name]:>8,.0f} docs per CPU-second   pairs/doc "
+              f"{r['pairs'] / len(docs):.1f}")  # fmt: skip
+    print(f"  ratio today / baseline: {rates['today'] / rates[rev]:.2f}x  (target >= 0.90)")
 
 
 def stage(docs: list[str], workers: list[int], repeat: int) -> None:

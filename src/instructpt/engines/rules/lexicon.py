@@ -261,7 +261,7 @@ GENERAL_WORDS = _words(
     thursday friday saturday sunday january february march april june july august september october november
     december weekend morning afternoon evening interaction interactions intervention persistent accumulate
     environmental best fortnight filling outwards inwards evaporate grateful unlike negative resident residents
-    district districts
+    district districts mixture mixtures delay delays
     """
 )
 

@@ -36,13 +36,14 @@ from instructpt.engines.rules.text import (
 from instructpt.records import QAPair
 from instructpt.wire import MARKERS
 
-RULES_VERSION = "rules-v3"  # bump when mining output changes for the same input
+RULES_VERSION = "rules-v4"  # bump when mining output changes for the same input
 
 OPENING_MAX_WORDS = 120  # title_to_article: the answer is the body's opening, not the whole text
 CONTINUATION_MAX_WORDS = 60
 ARTICLE_OPENING_WORDS = (25, 90)  # whole-text completion: the given opening, in words
 ARTICLE_REST_MAX_WORDS = 300  # ... and the rest to write, at most
 KEYWORD_SENTENCE_WORDS = (8, 45)
+KEYWORD_LOOKS = 6  # sentences looked at for one with three keywords before two keywords will do
 PARAPHRASE_DETECT_OVERLAP = (
     0.5  # share of content words two sentences must have in common to ask "same thing?"
 )
@@ -52,6 +53,7 @@ _OPPOSITE = {"entailment": "contradiction", "contradiction": "entailment"}
 _MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
 # Sentence openers that refer back to an earlier sentence: such a sentence does not stand alone as an answer.
 _INNER_CONNECTIVE = re.compile(r", (?:however|therefore|though|moreover|thus|in contrast|in addition|too),")
+_DEMONSTRATIVES = frozenset(["this", "these", "those", "such"])
 _ANAPHORIC = frozenset(
     [
         "this",
@@ -106,10 +108,12 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     key = record_id if record_id else "text:" + text
     facts = _Facts(analyse(text), lambda name: text_rng(seed, f"{key}\x1f{name}"))
     collector = _Collector(facts)
+    started: dict[str, Iterator[Item]] = {}  # each miner's candidates, drawn over the rounds
     for round_limit in range(1, max_per_type + 1):
         for task_type, miner in _MINERS:
             facts.task = task_type
-            collector.take(task_type, miner(facts), round_limit)
+            items = started.setdefault(task_type, miner(facts))
+            collector.take(task_type, items, round_limit)
     facts.rngs("order").shuffle(collector.pairs)  # no task type always comes first
     return MineResult(collector.pairs)
 
@@ -136,9 +140,30 @@ class _Facts:
     def rng(self) -> random.Random:
         return self.rngs(self.task)
 
+    # Pattern matches, computed once per text (every round of the collector asks again).
     @cached_property
     def linked(self) -> list[patterns.Linked]:
         return patterns.linked_pairs(self.doc)
+
+    @cached_property
+    def causes(self) -> list[patterns.Cause]:
+        return patterns.causes(self.doc)
+
+    @cached_property
+    def paraphrases(self) -> tuple[list[patterns.Restated], list[tuple[str, str]]]:
+        return patterns.paraphrases(self.doc)
+
+    @cached_property
+    def definitions(self) -> list[patterns.Definition]:
+        return patterns.definitions(self.doc)
+
+    @cached_property
+    def topics(self) -> list[patterns.Topic]:
+        return patterns.topics(self.doc)
+
+    @cached_property
+    def keywords(self) -> list[str]:
+        return patterns.keywords(self.doc)
 
     @cached_property
     def case(self) -> str:
@@ -215,7 +240,7 @@ class _Collector:
                 continue
             given = (task_type, ("answer", answer) if key is None else key)
             if given in self._given:
-                continue  # the same fact in another wording, from a later round
+                continue  # the same fact in another wording
             self._given.add(given)
             self._seen.add(seen)
             if key is not None:
@@ -298,12 +323,12 @@ def _cause_effect(f: _Facts) -> Iterator[Item]:
 
 
 def _effect_cause(f: _Facts) -> Iterator[Item]:
-    for c in f.shuffled(patterns.causes(f.doc)):
+    for c in f.shuffled(f.causes):
         yield f.wording(wording.EFFECT_CAUSE, effect=c.effect), c.cause, c.key
 
 
 def _paraphrase(f: _Facts) -> Iterator[Item]:
-    restated, inline = patterns.paraphrases(f.doc)
+    restated, inline = f.paraphrases
     found: list[tuple[str, str, object]] = [(r.first, r.second, r.key) for r in restated]
     found += [(before, after, None) for before, after in inline]
     for first, second, key in f.shuffled(found):
@@ -343,7 +368,7 @@ def _paraphrase_detection(f: _Facts, first: str, second: str) -> tuple[str, str]
 
 def _definition(f: _Facts) -> Iterator[Item]:
     seen: set[str] = set()
-    for d in f.shuffled(patterns.definitions(f.doc)):
+    for d in f.shuffled(f.definitions):
         if d.term.casefold() not in seen:
             seen.add(d.term.casefold())
             yield (
@@ -354,31 +379,40 @@ def _definition(f: _Facts) -> Iterator[Item]:
 
 
 def _topic(f: _Facts) -> Iterator[Item]:
-    for t in f.shuffled(patterns.topics(f.doc)):
+    for t in f.shuffled(f.topics):
         fields = {"subject_lower": f.lower(t.subject), "topic": t.topic}
         yield f.rng.choice(wording.TOPIC).format(**fields), t.sentence, None
 
 
 def _stands_alone(s: str) -> bool:
-    """A sentence that makes sense on its own: it does not refer back ("These are ...", "Some, however, ...")."""
-    return s.split(" ", 1)[0].lower() not in _ANAPHORIC and not _INNER_CONNECTIVE.search(s)
+    """A sentence that makes sense on its own: it does not refer back ("These are ...", "Owing to these delays",
+    "Some, however, ...")."""
+    opening = s.lower().split(" ", 4)[:4]
+    return (
+        opening[0] not in _ANAPHORIC
+        and _DEMONSTRATIVES.isdisjoint(opening)
+        and not _INNER_CONNECTIVE.search(s)
+    )
 
 
 def _keywords(f: _Facts) -> Iterator[Item]:
-    rare = patterns.keywords(f.doc)
+    rare = f.keywords
     if len(rare) < 2:
         return
     lo, hi = KEYWORD_SENTENCE_WORDS
-    eligible = [
-        s
-        for s in (strip_opener(s) for s, full in zip(f.doc.sentences, f.doc.full) if full)
-        if lo <= n_words(s) <= hi and _stands_alone(s)
-    ]
-    # Sentences in random order, looked at lazily: three or more keywords are used at once, two only when
-    # nothing better turns up.
+    # Sentences in random order, looked at lazily (cheapest test first): three or more keywords are used at once,
+    # two only when nothing better turns up among the first KEYWORD_LOOKS sentences looked at.
     pairs_only: list[tuple[str, list[str]]] = []
-    for s in f.shuffled(eligible):
+    for looked, s in enumerate(f.shuffled([s for s, full in zip(f.doc.sentences, f.doc.full) if full])):
+        if looked == KEYWORD_LOOKS:
+            yield from (_keyword_item(f, s2, h) for s2, h in pairs_only)
+            pairs_only = []
         hits = patterns.keyword_hits(s, rare)
+        if len(hits) < 2:
+            continue
+        s = strip_opener(s)  # a connective is never a keyword: the hits stay
+        if not (lo <= n_words(s) <= hi and _stands_alone(s)):
+            continue
         if len(hits) >= 3:
             yield _keyword_item(f, s, hits)
         elif len(hits) == 2:

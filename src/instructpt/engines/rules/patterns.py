@@ -8,7 +8,9 @@ cheap substring test before any pattern runs.
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 from collections import Counter
 from typing import NamedTuple
 
@@ -341,9 +343,22 @@ def topics(doc: Doc) -> list[Topic]:
     return out
 
 
-# A word as the text writes it: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
-# "lead-induced"); a token never starts after a hyphen or a digit ("10-fold" is not "fold").
-_TOKEN = re.compile(r"(?<![\w+-])[^\W\d_]\w*(?:[-+][^\W_]+)*\+?(?![\w-])")
+# ASCII punctuation but "-" and "+" becomes a space (bytes.translate: far faster than a regular expression), and
+# so do the usual non-ASCII quotes and dashes.
+_RUN_BREAKS = (string.punctuation.replace("-", "").replace("+", "")).encode()
+_RUN_TABLE = bytes.maketrans(_RUN_BREAKS, b" " * len(_RUN_BREAKS))
+_UNICODE_BREAKS = str.maketrans({c: " " for c in "“”‘’«»–—…•·"})
+
+
+def _runs(text: str) -> list[str]:
+    """Runs of characters between spaces and punctuation (hyphens and pluses kept: "il-6", "okt8+")."""
+    if not text.isascii():
+        text = text.translate(_UNICODE_BREAKS)
+    return (
+        text.encode("utf-8", "surrogatepass").translate(_RUN_TABLE).decode("utf-8", "surrogatepass").split()
+    )
+
+
 _CONNECTIVE_WORDS = frozenset(
     w for phrase in (*CONNECTIVES, *PARAPHRASE_OPENERS) for w in phrase.lower().split()
 )
@@ -357,6 +372,7 @@ _INFLECTIONS = (
 _VERB_FORM = ("ly", "ing", "ed")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_generic(word: str) -> bool:
     """Whether a lower-case word is everyday vocabulary, inflections included ("considering", "appears")."""
     if word in _GENERIC:
@@ -370,27 +386,46 @@ def is_generic(word: str) -> bool:
 
 
 def _rare(word: str, count: int, body: str) -> bool:
-    if is_generic(word):
-        return False
+    shape = _shape(word)
+    if shape != "word":
+        return shape == "term"
+    # An acronym ("DNA") is a term. A word is one when it recurs in its text, or is very long
+    # ("evapotranspiration") and not an adverb or verb form; a word used once is usually everyday vocabulary
+    # ("grateful", "fortnight", "effectively").
+    n = len(word)
+    if n >= 6 and count >= 2:
+        return True
+    if n >= 12 and not word.endswith(_VERB_FORM):
+        return True
+    return word.upper() in body
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shape(word: str) -> str:
+    """What a word is on its own: "generic", "term" (a letter-digit code, a telling compound), "not" (too short,
+    a bare code like "q3"), or "word" (a plain word, decided by how the text uses it)."""
+    if len(word) < 3 or is_generic(word):
+        return "generic"
+    if word.isalpha():
+        return "word"
     if any(c.isdigit() for c in word):
-        return sum(c.isalpha() for c in word) >= 2  # "il-6", "mos2"; not "q3"
-    if "-" in word or "+" in word:
-        parts = word.strip("+").split("-")
-        return len(word) >= 7 and any(len(p) >= 4 and not is_generic(p) for p in parts)
-    if len(word) >= 3 and word.upper() in body:
-        return True  # an acronym ("DNA")
-    if word.endswith(_VERB_FORM):
-        return count >= 2 and len(word) >= 6  # an adverb or verb form used once is rarely a term of the text
-    # A term recurs in its text, or is very long ("evapotranspiration"); a word used once is usually everyday
-    # vocabulary ("grateful", "fortnight").
-    return len(word) >= 6 and (count >= 2 or len(word) >= 12)
+        return "term" if sum(c.isalpha() for c in word) >= 2 else "not"  # "il-6", "mos2"; not "q3"
+    parts = word.strip("+").split("-")
+    return "term" if len(word) >= 7 and any(len(p) >= 4 and not is_generic(p) for p in parts) else "not"
 
 
 def keywords(doc: Doc, limit: int = 10) -> list[str]:
     """The text's rare words (lower case): terms and acronyms outside everyday vocabulary, frequent first."""
     body = doc.body
-    counts = Counter(t.lower() for t in _TOKEN.findall(body))
-    rare = [w for w in counts if _rare(w, counts[w], body)]  # distinct words, in first-seen order
+    # Words as the text writes them: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
+    # "lead-induced"); a word opens with a letter ("10-fold" is not "fold") and does not end with a hyphen. The
+    # test is made on the distinct runs, which is much cheaper than on every one.
+    counts = Counter(_runs(body.lower()))
+    rare = [  # distinct words, in first-seen order
+        w
+        for w in counts
+        if w[0].isalpha() and w[-1] != "-" and w not in _GENERIC and _rare(w, counts[w], body)
+    ]
     # sorted() is stable: ties go to the word seen first.
     return sorted(rare, key=lambda k: (-counts[k], -len(k)))[:limit]
 
@@ -398,51 +433,65 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
 def keyword_hits(sentence: str, rare: list[str]) -> list[str]:
     """The rare words that occur in ``sentence`` as whole words, as written there, in order of appearance.
 
-    Hits next to each other form one phrase ("Northgate Utilities"): the halves of a name are not two keywords.
+    Hits next to each other form one phrase ("Northgate Utilities"): the halves of a name are not two keywords,
+    and a capitalised hit takes the capitalised words after it ("Harbour" -> "Harbour City") and before it (but
+    the sentence's first word). Nothing is returned when fewer than two occur: a keywords item needs two.
     """
-    wanted = set(rare)
-    tokens = list(_TOKEN.finditer(sentence))
-    found: list[tuple[int, int]] = []  # (first token, last token) of each hit
-    for i, m in enumerate(tokens):
-        if m.group().lower() not in wanted:
-            continue
-        first = last = i
-        if m.group()[0].isupper():  # a name: take the capitalised words around it ("Harbour City")
-            while first > 1 and _joined(sentence, tokens, first - 1) and _capitalised(tokens[first - 1]):
-                first -= 1
+    low = sentence.lower()
+    present = [w for w in rare if w in low]
+    if len(present) < 2:
+        return []  # fewer than two of the words occur even as substrings (most sentences)
+    if len(low) != len(sentence):  # lower-casing changed the length ("İ"): keep positions aligned
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in sentence)
+    spans: list[list[int]] = []  # [start, end] of each hit
+    for w in present:
+        i = low.find(w)
+        while i >= 0:
+            j = i + len(w)
+            if (i == 0 or low[i - 1] not in _INNER) and (j == len(low) or low[j] not in _INNER_AFTER):
+                spans.append([i, j])
+                break
+            i = low.find(w, j)
+    if len(spans) < 2:
+        return []
+    spans.sort()
+    for span in spans:
+        if sentence[span[0]].isupper():  # a name: take the capitalised words around it
+            while (m := _NAME_AFTER.match(sentence, span[1])) and _name_word(m.group(1)):
+                span[1] = m.end()
             while (
-                last + 1 < len(tokens) and _joined(sentence, tokens, last) and _capitalised(tokens[last + 1])
+                (m := _NAME_BEFORE.search(sentence, 0, span[0])) and m.start() > 0 and _name_word(m.group(1))
             ):
-                last += 1
-        if (
-            found
-            and found[-1][1] >= first - 1
-            and _joined(sentence, tokens, found[-1][1])
-            and (
-                found[-1][1] >= first or (_capitalised(tokens[first]) and _capitalised(tokens[found[-1][1]]))
-            )
+                span[0] = m.start()
+    merged: list[list[int]] = []
+    for span in spans:
+        if merged and span[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span[1])  # overlapping: one name
+        elif (
+            merged
+            and span[0] == merged[-1][1] + 1
+            and sentence[merged[-1][1]] == " "
+            and sentence[span[0]].isupper()
+            and sentence[merged[-1][0]].isupper()
         ):
-            found[-1] = (found[-1][0], max(last, found[-1][1]))  # a name next to the previous one: one phrase
-        elif not found or found[-1][1] < first:
-            found.append((first, last))
+            merged[-1][1] = span[1]  # two names side by side: one phrase
+        else:
+            merged.append(span)
     out: list[str] = []
-    for first, last in found:
-        phrase = sentence[tokens[first].start() : tokens[last].end()]
+    for start, end in merged:
+        phrase = sentence[start:end]
         if phrase.lower() not in (p.lower() for p in out):
             out.append(phrase)
-    return out
+    return out if len(out) >= 2 else []
 
 
-def _joined(sentence: str, tokens: list[re.Match[str]], i: int) -> bool:
-    """Whether token ``i`` and the next one are separated by a single space only."""
-    return (
-        i + 1 < len(tokens)
-        and tokens[i].end() + 1 == tokens[i + 1].start()
-        and sentence[tokens[i].end()] == " "
-    )
+# Characters that continue a word: a hit must not touch them ("il" in "il-6", "okt" in "okt8+").
+_INNER = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-+")
+_INNER_AFTER = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_NAME_AFTER = re.compile(r" ([^\W\d_][\w-]*)(?![\w-])")
+_NAME_BEFORE = re.compile(r"(?<![\w-])([^\W\d_][\w-]*) $")
 
 
-def _capitalised(m: re.Match[str]) -> bool:
+def _name_word(word: str) -> bool:
     """A word of a name: capitalised, longer than an initial, not a function word ("The")."""
-    word = m.group()
     return word[0].isupper() and len(word) > 1 and word.lower() not in FUNCTION_WORDS

@@ -6,6 +6,7 @@ raw text into a :class:`Doc` (optional title, body sentences) or a reason to ski
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
@@ -228,6 +229,7 @@ def is_full_sentence(s: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_imperative(s: str) -> bool:
     """An instruction ("Remove the pan from the heat.", "Do not overfill it."): it has no truth value."""
     words = [w.strip("\"'“‘(,").lower() for w in s.split(" ", 5)]
@@ -239,6 +241,7 @@ def is_imperative(s: str) -> bool:
     return words[i] in IMPERATIVE_VERBS
 
 
+@functools.lru_cache(maxsize=4096)
 def is_personal(s: str) -> bool:
     """Whether the sentence speaks in the first or second person ("I", "we", "your"): it reads as the asker's own
     words when embedded in a question without quotes."""

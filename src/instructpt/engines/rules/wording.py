@@ -47,7 +47,8 @@ NLI = (
     ('Does the passage set "{hypothesis_bare}" against what it said before, "{premise_bare}"?', "contrast"),
     ("Sentence A: {premise}\nSentence B: {hypothesis}\nHow does sentence B relate to sentence A in the text?",
      "relation"),
-    ('In the passage, "{premise}" is followed by "{hypothesis}" How are the two connected?', "relation"),
+    ('In the passage, sentence A, "{premise}", is followed by sentence B, "{hypothesis}" How are the two '
+     "connected?", "relation"),
 )  # fmt: skip
 # The kinds of question each link label is asked with. A contrast is not asked whether it "follows": both sentences
 # are true in the text, and on a yes/no/maybe scale "no" would say the second is false.
@@ -73,7 +74,7 @@ CONNECTIVE = (
     "Which word or phrase best connects these two sentences?\nSentence 1: {first}\nSentence 2: {second}",
     "Fill in the blank: {first} ____, {second_lower}",
     "Choose the connective that links the two sentences most naturally.\n{first}\n{second}",
-    "How should the second sentence begin so that it follows from the first?\nFirst: {first}\n"
+    "Which expression should open the second sentence to link it to the first?\nFirst: {first}\n"
     "Second: ..., {second_lower}",
     '"{first} ___, {second_lower}"\nWhat fits best in the gap?',
     "Pick the linking expression that fits between these sentences.\nFirst: {first}\nSecond: {second}",
@@ -172,7 +173,7 @@ COMPLETION = (
     "Continue the text: {before}",
     'What comes next in the passage after "{before}"?',
     "{before}\nHow does the text go on?",
-    "Complete the passage. {before} ...",
+    "Give the sentence that comes next in the passage. {before} ...",
     "Write what follows this in the text: {before}",
     "Pick up where this leaves off: {before}",
 )
