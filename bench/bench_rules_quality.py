@@ -52,11 +52,39 @@ def mined(doc: dict[str, Any]) -> list[dict[str, str]]:
             for p in mine(doc["text"], doc["id"], seed=0, max_per_type=2).pairs]  # fmt: skip
 
 
+# Task types made from a pair of sentences as such (an article opening or a continuation may hold any pair).
+PAIR_TYPES = ("nli", "connective", "cause_effect", "effect_cause", "paraphrase")
+
+
+def _core(sentence: str) -> str:
+    """A sentence as items quote it: no opening connective, no final punctuation, lower case."""
+    from instructpt.engines.rules.patterns import strip_opener
+    from instructpt.engines.rules.text import bare
+
+    return bare(strip_opener(sentence)).lower()
+
+
+def reused_pairs(doc: dict[str, Any], items: list[dict[str, str]]) -> tuple[int, int]:
+    """(expected linked pairs used by items of more than one task type, expected linked pairs), for a document
+    with two or more linked pairs; (0, 0) otherwise."""
+    links = (doc.get("expected") or {}).get("links") or []
+    if len(links) < 2:
+        return 0, 0
+    reused = 0
+    for link in links:
+        first, second = _core(link["first"]), _core(link["second"])
+        types = {i["task_type"] for i in items if i["task_type"] in PAIR_TYPES
+                 and first in (text := (i["question"] + "\n" + i["answer"]).lower()) and second in text}  # fmt: skip
+        reused += len(types) > 1
+    return reused, len(links)
+
+
 def judge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per task type: mined, correct, wrong, unannotated; plus title coverage and per-document redundancy."""
     per: dict[str, Counter[str]] = {}
     titles_expected = titles_found = 0
     regressions = []
+    reuse = [0, 0, 0]  # pairs used by two or more task types, pairs, documents with any
     for doc in docs:
         verdicts = {(v["question"], v["answer"]): v for v in doc.get("verdicts", [])}
         items = mined(doc)
@@ -65,6 +93,10 @@ def judge(docs: list[dict[str, Any]]) -> dict[str, Any]:
             c["mined"] += 1
             v = verdicts.get((item["question"], item["answer"]))
             c["correct" if v and v["verdict"] == "correct" else "wrong" if v else "unannotated"] += 1
+        reused, links = reused_pairs(doc, items)
+        reuse[0] += reused
+        reuse[1] += links
+        reuse[2] += reused > 0
         seen = {(i["question"], i["answer"]) for i in items}
         regressions += [(doc["id"], v["question"]) for v in doc.get("verdicts", [])
                         if v["verdict"] == "correct" and (v["question"], v["answer"]) not in seen]  # fmt: skip
@@ -79,6 +111,7 @@ def judge(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "total": total,
         "titles": (titles_found, titles_expected),
         "lost_correct": regressions,
+        "reused_pairs": tuple(reuse),
     }
 
 
@@ -107,6 +140,9 @@ def main() -> None:
     print(f"{'all':<18}{t['mined']:>7}{t['correct']:>9}{t['wrong']:>7}{t['unannotated']:>13}"
           f"{t['correct'] / max(1, t['mined']):>11.1%}   (target >= 95%)")  # fmt: skip
     print(f"titles found on titled texts: {r['titles'][0]} of {r['titles'][1]} (target: all)")
+    reused, links, in_docs = r["reused_pairs"]
+    print(f"linked sentence pairs used by more than one task type (texts with two or more): {reused} of {links}, "
+          f"in {in_docs} texts (target: 0)")  # fmt: skip
     print(f"items judged correct that the engine no longer mines: {len(r['lost_correct'])}")
 
 

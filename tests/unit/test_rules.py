@@ -117,8 +117,8 @@ CRAFTED = {
     ),
     "nli": (
         FILLER
-        + "The river flooded the valley after days of rain. Therefore, the harvest in the region was lost.",
-        lambda p: nli_answer_fits(p, "entailment"),
+        + "The river flooded the valley after days of rain. Moreover, the harvest in the region was lost.",
+        lambda p: nli_answer_fits(p, "neutral"),
     ),
     "connective": (
         FILLER
@@ -220,9 +220,10 @@ def test_contrast_is_never_answered_as_a_falsehood() -> None:
 
 def test_connective_options_pit_the_connective_against_the_opposite_relation() -> None:
     for conn, other in (("However", "entailment"), ("Therefore", "contradiction")):
-        text = (
-            FILLER
-            + f"Prices rose sharply during the winter months. {conn}, demand for heating oil stayed stable."
+        # Two pairs: a result pair may go to a cause_effect item first, and a pair serves one task type.
+        text = FILLER + (
+            f"Prices rose sharply during the winter months. {conn}, demand for heating oil stayed stable. "
+            f"The harbour froze for two weeks. {conn}, ships were diverted to the southern port."
         )
         for i in range(10):
             for p in by_type(mine(text, f"c{i}").pairs)["connective"]:

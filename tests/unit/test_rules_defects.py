@@ -147,6 +147,14 @@ def test_a_sentence_pair_serves_one_task_type_when_the_text_has_others() -> None
         assert uses and max(uses.values()) == 1, (uses, pairs)
 
 
+def test_a_lone_linked_pair_serves_one_task_type_too() -> None:
+    text = FILLER + "The harbour froze for two weeks. Therefore, ships were diverted to the southern port."
+    for i in range(20):
+        pairs = mine(text, f"l{i}").pairs
+        assert [p.task_type for p in pairs if "ships were diverted" in (p.question + p.answer).lower()
+                and p.task_type in ("nli", "connective", "cause_effect")].__len__() == 1, pairs  # fmt: skip
+
+
 def test_yes_and_no_are_written_one_way_in_a_text() -> None:
     text = FILLER + (
         "Prices rose sharply during the winter. However, demand for heating oil stayed stable. "

@@ -122,7 +122,7 @@ class _Facts:
     """A document, its RNG and the pattern matches several miners share (computed once, on first use).
 
     ``used`` holds the keys of the sentence pairs items were made from, by task type: a pair serves one task type
-    when the text has two or more linked pairs (see :meth:`fresh`).
+    (see :meth:`fresh`), so the items of a text ask about different parts of it.
     """
 
     def __init__(self, doc: Doc, rng_of: Callable[[str], random.Random]) -> None:
@@ -171,10 +171,8 @@ class _Facts:
         return self.rngs("case").choice(("lower", "upper"))
 
     def fresh(self, key: object, task_type: str) -> bool:
-        """Whether an item of ``task_type`` may use the sentences ``key``: never twice for one type, and not for a
-        second type while the text has other linked pairs to use."""
-        types = self.used.get(key, set())
-        return task_type not in types and (not types or len(self.linked) < 2)
+        """Whether an item of ``task_type`` may use the sentences ``key``: only when no item has used them yet."""
+        return key not in self.used
 
     def lower(self, s: str) -> str:
         return lower_first(s, self.doc.body)

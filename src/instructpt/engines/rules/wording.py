@@ -173,7 +173,7 @@ COMPLETION = (
     "Continue the text: {before}",
     'What comes next in the passage after "{before}"?',
     "{before}\nHow does the text go on?",
-    "Give the sentence that comes next in the passage. {before} ...",
+    "Give what comes next in the passage. {before} ...",
     "Write what follows this in the text: {before}",
     "Pick up where this leaves off: {before}",
 )
