@@ -31,6 +31,8 @@ _STAGES = {
     "TemplifyConfig": ("instructpt.templates.run", "TemplifyConfig"),
     "demo": ("instructpt.demo", "demo"),
     "DemoConfig": ("instructpt.demo", "DemoConfig"),
+    "decontaminate": ("instructpt.decontaminate.run", "decontaminate"),
+    "DecontaminateConfig": ("instructpt.decontaminate.run", "DecontaminateConfig"),
     "pack": ("instructpt.pack.run", "pack"),
     "PackConfig": ("instructpt.pack.run", "PackConfig"),
     "mix": ("instructpt.mix.run", "mix"),

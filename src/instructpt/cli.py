@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.templates.run",
         "Synthesized pairs -> instruction-augmented pre-training documents.",
     ),
+    "decontaminate": (
+        "instructpt.decontaminate.run",
+        "Synthesized or rendered data -> the same, less (or flagged with) text found in evaluation sets.",
+    ),
     "pack": (
         "instructpt.pack.run",
         "A source (raw, augmented, collection, chat) -> token files with a document index, tokenized once.",

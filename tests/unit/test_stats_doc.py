@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from instructpt.decontaminate.run import DecontaminateConfig, decontaminate
 from instructpt.engines.config import EngineConfig
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 from instructpt.templates.run import TemplifyConfig, templify
@@ -25,9 +26,14 @@ def test_every_counter_written_is_documented(tmp_path: Path) -> None:
                          engine=EngineConfig(name="rules", max_model_len=200, max_new_tokens=16))
     )  # fmt: skip
     t = templify(TemplifyConfig(inputs=[str(tmp_path / "p")], output=str(tmp_path / "a"), progress=False))
+    items = tmp_path / "eval.txt"
+    items.write_text("Rivers carry water to the sea. However, deserts have little rain.\n")
+    d = decontaminate(DecontaminateConfig(inputs=[str(tmp_path / "p")], output=str(tmp_path / "d"),
+                                          against=[str(items)], cache_dir="", progress=False))  # fmt: skip
     documented = set(re.findall(r"`([a-z_<>]+)`", DOC.read_text(encoding="utf-8")))
-    for summary in (s, t):
+    for summary in (s, t, d):
         written = set(summary.counts) | set(summary.by) | set(summary.derived)
         written |= {k.replace(f"{summary.run.unit}_", "<unit>_") for k in summary.run.to_dict()}
         assert written - documented == set(), summary.stage
     assert {"rejected", "pairs_out", "chains"} <= set(s.counts) and "layouts" in t.by  # exercised
+    assert d.counts["contaminated_docs"] >= 1 and "contamination" in d.by

@@ -1,0 +1,1 @@
+"""Decontamination: evaluation-set text found in pre-training data (``instructpt decontaminate``)."""

@@ -1,0 +1,248 @@
+"""The ``decontaminate`` stage: find evaluation-set text in synthesized or rendered data, and drop or flag it.
+
+    instructpt decontaminate out/pairs -o out/clean --against finance --against my-tasks/ [--action drop|flag]
+
+A map stage on the platform runner: each finished input shard (``synthesize`` or ``templify`` output, or any
+shard of rows with a ``text`` and optional ``pairs``) becomes the output shard of the same number. Every record's
+text and every pair's question and answer are checked against an index of hashed n-grams (13 words by default) of
+the evaluation sets: the domain suites of ``instructpt evaluate`` (from ``--data-dir`` or the hub), task files as
+``evaluate`` reads them, or a ``.txt`` file of one item per line. ``--action drop`` removes contaminated pairs and
+records whose text is contaminated; each goes to ``rejects/`` with the benchmark, task, row and matched words, so
+nothing disappears. ``--action flag`` keeps everything and adds a ``contamination`` list to the record. The index
+is cached under ``--cache-dir`` by a digest of what it was built from; resuming under other evaluation sets is
+refused like any changed setting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from instructpt.config import option
+from instructpt.decontaminate.index import (
+    EvalItem,
+    NgramIndex,
+    cached_index,
+    index_key,
+    ngram_hashes,
+    normalize,
+)
+from instructpt.errors import ConfigError, InputError
+from instructpt.io.shards import ShardFile, read_records, stage_shards
+from instructpt.io.stats import Stats
+from instructpt.progress import Progress
+from instructpt.records import Reject
+from instructpt.stages import ShardedOptions, ShardPlan, ShardResult, Summary, run_map_stage
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("drop", "flag")
+MATCH_CHARS = 300  # how much of the benchmark item a match report quotes
+
+
+@dataclass
+class DecontaminateConfig(ShardedOptions):
+    """``instructpt decontaminate``: evaluation-set text found in synthesized or rendered data, dropped or flagged."""
+
+    FIELD_HELP: ClassVar[dict[str, str]] = {
+        "inputs": "synthesize or templify output directories, or their shard files."
+    }
+    INPUTS: ClassVar[str] = "a synthesize or templify output directory or shard file"
+
+    against: list[str] = option(
+        [],
+        "Evaluation sets to check against (repeatable): a domain suite of `evaluate` (biomedicine, finance), a "
+        "directory or file of task rows as `evaluate` reads them, or a .txt file with one item per line.",
+    )
+    data_dir: str | None = option(
+        None, "Local copy of the domain suites (<Task>/test.json per task); default: download from the hub."
+    )
+    ngram: int = option(13, "Words per n-gram; an item shorter than this is found when copied whole.")
+    action: str = option(
+        "drop",
+        "drop: remove contaminated pairs, and records whose text is contaminated (to rejects/, with the match); "
+        "flag: keep everything and add a 'contamination' list to each record concerned.",
+    )
+    cache_dir: str | None = option(
+        None, "Where built indexes are kept (default: ~/.cache/instructpt/ngrams); '' to build every time."
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.against:
+            raise ConfigError("--against is required: an evaluation suite or file to check against")
+        if self.ngram < 1:
+            raise ConfigError(f"--ngram must be at least 1, got {self.ngram}")
+        if self.action not in ACTIONS:
+            raise ConfigError(f"--action must be one of {', '.join(ACTIONS)}, got {self.action!r}")
+
+    def cache_path(self) -> Path | None:
+        if self.cache_dir == "":
+            return None
+        return Path(self.cache_dir) if self.cache_dir else Path.home() / ".cache" / "instructpt" / "ngrams"
+
+    def fingerprint(self, items: list[EvalItem]) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs,
+            "against": self.against,
+            "evaluation_items": index_key(items, self.ngram),
+            "ngram": self.ngram,
+            "action": self.action,
+            "format": self.format,
+        }
+
+
+def evaluation_items(against: list[str], data_dir: str | None) -> list[EvalItem]:
+    """The items of every evaluation set named: each row's prompt with its answer (gold option or label)."""
+    from instructpt.evaluate.tasks import SUITES, path_tasks, suite_tasks
+
+    items: list[EvalItem] = []
+    for spec in against:
+        if spec in SUITES:
+            tasks = suite_tasks(spec, data_dir, None)
+            benchmark = spec
+        else:
+            path = Path(spec)
+            if not path.exists():
+                raise InputError(
+                    f"--against {spec!r}: neither a domain suite ({', '.join(SUITES)}) nor an existing path"
+                )
+            if path.suffix == ".txt":
+                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+                items += [EvalItem(path.name, path.stem, i, ln) for i, ln in enumerate(lines) if ln]
+                continue
+            tasks = path_tasks(path, None)
+            benchmark = path.name
+        for task in tasks:
+            for row in task.rows:
+                answer = row.label if row.options is None else row.options[row.gold_index or 0]
+                items.append(EvalItem(benchmark, task.name, row.index, f"{row.input}\n{answer}"))
+    if not items:
+        raise InputError(f"--against {' '.join(against)}: no evaluation item found")
+    return items
+
+
+def _parse(row: Any) -> dict[str, Any] | str:
+    if not isinstance(row, dict):
+        return "not_an_object"
+    if not isinstance(row.get("text"), str):
+        return "missing_text"
+    pairs = row.get("pairs")
+    if pairs is not None and not (
+        isinstance(pairs, list)
+        and all(
+            isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("answer"), str)
+            for p in pairs
+        )  # fmt: skip
+    ):
+        return "bad_pairs"
+    return row
+
+
+class Decontaminate:
+    """The map stage: one shard in, the same records out less (or flagged with) what matches the index."""
+
+    name, unit = "decontaminate", "docs"
+    headline: tuple[str, ...] = ("docs_in", "docs_out", "contaminated_docs", "contaminated_pairs", "rejected")
+    renamed: dict[str, str] = {}  # noqa: RUF012
+
+    def __init__(self, config: DecontaminateConfig, index: NgramIndex) -> None:
+        self.config, self.index = config, index
+
+    def _matches(self, fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The matches in ``(field name, text)`` pairs, looked up in one call: one per field and evaluation item."""
+        n = self.index.n
+        hashes = [ngram_hashes(text, n) for _, text in fields]
+        starts = np.cumsum([0] + [len(h) for h in hashes])
+        found = self.index.find_all(np.concatenate(hashes)) if hashes else []
+        out: dict[tuple[int, int], dict[str, Any]] = {}
+        for k, w in found:
+            f = int(np.searchsorted(starts, w, side="right")) - 1  # the field the n-gram belongs to
+            if (f, k) in out:
+                continue
+            item, (name, text) = self.index.items[k], fields[f]
+            words = normalize(text)
+            at = w - int(starts[f])
+            out[(f, k)] = {
+                "field": name,
+                "benchmark": item.benchmark,
+                "task": item.task,
+                "row": item.row,
+                "match": " ".join(words[at : at + n]),
+                "item": item.text[:MATCH_CHARS],
+            }
+        return [out[key] for key in sorted(out)]
+
+    def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
+        stats, rejects, out = Stats(), list[Reject](), list[dict[str, Any]]()
+        drop = self.config.action == "drop"
+        for n, row in enumerate(read_records(shard.path, _parse, self.name)):
+            if isinstance(row, Reject):
+                rejects.append(row)
+                continue
+            stats.add("docs_in")
+            rid = str(row.get("id") or f"{shard.path.name}:{n}")
+            pairs = row.get("pairs") or []
+            fields = [("text", row["text"])]
+            for i, p in enumerate(pairs):
+                fields += [(f"pairs[{i}].question", p["question"]), (f"pairs[{i}].answer", p["answer"])]
+            found = self._matches(fields)
+            in_text = [m for m in found if m["field"] == "text"]
+            in_pairs: dict[int, list[dict[str, Any]]] = {}
+            for m in found:
+                if m["field"] != "text":
+                    in_pairs.setdefault(int(m["field"][6 : m["field"].index("]")]), []).append(m)
+            progress.update(docs=1)
+            if not found:
+                out.append(row)
+                continue
+            stats.add("contaminated_docs")
+            stats.add("contaminated_pairs", len(in_pairs))
+            for m in found:
+                stats.count("contamination", f"{m['benchmark']}/{m['task']}")
+            if not drop:
+                out.append({**row, "contamination": found})
+                continue
+            if in_text:
+                rejects.append(
+                    Reject(rid, shard.path.name, "contaminated_text", json.dumps(in_text), self.name, row)
+                )
+                continue
+            for i, ms in in_pairs.items():
+                rejects.append(
+                    Reject(
+                        f"{rid}#pair{i}",
+                        shard.path.name,
+                        "contaminated_pair",
+                        json.dumps(ms),
+                        self.name,
+                        pairs[i],
+                    )
+                )
+            out.append({**row, "pairs": [p for i, p in enumerate(pairs) if i not in in_pairs]})
+        stats.add("docs_out", len(out))
+        return ShardResult(out, rejects, stats)
+
+
+def decontaminate(config: DecontaminateConfig, plan: ShardPlan | None = None) -> Summary:
+    """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
+    shards = stage_shards(config.inputs, reader="decontaminate", producer="synthesize or templify")
+    items = evaluation_items(config.against, config.data_dir)
+    start = time.perf_counter()
+    index, cached = cached_index(items, config.ngram, config.cache_path())
+    log.info(
+        "n-gram index: %d %d-grams of %d evaluation items, %.1f MB, %s in %.2f s",
+        len(index), config.ngram, len(items), index.nbytes / 1e6, "loaded" if cached else "built",
+        time.perf_counter() - start,
+    )  # fmt: skip
+    return run_map_stage(Decontaminate(config, index), config, config.fingerprint(items), shards, plan)
+
+
+main = decontaminate
+Config = DecontaminateConfig

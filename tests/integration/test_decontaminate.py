@@ -1,0 +1,177 @@
+"""decontaminate: benchmark text planted in synthesized pairs and raw texts is found (exactly and with case,
+whitespace and punctuation changed), a shuffled-word paraphrase is not; drop and flag; suites; cache; resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from instructpt.decontaminate.index import EvalItem, NgramIndex, cached_index, ngram_hashes
+from instructpt.decontaminate.run import DecontaminateConfig, decontaminate, evaluation_items
+from instructpt.errors import ConfigError, ResumeError
+from instructpt.io.shards import read_shard
+
+QUESTION = (
+    "Which enzyme converts angiotensin I into angiotensin II in the pulmonary circulation of healthy adults "
+    "according to the classical model of blood pressure regulation?"
+)
+ANSWER = "Angiotensin-converting enzyme"
+FILLER = (
+    "The river valley was settled by farmers in the twelfth century, who cleared the forest and built terraces "
+    "on the southern slopes. Their villages grew around mills and small churches."
+)
+
+
+def _tasks(root: Path) -> Path:
+    """A user task directory as evaluate reads it: <Task>/test.json rows with options and gold_index."""
+    task = root / "tasks" / "PhysioQA"
+    task.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"input": f"Question: {QUESTION}\nAnswer:", "options": [ANSWER, "Renin", "Aldosterone synthase"],
+         "gold_index": 0},
+        {"input": "Question: What is the normal resting heart rate range of adults in beats per minute?\nAnswer:",
+         "options": ["60 to 100", "20 to 40"], "gold_index": 0},
+    ]  # fmt: skip
+    (task / "test.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root / "tasks"
+
+
+def _shard(root: Path) -> Path:
+    shuffled = " ".join(reversed(QUESTION.rstrip("?").split()))
+    rows = [
+        {"id": "clean", "text": FILLER, "pairs": [{"question": "Who settled the valley?", "answer": "Farmers."}]},
+        {"id": "pair-exact", "text": FILLER, "pairs": [
+            {"question": "Who settled the valley?", "answer": "Farmers."},
+            {"question": QUESTION, "answer": ANSWER}]},
+        {"id": "pair-noisy", "text": FILLER, "pairs": [
+            {"question": "  " + QUESTION.upper().replace(" ", "  \n").replace("?", " ??!"), "answer": "ACE."}]},
+        {"id": "text-copied", "text": FILLER + " Quiz: " + QUESTION.replace(",", "") + " " + ANSWER + "."},
+        {"id": "shuffled", "text": FILLER, "pairs": [{"question": shuffled + "?", "answer": ANSWER}]},
+        {"id": "short", "text": FILLER, "pairs": [
+            {"question": "what is the normal resting heart rate range of adults in beats per minute 60 to 100",
+             "answer": "Yes."}]},
+        "not an object",
+    ]  # fmt: skip
+    path = root / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, **kw) -> DecontaminateConfig:
+    base = dict(inputs=[str(_shard(tmp_path))], output=str(tmp_path / "out"), against=[str(_tasks(tmp_path))],
+                cache_dir=str(tmp_path / "cache"), progress=False)  # fmt: skip
+    return DecontaminateConfig(**{**base, **kw})
+
+
+def _rejects(out: Path) -> list[dict]:
+    return [
+        json.loads(line) for p in sorted((out / "rejects").glob("*")) for line in p.read_text().splitlines()
+    ]
+
+
+def test_planted_items_are_dropped_with_their_match_and_the_rest_kept(tmp_path: Path) -> None:
+    summary = decontaminate(_config(tmp_path))
+    out = tmp_path / "out"
+    rows = {r["id"]: r for p in sorted((out / "data").glob("*")) for r in read_shard(p)}
+    assert set(rows) == {"clean", "pair-exact", "pair-noisy", "shuffled", "short"}
+    assert rows["pair-exact"]["pairs"] == [{"question": "Who settled the valley?", "answer": "Farmers."}]
+    assert rows["pair-noisy"]["pairs"] == []  # case, whitespace and punctuation changed: still found
+    assert rows["shuffled"]["pairs"][0]["answer"] == ANSWER  # the words shuffled: not a copy
+    assert rows["short"]["pairs"] == []  # an item shorter than 13 words, copied whole
+    rejects = {(r["id"], r["reason"]): r for r in _rejects(out)}
+    assert set(rejects) == {
+        ("pair-exact#pair1", "contaminated_pair"),
+        ("pair-noisy#pair0", "contaminated_pair"),
+        ("short#pair0", "contaminated_pair"),
+        ("text-copied", "contaminated_text"),
+        ("pairs.jsonl:7", "not_an_object"),  # the line number
+    }
+    match = json.loads(rejects[("text-copied", "contaminated_text")]["detail"])[0]
+    assert (match["benchmark"], match["task"], match["row"], match["field"]) == (
+        "tasks",
+        "PhysioQA",
+        0,
+        "text",
+    )
+    assert len(match["match"].split()) == 13 and match["match"] in QUESTION.lower().replace(",", "")
+    assert rejects[("pair-exact#pair1", "contaminated_pair")]["record"] == {
+        "question": QUESTION,
+        "answer": ANSWER,
+    }
+    assert summary.counts["contaminated_docs"] == 4 and summary.counts["contaminated_pairs"] == 3
+    pytest.importorskip("matplotlib")
+    from instructpt.report.run import ReportConfig, report
+
+    report(ReportConfig(run_dir=str(out)))
+    card = (out / "report" / "report.md").read_text()
+    assert "contaminated_pairs" in card and "tasks/PhysioQA" in card
+    assert summary.by["contamination"] == {"tasks/PhysioQA": 4}  # one match per contaminated field
+
+
+def test_flag_keeps_every_record_and_marks_the_matches(tmp_path: Path) -> None:
+    decontaminate(_config(tmp_path, action="flag"))
+    rows = {r["id"]: r for p in sorted((tmp_path / "out" / "data").glob("*")) for r in read_shard(p)}
+    assert len(rows) == 6 and "contamination" not in rows["clean"] and "contamination" not in rows["shuffled"]
+    assert [m["field"] for m in rows["pair-exact"]["contamination"]] == ["pairs[1].question"]
+    assert rows["text-copied"]["contamination"][0]["field"] == "text"
+
+
+def test_the_domain_suites_are_read_from_a_data_dir_and_the_index_is_cached(tmp_path: Path) -> None:
+    from instructpt.evaluate.tasks import SUITES
+
+    data = tmp_path / "finance-tasks"
+    for task, (kind, _) in SUITES["finance"].items():
+        (data / task).mkdir(parents=True)
+        row = {"input": f"{task}: {QUESTION}"}
+        row.update({"label": ANSWER} if kind == "gen" else {"options": [ANSWER, "no"], "gold_index": 0})
+        (data / task / "test.json").write_text(json.dumps(row) + "\n")
+    items = evaluation_items(["finance"], str(data))
+    assert {i.task for i in items} == set(SUITES["finance"]) and all(i.benchmark == "finance" for i in items)
+    first, cached = cached_index(items, 13, tmp_path / "cache")
+    again, cached_again = cached_index(items, 13, tmp_path / "cache")
+    assert (
+        not cached
+        and cached_again
+        and list(again.hashes) == list(first.hashes)
+        and again.items == first.items
+    )
+    summary = decontaminate(_config(tmp_path, against=["finance"], data_dir=str(data)))
+    assert summary.by["contamination"]["finance/FPB"] >= 1
+
+
+def test_changed_evaluation_sets_refuse_to_resume_and_bad_settings_are_named(tmp_path: Path) -> None:
+    decontaminate(_config(tmp_path))
+    other = tmp_path / "other.txt"
+    other.write_text("a completely different evaluation question about the history of glassmaking\n")
+    with pytest.raises(ResumeError, match="against"):
+        decontaminate(_config(tmp_path, against=[str(other)]))
+    with pytest.raises(ConfigError, match="--action"):
+        _config(tmp_path, action="delete")
+    with pytest.raises(ConfigError, match="--against"):
+        _config(tmp_path, against=[])
+
+
+def test_ngram_hashes_fold_case_punctuation_and_whitespace() -> None:
+    a = ngram_hashes("The Quick, brown fox -- jumps over the lazy dog!", 3)
+    b = ngram_hashes("the quick brown   fox jumps\nover the LAZY dog", 3)
+    assert list(a) == list(b) and len(a) == 7
+    index = NgramIndex.build([EvalItem("b", "t", 0, "brown fox jumps")], 3)
+    assert index.find(a) == {0: 2} and index.find(ngram_hashes("fox brown jumps", 3)) == {}
+
+
+def test_the_command_line(tmp_path: Path) -> None:
+    items = tmp_path / "items.txt"
+    items.write_text(QUESTION + "\n")
+    shard = _shard(tmp_path)
+    cmd = [sys.executable, "-m", "instructpt", "decontaminate", str(shard), "-o", str(tmp_path / "cli"),
+           "--against", str(items), "--cache-dir", "", "--no-progress"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads((tmp_path / "cli" / "stats.json").read_text())
+    assert stats["counts"]["contaminated_pairs"] == 2 and stats["by"]["contamination"] == {
+        "items.txt/items": 3
+    }
