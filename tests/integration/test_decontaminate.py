@@ -175,3 +175,33 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert stats["counts"]["contaminated_pairs"] == 2 and stats["by"]["contamination"] == {
         "items.txt/items": 3
     }
+
+
+def test_near_duplicates_are_clustered_and_all_but_the_first_dropped(tmp_path: Path) -> None:
+    pytest.importorskip("datasketch")
+    from instructpt.decontaminate.neardup import cluster_sizes, near_duplicates
+
+    base = " ".join(f"millers{i} ground grain." if i % 7 == 0 else f"valley{i}" for i in range(200))
+    other = " ".join(f"glassmakers{i} moved furnaces." if i % 5 == 0 else f"island{i}" for i in range(200))
+    rows = [
+        {"id": "a", "text": base},
+        {"id": "b", "text": other},
+        {"id": "a-edited", "text": base.replace("valley50", "hill").replace("valley150", "lake") + " The end."},
+        {"id": "a-copy", "text": base.upper()},  # the same words, other case: a duplicate after normalisation
+        {"id": "c", "text": FILLER * 3},
+    ]
+    shard = tmp_path / "docs.jsonl"
+    shard.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    found = near_duplicates([(i, r["id"], r["text"]) for i, r in enumerate(rows)], threshold=0.8)
+    assert {rows[k]["id"]: d.kept for k, d in found.items()} == {"a-edited": "a", "a-copy": "a"}
+    assert list(cluster_sizes(found)) == [3]
+    summary = decontaminate(_config(tmp_path, inputs=[str(shard)], near_dup=True))
+    kept = [r["id"] for p in sorted((tmp_path / "out" / "data").glob("*")) for r in read_shard(p)]
+    assert kept == ["a", "b", "c"] and summary.counts["near_duplicates"] == 2
+    dropped = {r["id"]: json.loads(r["detail"]) for r in _rejects(tmp_path / "out")}
+    assert dropped["a-copy"] == {"kept": "a", "similarity": 1.0} and dropped["a-edited"]["kept"] == "a"
+    flagged = decontaminate(_config(tmp_path, inputs=[str(shard)], near_dup=True, action="flag",
+                                    output=str(tmp_path / "flag")))  # fmt: skip
+    rows_out = {r["id"]: r for p in sorted((tmp_path / "flag" / "data").glob("*")) for r in read_shard(p)}
+    assert len(rows_out) == 5 and rows_out["a-edited"]["near_duplicate"]["kept"] == "a"
+    assert "near_duplicate" not in rows_out["a"] and flagged.counts["near_duplicates"] == 2

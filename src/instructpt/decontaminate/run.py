@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ from instructpt.decontaminate.index import (
     ngram_hashes,
     normalize,
 )
+from instructpt.decontaminate.neardup import Duplicate, cluster_sizes, near_duplicates
 from instructpt.errors import ConfigError, InputError
 from instructpt.io.shards import ShardFile, read_records, stage_shards
 from instructpt.io.stats import Stats
@@ -72,6 +74,17 @@ class DecontaminateConfig(ShardedOptions):
     cache_dir: str | None = option(
         None, "Where built indexes are kept (default: ~/.cache/instructpt/ngrams); '' to build every time."
     )
+    near_dup: bool = option(
+        False,
+        "Also treat near-duplicate records (MinHash LSH over word 5-grams of their text; needs datasketch) as "
+        "--action says: the first record of each cluster is kept.",
+    )
+    near_dup_threshold: float = option(
+        0.8, "--near-dup: estimated Jaccard similarity that makes a duplicate."
+    )
+    near_dup_perm: int = option(
+        128, "--near-dup: MinHash permutations (more: a finer estimate, more memory)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,6 +94,10 @@ class DecontaminateConfig(ShardedOptions):
             raise ConfigError(f"--ngram must be at least 1, got {self.ngram}")
         if self.action not in ACTIONS:
             raise ConfigError(f"--action must be one of {', '.join(ACTIONS)}, got {self.action!r}")
+        if not 0.0 < self.near_dup_threshold <= 1.0:
+            raise ConfigError(f"--near-dup-threshold must be in (0, 1], got {self.near_dup_threshold}")
+        if self.near_dup_perm < 16:
+            raise ConfigError(f"--near-dup-perm must be at least 16, got {self.near_dup_perm}")
 
     def cache_path(self) -> Path | None:
         if self.cache_dir == "":
@@ -88,7 +105,7 @@ class DecontaminateConfig(ShardedOptions):
         return Path(self.cache_dir) if self.cache_dir else Path.home() / ".cache" / "instructpt" / "ngrams"
 
     def fingerprint(self, items: list[EvalItem]) -> dict[str, Any]:
-        return {
+        fp: dict[str, Any] = {
             "inputs": self.inputs,
             "against": self.against,
             "evaluation_items": index_key(items, self.ngram),
@@ -96,6 +113,9 @@ class DecontaminateConfig(ShardedOptions):
             "action": self.action,
             "format": self.format,
         }
+        if self.near_dup:
+            fp["near_dup"] = {"threshold": self.near_dup_threshold, "num_perm": self.near_dup_perm}
+        return fp
 
 
 def evaluation_items(against: list[str], data_dir: str | None) -> list[EvalItem]:
@@ -152,8 +172,13 @@ class Decontaminate:
     headline: tuple[str, ...] = ("docs_in", "docs_out", "contaminated_docs", "contaminated_pairs", "rejected")
     renamed: dict[str, str] = {}  # noqa: RUF012
 
-    def __init__(self, config: DecontaminateConfig, index: NgramIndex) -> None:
-        self.config, self.index = config, index
+    def __init__(
+        self,
+        config: DecontaminateConfig,
+        index: NgramIndex,
+        duplicates: dict[object, Duplicate] | None = None,
+    ) -> None:
+        self.config, self.index, self.duplicates = config, index, duplicates or {}
 
     def _matches(self, fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """The matches in ``(field name, text)`` pairs, looked up in one call: one per field and evaluation item."""
@@ -188,6 +213,17 @@ class Decontaminate:
                 continue
             stats.add("docs_in")
             rid = str(row.get("id") or f"{shard.path.name}:{n}")
+            dup = self.duplicates.get((shard.index, n))
+            if dup is not None:
+                stats.add("near_duplicates")
+                progress.update(docs=1)
+                detail = {"kept": dup.kept, "similarity": dup.similarity}
+                if drop:
+                    rejects.append(
+                        Reject(rid, shard.path.name, "near_duplicate", json.dumps(detail), self.name, row)
+                    )
+                    continue
+                row = {**row, "near_duplicate": detail}
             pairs = row.get("pairs") or []
             fields = [("text", row["text"])]
             for i, p in enumerate(pairs):
@@ -241,7 +277,29 @@ def decontaminate(config: DecontaminateConfig, plan: ShardPlan | None = None) ->
         len(index), config.ngram, len(items), index.nbytes / 1e6, "loaded" if cached else "built",
         time.perf_counter() - start,
     )  # fmt: skip
-    return run_map_stage(Decontaminate(config, index), config, config.fingerprint(items), shards, plan)
+    duplicates = _near_duplicates(config, shards) if config.near_dup else {}
+    stage = Decontaminate(config, index, duplicates)
+    return run_map_stage(stage, config, config.fingerprint(items), shards, plan)
+
+
+def _near_duplicates(config: DecontaminateConfig, shards: list[ShardFile]) -> dict[object, Duplicate]:
+    """Near-duplicates over all input shards, in order (every rank computes the same), keyed (shard, row)."""
+
+    def records() -> Iterator[tuple[object, str, str]]:
+        for shard in shards:
+            for n, row in enumerate(read_records(shard.path, _parse, "decontaminate")):
+                if not isinstance(row, Reject):
+                    yield (shard.index, n), str(row.get("id") or f"{shard.path.name}:{n}"), row["text"]
+
+    start = time.perf_counter()
+    found = near_duplicates(records(), config.near_dup_threshold, config.near_dup_perm)
+    sizes = cluster_sizes(found)
+    log.info(
+        "near-duplicates: %d records in %d clusters (largest %d) at Jaccard >= %.2f, in %.1f s",
+        len(found), len(sizes), int(sizes.max()) if len(sizes) else 0, config.near_dup_threshold,
+        time.perf_counter() - start,
+    )  # fmt: skip
+    return found
 
 
 main = decontaminate
