@@ -186,7 +186,10 @@ def test_near_duplicates_are_clustered_and_all_but_the_first_dropped(tmp_path: P
     rows = [
         {"id": "a", "text": base},
         {"id": "b", "text": other},
-        {"id": "a-edited", "text": base.replace("valley50", "hill").replace("valley150", "lake") + " The end."},
+        {
+            "id": "a-edited",
+            "text": base.replace("valley50", "hill").replace("valley150", "lake") + " The end.",
+        },
         {"id": "a-copy", "text": base.upper()},  # the same words, other case: a duplicate after normalisation
         {"id": "c", "text": FILLER * 3},
     ]
@@ -205,3 +208,24 @@ def test_near_duplicates_are_clustered_and_all_but_the_first_dropped(tmp_path: P
     rows_out = {r["id"]: r for p in sorted((tmp_path / "flag" / "data").glob("*")) for r in read_shard(p)}
     assert len(rows_out) == 5 and rows_out["a-edited"]["near_duplicate"]["kept"] == "a"
     assert "near_duplicate" not in rows_out["a"] and flagged.counts["near_duplicates"] == 2
+
+
+def test_synthesize_and_templify_outputs_are_read_as_they_are(tmp_path: Path) -> None:
+    from instructpt.engines.config import EngineConfig
+    from instructpt.synthesizer.run import SynthesizeConfig, synthesize
+    from instructpt.templates.run import TemplifyConfig, templify
+
+    corpus = tmp_path / "corpus.jsonl"
+    texts = [FILLER * 2 + " " + QUESTION + " The answer is the " + ANSWER + ".", FILLER * 3]
+    corpus.write_text("\n".join(json.dumps({"id": f"d{i}", "text": t}) for i, t in enumerate(texts)) + "\n")
+    synthesize(SynthesizeConfig(inputs=[str(corpus)], output=str(tmp_path / "pairs"), id_field="id", rounds=1,
+                                progress=False, engine=EngineConfig(name="rules")))  # fmt: skip
+    templify(TemplifyConfig(inputs=[str(tmp_path / "pairs")], output=str(tmp_path / "aug"), progress=False))
+    for stage_out in ("pairs", "aug"):
+        s = decontaminate(
+            _config(tmp_path, inputs=[str(tmp_path / stage_out)], output=str(tmp_path / f"{stage_out}-c"))
+        )
+        dropped = {
+            r["id"] for r in _rejects(tmp_path / f"{stage_out}-c") if r["reason"] == "contaminated_text"
+        }
+        assert dropped == {"d0"} and s.counts["docs_out"] == s.counts["docs_in"] - 1, stage_out
