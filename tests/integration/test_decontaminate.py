@@ -159,8 +159,50 @@ def test_ngram_hashes_fold_case_punctuation_and_whitespace() -> None:
     a = ngram_hashes("The Quick, brown fox -- jumps over the lazy dog!", 3)
     b = ngram_hashes("the quick brown   fox jumps\nover the LAZY dog", 3)
     assert list(a) == list(b) and len(a) == 7
-    index = NgramIndex.build([EvalItem("b", "t", 0, "brown fox jumps")], 3)
-    assert index.find(a) == {0: 2} and index.find(ngram_hashes("fox brown jumps", 3)) == {}
+    index = NgramIndex.build([EvalItem("b", "t", 0, "the brown fox jumps over the dog")], 3)
+    assert index.find("The Quick, brown fox -- jumps over the lazy dog!") == {0: "brown fox jumps"}
+    assert index.find("fox brown jumps the quick") == {}
+    assert ngram_hashes("", 13).size == 0 and index.find("") == {}
+
+
+def test_a_short_item_is_found_inside_longer_text_and_by_its_question_alone(tmp_path: Path) -> None:
+    index = NgramIndex.build([EvalItem("quiz", "geo", 0, "What is the capital of France?\nParis"),
+                              EvalItem("quiz", "geo", 1, "Name it.\nRome")], 13)  # fmt: skip
+    assert index.short == [6, 7]  # the item (7 words) and its question (6); "Name it. Rome" is too short
+    assert index.find("Here is a quiz. What is the capital of France? Paris. Good luck!") == {
+        0: "what is the capital of france paris"
+    }
+    assert index.find("A student asked: what is the capital of France?") == {
+        0: "what is the capital of france"
+    }
+    assert index.find("Name it. Rome was not built in a day.") == {}
+
+
+def test_bad_rows_are_rejected_by_line_and_flags_survive_parquet(tmp_path: Path) -> None:
+    shard = tmp_path / "odd.jsonl"
+    shard.write_text(
+        '\n{"text": "clean text about rivers and valleys"}\n"not an object"\n'
+        + json.dumps({"text": FILLER + " " + QUESTION})
+        + '\n{"text": "lone \\ud800 surrogate"}\n'
+    )
+    decontaminate(_config(tmp_path, inputs=[str(shard)]))
+    rejects = {(r["id"], r["reason"]) for r in _rejects(tmp_path / "out")}
+    assert rejects == {("odd.jsonl:3", "not_an_object"), ("odd.jsonl:4", "contaminated_text"),
+                       ("odd.jsonl:5", "invalid_unicode")}  # fmt: skip
+    decontaminate(_config(tmp_path, inputs=[str(shard)], output=str(tmp_path / "pq"), format="parquet",
+                          action="flag"))  # fmt: skip
+    rows = [r for p in sorted((tmp_path / "pq" / "data").glob("*")) for r in read_shard(p)]
+    assert rows[0].get("contamination") is None and rows[1]["contamination"][0]["field"] == "text"
+
+
+def test_an_unreadable_cache_file_is_built_again(tmp_path: Path) -> None:
+    items = [EvalItem("b", "t", 0, QUESTION)]
+    index, cached = cached_index(items, 13, tmp_path)
+    (path,) = tmp_path.glob("ngrams-*.npz")
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    again, cached = cached_index(items, 13, tmp_path)
+    assert not cached and list(again.hashes) == list(index.hashes)
+    assert cached_index(items, 13, tmp_path)[1]  # and cached again
 
 
 def test_the_command_line(tmp_path: Path) -> None:

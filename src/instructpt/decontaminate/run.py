@@ -1,6 +1,6 @@
 """The ``decontaminate`` stage: find evaluation-set text in synthesized or rendered data, and drop or flag it.
 
-    instructpt decontaminate out/pairs -o out/clean --against finance --against my-tasks/ [--action drop|flag]
+    instructpt decontaminate out/pairs -o out/clean --against finance my-tasks/ [--action drop|flag]
 
 A map stage on the platform runner: each finished input shard (``synthesize`` or ``templify`` output, or any
 shard of rows with a ``text`` and optional ``pairs``) becomes the output shard of the same number. Every record's
@@ -30,16 +30,13 @@ from instructpt.decontaminate.index import (
     EvalItem,
     NgramIndex,
     cached_index,
-    index_key,
-    ngram_hashes,
-    normalize,
 )
 from instructpt.decontaminate.neardup import Duplicate, cluster_sizes, near_duplicates
 from instructpt.errors import ConfigError, InputError
-from instructpt.io.shards import ShardFile, read_records, stage_shards
+from instructpt.io.shards import ShardFile, read_rows, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
-from instructpt.records import Reject
+from instructpt.records import Reject, utf8_encodable
 from instructpt.stages import ShardedOptions, ShardPlan, ShardResult, Summary, run_map_stage
 
 log = logging.getLogger(__name__)
@@ -59,8 +56,9 @@ class DecontaminateConfig(ShardedOptions):
 
     against: list[str] = option(
         [],
-        "Evaluation sets to check against (repeatable): a domain suite of `evaluate` (biomedicine, finance), a "
-        "directory or file of task rows as `evaluate` reads them, or a .txt file with one item per line.",
+        "Evaluation sets to check against, one or more (after the inputs, or in the config file): a domain suite "
+        "of `evaluate` (biomedicine, finance), a directory or file of task rows as `evaluate` reads them, or a "
+        ".txt file with one item per line.",
     )
     data_dir: str | None = option(
         None, "Local copy of the domain suites (<Task>/test.json per task); default: download from the hub."
@@ -104,11 +102,11 @@ class DecontaminateConfig(ShardedOptions):
             return None
         return Path(self.cache_dir) if self.cache_dir else Path.home() / ".cache" / "instructpt" / "ngrams"
 
-    def fingerprint(self, items: list[EvalItem]) -> dict[str, Any]:
+    def fingerprint(self, items_key: str) -> dict[str, Any]:
         fp: dict[str, Any] = {
             "inputs": self.inputs,
             "against": self.against,
-            "evaluation_items": index_key(items, self.ngram),
+            "evaluation_items": items_key,
             "ngram": self.ngram,
             "action": self.action,
             "format": self.format,
@@ -148,11 +146,31 @@ def evaluation_items(against: list[str], data_dir: str | None) -> list[EvalItem]
     return items
 
 
+def _records(shard: ShardFile, stage: str) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """``(n, record or Reject)`` of a shard, numbered as the platform numbers rows (jsonl lines from 1)."""
+    for n, row, original in read_rows(shard.path, stage):
+        if isinstance(row, Reject):
+            yield n, row
+            continue
+        parsed = _parse(row)
+        if isinstance(parsed, str):
+            yield n, Reject(_id(row, shard, n), shard.path.name, parsed, "", stage, original)
+        else:
+            yield n, parsed
+
+
+def _id(row: Any, shard: ShardFile, n: int) -> str:
+    rid = row.get("id") if isinstance(row, dict) else None
+    return rid if isinstance(rid, str) and rid else f"{shard.path.name}:{n}"
+
+
 def _parse(row: Any) -> dict[str, Any] | str:
     if not isinstance(row, dict):
         return "not_an_object"
     if not isinstance(row.get("text"), str):
         return "missing_text"
+    if not utf8_encodable(row["text"]):
+        return "invalid_unicode"
     pairs = row.get("pairs")
     if pairs is not None and not (
         isinstance(pairs, list)
@@ -162,6 +180,8 @@ def _parse(row: Any) -> dict[str, Any] | str:
         )  # fmt: skip
     ):
         return "bad_pairs"
+    if pairs and not all(utf8_encodable(p["question"] + p["answer"]) for p in pairs):
+        return "invalid_unicode"
     return row
 
 
@@ -182,37 +202,37 @@ class Decontaminate:
 
     def _matches(self, fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """The matches in ``(field name, text)`` pairs, looked up in one call: one per field and evaluation item."""
-        n = self.index.n
-        hashes = [ngram_hashes(text, n) for _, text in fields]
-        starts = np.cumsum([0] + [len(h) for h in hashes])
-        found = self.index.find_all(np.concatenate(hashes)) if hashes else []
-        out: dict[tuple[int, int], dict[str, Any]] = {}
+        runs = [self.index.runs(text) for _, text in fields]
+        starts = np.cumsum([0] + [len(r.hashes) for r in runs])
+        found = self.index.find_all(np.concatenate([r.hashes for r in runs]))
+        best: dict[tuple[int, int], int] = {}  # (field, item) -> its longest (then first) shared run
         for k, w in found:
-            f = int(np.searchsorted(starts, w, side="right")) - 1  # the field the n-gram belongs to
-            if (f, k) in out:
-                continue
-            item, (name, text) = self.index.items[k], fields[f]
-            words = normalize(text)
+            f = int(np.searchsorted(starts, w, side="right")) - 1  # the field the run belongs to
             at = w - int(starts[f])
-            out[(f, k)] = {
-                "field": name,
+            if (f, k) not in best or runs[f].lengths[at] > runs[f].lengths[best[(f, k)]]:
+                best[(f, k)] = at
+        out = []
+        for (f, k), at in sorted(best.items()):
+            item = self.index.items[k]
+            out.append({
+                "field": fields[f][0],
                 "benchmark": item.benchmark,
                 "task": item.task,
                 "row": item.row,
-                "match": " ".join(words[at : at + n]),
+                "match": runs[f].text(at),
                 "item": item.text[:MATCH_CHARS],
-            }
-        return [out[key] for key in sorted(out)]
+            })  # fmt: skip
+        return out
 
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
         stats, rejects, out = Stats(), list[Reject](), list[dict[str, Any]]()
         drop = self.config.action == "drop"
-        for n, row in enumerate(read_records(shard.path, _parse, self.name)):
+        for n, row in _records(shard, self.name):
             if isinstance(row, Reject):
                 rejects.append(row)
                 continue
             stats.add("docs_in")
-            rid = str(row.get("id") or f"{shard.path.name}:{n}")
+            rid = _id(row, shard, n)
             dup = self.duplicates.get((shard.index, n))
             if dup is not None:
                 stats.add("near_duplicates")
@@ -279,7 +299,7 @@ def decontaminate(config: DecontaminateConfig, plan: ShardPlan | None = None) ->
     )  # fmt: skip
     duplicates = _near_duplicates(config, shards) if config.near_dup else {}
     stage = Decontaminate(config, index, duplicates)
-    return run_map_stage(stage, config, config.fingerprint(items), shards, plan)
+    return run_map_stage(stage, config, config.fingerprint(index.key), shards, plan)
 
 
 def _near_duplicates(config: DecontaminateConfig, shards: list[ShardFile]) -> dict[object, Duplicate]:
@@ -287,9 +307,9 @@ def _near_duplicates(config: DecontaminateConfig, shards: list[ShardFile]) -> di
 
     def records() -> Iterator[tuple[object, str, str]]:
         for shard in shards:
-            for n, row in enumerate(read_records(shard.path, _parse, "decontaminate")):
+            for n, row in _records(shard, "decontaminate"):
                 if not isinstance(row, Reject):
-                    yield (shard.index, n), str(row.get("id") or f"{shard.path.name}:{n}"), row["text"]
+                    yield (shard.index, n), _id(row, shard, n), row["text"]
 
     start = time.perf_counter()
     found = near_duplicates(records(), config.near_dup_threshold, config.near_dup_perm)

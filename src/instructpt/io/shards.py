@@ -72,7 +72,8 @@ def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: Any = N
     json_cols = sorted({k for row in rows for k, v in row.items() if isinstance(v, dict)})
     if json_cols:
         rows = [{k: json.dumps(v) if k in json_cols else v for k, v in row.items()} for row in rows]
-    table = pa.Table.from_pylist(list(rows))
+    # from_pylist takes the columns of the first row only: a key that only later rows have would be lost
+    table = pa.Table.from_struct_array(pa.array(list(rows))) if rows else pa.Table.from_pylist([])
     table = table.replace_schema_metadata({_JSON_COLUMNS_KEY: json.dumps(json_cols).encode()})
     atomic_write(path, lambda f: pq.write_table(table, f, compression="zstd"))
 
