@@ -52,6 +52,7 @@ _STAGES = {
 }
 
 __all__ = [
+    "DecontaminateConfig",
     "DemoConfig",
     "EvaluateConfig",
     "EvaluateSynthesizerConfig",
@@ -65,6 +66,7 @@ __all__ = [
     "TemplifyConfig",
     "TrainSynthesizerConfig",
     "__version__",
+    "decontaminate",
     "demo",
     "evaluate",
     "evaluate_synthesizer",
@@ -78,6 +80,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from instructpt.decontaminate.run import DecontaminateConfig, decontaminate
     from instructpt.demo import DemoConfig, demo
     from instructpt.evaluate.run import EvaluateConfig, evaluate
     from instructpt.evaluate.synthesizer import EvaluateSynthesizerConfig, evaluate_synthesizer
