@@ -327,6 +327,17 @@ def _clean_term(term: str) -> str:
     return term
 
 
+_TOPIC_OPENERS = ("This ", "The ", "Our ", "These ", "My ", "Their ", "His ", "Her ")
+_DOC_NOUN_SET = frozenset(_DOC_NOUNS.split("|"))
+
+
+def _may_name_a_document(s: str) -> bool:
+    """What _TOPIC_VERB needs, cheaply: a determiner first and a document noun ("study", "reviews") soon after."""
+    if not s.startswith(_TOPIC_OPENERS):
+        return False
+    return any(w in _DOC_NOUN_SET or w[:-1] in _DOC_NOUN_SET for w in s.split(" ", 7)[1:7])
+
+
 def topics(doc: Doc) -> list[Topic]:
     """Statements of what something is about ("This review focuses on X", "The book is about Y")."""
     out: list[Topic] = []
@@ -334,7 +345,7 @@ def topics(doc: Doc) -> list[Topic]:
     for s, full in zip(doc.sentences, doc.full):
         if not full:
             continue
-        m = _TOPIC_VERB.match(s) or (
+        m = (_TOPIC_VERB.match(s) if _may_name_a_document(s) else None) or (
             _TOPIC_ABOUT.match(s) if about_cues and _mentions(s, _TOPIC_SNIFF) else None
         )
         if m is None or n_words(m["topic"]) > _MAX_PHRASE_WORDS or _NOT_TOPIC.match(m["topic"]):
@@ -421,10 +432,9 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
     # "lead-induced"); a word opens with a letter ("10-fold" is not "fold") and does not end with a hyphen. The
     # test is made on the distinct runs, which is much cheaper than on every one.
     counts = Counter(_runs(body.lower()))
+    candidates = counts.keys() - _GENERIC  # a set operation: most words are everyday ones
     rare = [  # distinct words, in first-seen order
-        w
-        for w in counts
-        if w[0].isalpha() and w[-1] != "-" and w not in _GENERIC and _rare(w, counts[w], body)
+        w for w in counts if w in candidates and w[0].isalpha() and w[-1] != "-" and _rare(w, counts[w], body)
     ]
     # sorted() is stable: ties go to the word seen first.
     return sorted(rare, key=lambda k: (-counts[k], -len(k)))[:limit]
