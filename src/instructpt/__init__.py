@@ -32,6 +32,8 @@ _STAGES = {
     "demo": ("instructpt.demo", "demo"),
     "DemoConfig": ("instructpt.demo", "DemoConfig"),
     "decontaminate": ("instructpt.decontaminate.run", "decontaminate"),
+    "filter_pairs": ("instructpt.filter.run", "filter_pairs"),
+    "FilterConfig": ("instructpt.filter.run", "FilterConfig"),
     "DecontaminateConfig": ("instructpt.decontaminate.run", "DecontaminateConfig"),
     "pack": ("instructpt.pack.run", "pack"),
     "PackConfig": ("instructpt.pack.run", "PackConfig"),
@@ -56,6 +58,7 @@ __all__ = [
     "DemoConfig",
     "EvaluateConfig",
     "EvaluateSynthesizerConfig",
+    "FilterConfig",
     "MixConfig",
     "PackConfig",
     "PretrainConfig",
@@ -70,6 +73,7 @@ __all__ = [
     "demo",
     "evaluate",
     "evaluate_synthesizer",
+    "filter_pairs",
     "mix",
     "pack",
     "pretrain",
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
     from instructpt.demo import DemoConfig, demo
     from instructpt.evaluate.run import EvaluateConfig, evaluate
     from instructpt.evaluate.synthesizer import EvaluateSynthesizerConfig, evaluate_synthesizer
+    from instructpt.filter.run import FilterConfig, filter_pairs
     from instructpt.mix.run import MixConfig, mix
     from instructpt.pack.run import PackConfig, pack
     from instructpt.pretrain.run import PretrainConfig, pretrain

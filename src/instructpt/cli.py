@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.templates.run",
         "Synthesized pairs -> instruction-augmented pre-training documents.",
     ),
+    "filter": (
+        "instructpt.filter.run",
+        "Synthesized pairs -> the same, less pairs that fail quality rules (grounding, options, repetition, ...).",
+    ),
     "decontaminate": (
         "instructpt.decontaminate.run",
         "Synthesized or rendered data -> the same, less (or flagged with) text found in evaluation sets.",

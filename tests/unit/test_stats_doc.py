@@ -7,6 +7,7 @@ from pathlib import Path
 
 from instructpt.decontaminate.run import DecontaminateConfig, decontaminate
 from instructpt.engines.config import EngineConfig
+from instructpt.filter.run import FilterConfig, filter_pairs
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
 from instructpt.templates.run import TemplifyConfig, templify
 
@@ -31,7 +32,9 @@ def test_every_counter_written_is_documented(tmp_path: Path) -> None:
     d = decontaminate(DecontaminateConfig(inputs=[str(tmp_path / "p")], output=str(tmp_path / "d"),
                                           against=[str(items)], cache_dir="", progress=False))  # fmt: skip
     documented = set(re.findall(r"`([a-z_<>]+)`", DOC.read_text(encoding="utf-8")))
-    for summary in (s, t, d):
+    fl = filter_pairs(FilterConfig(inputs=[str(tmp_path / "p")], output=str(tmp_path / "fl"), progress=False,
+                                   min_grounding=1.0))  # fmt: skip
+    for summary in (s, t, d, fl):
         written = set(summary.counts) | set(summary.by) | set(summary.derived)
         written |= {k.replace(f"{summary.run.unit}_", "<unit>_") for k in summary.run.to_dict()}
         assert written - documented == set(), summary.stage

@@ -33,10 +33,10 @@ from instructpt.decontaminate.index import (
 )
 from instructpt.decontaminate.neardup import Duplicate, cluster_sizes, near_duplicates
 from instructpt.errors import ConfigError, InputError
-from instructpt.io.shards import ShardFile, read_rows, stage_shards
+from instructpt.io.shards import ShardFile, row_id, stage_shards, text_rows
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
-from instructpt.records import Reject, utf8_encodable
+from instructpt.records import Reject
 from instructpt.stages import ShardedOptions, ShardPlan, ShardResult, Summary, run_map_stage
 
 log = logging.getLogger(__name__)
@@ -146,45 +146,6 @@ def evaluation_items(against: list[str], data_dir: str | None) -> list[EvalItem]
     return items
 
 
-def _records(shard: ShardFile, stage: str) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
-    """``(n, record or Reject)`` of a shard, numbered as the platform numbers rows (jsonl lines from 1)."""
-    for n, row, original in read_rows(shard.path, stage):
-        if isinstance(row, Reject):
-            yield n, row
-            continue
-        parsed = _parse(row)
-        if isinstance(parsed, str):
-            yield n, Reject(_id(row, shard, n), shard.path.name, parsed, "", stage, original)
-        else:
-            yield n, parsed
-
-
-def _id(row: Any, shard: ShardFile, n: int) -> str:
-    rid = row.get("id") if isinstance(row, dict) else None
-    return rid if isinstance(rid, str) and rid else f"{shard.path.name}:{n}"
-
-
-def _parse(row: Any) -> dict[str, Any] | str:
-    if not isinstance(row, dict):
-        return "not_an_object"
-    if not isinstance(row.get("text"), str):
-        return "missing_text"
-    if not utf8_encodable(row["text"]):
-        return "invalid_unicode"
-    pairs = row.get("pairs")
-    if pairs is not None and not (
-        isinstance(pairs, list)
-        and all(
-            isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("answer"), str)
-            for p in pairs
-        )  # fmt: skip
-    ):
-        return "bad_pairs"
-    if pairs and not all(utf8_encodable(p["question"] + p["answer"]) for p in pairs):
-        return "invalid_unicode"
-    return row
-
-
 class Decontaminate:
     """The map stage: one shard in, the same records out less (or flagged with) what matches the index."""
 
@@ -227,12 +188,12 @@ class Decontaminate:
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
         stats, rejects, out = Stats(), list[Reject](), list[dict[str, Any]]()
         drop = self.config.action == "drop"
-        for n, row in _records(shard, self.name):
+        for n, row in text_rows(shard, self.name):
             if isinstance(row, Reject):
                 rejects.append(row)
                 continue
             stats.add("docs_in")
-            rid = _id(row, shard, n)
+            rid = row_id(row, shard, n)
             dup = self.duplicates.get((shard.index, n))
             if dup is not None:
                 stats.add("near_duplicates")
@@ -307,9 +268,9 @@ def _near_duplicates(config: DecontaminateConfig, shards: list[ShardFile]) -> di
 
     def records() -> Iterator[tuple[object, str, str]]:
         for shard in shards:
-            for n, row in _records(shard, "decontaminate"):
+            for n, row in text_rows(shard, "decontaminate"):
                 if not isinstance(row, Reject):
-                    yield (shard.index, n), _id(row, shard, n), row["text"]
+                    yield (shard.index, n), row_id(row, shard, n), row["text"]
 
     start = time.perf_counter()
     found = near_duplicates(records(), config.near_dup_threshold, config.near_dup_perm)

@@ -64,8 +64,10 @@ def final_answer(answer: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {w for w in (m.group(0).lower() for m in _WORD.finditer(text))
-            if (len(w) >= 3 or any(ch.isdigit() for ch in w)) and w not in STOP_WORDS}  # fmt: skip
+    words = {
+        w.lower() for w in set(_WORD.findall(text))
+    }  # distinct words first: lower-casing each is the cost
+    return {w for w in words if (len(w) >= 3 or any(ch.isdigit() for ch in w)) and w not in STOP_WORDS}
 
 
 def grounded(answer: str, text: str) -> bool | None:

@@ -1,0 +1,1 @@
+"""Pair-level quality filters as a stage (``instructpt filter``)."""
