@@ -21,7 +21,7 @@ from instructpt.errors import ConfigError
 from instructpt.io.shards import ShardFile, row_id, stage_shards, text_rows
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
-from instructpt.quality.filters import FilterRules, check_pairs
+from instructpt.quality.filters import FILTER_RULES_VERSION, FilterRules, check_pairs
 from instructpt.records import Reject
 from instructpt.stages import ShardedOptions, ShardPlan, ShardResult, Summary, run_map_stage
 
@@ -58,16 +58,12 @@ class FilterConfig(ShardedOptions):
         super().__post_init__()
         if not 0.0 <= self.min_grounding <= 1.0 or not 0.0 <= self.max_question_similarity <= 1.0:
             raise ConfigError("--min-grounding and --max-question-similarity must be in [0, 1]")
-        if (
-            min(
-                self.min_question_chars,
-                self.max_question_chars,
-                self.max_answer_chars,
-                self.max_ngram_repeats,
-            )
-            < 0
-        ):
-            raise ConfigError("the length and repetition limits must not be negative")
+        if min(self.min_question_chars, self.max_question_chars, self.max_answer_chars) < 0:
+            raise ConfigError("the length limits must not be negative")
+        if self.min_question_chars > self.max_question_chars:
+            raise ConfigError("--min-question-chars is above --max-question-chars")
+        if self.max_ngram_repeats < 1:
+            raise ConfigError(f"--max-ngram-repeats must be at least 1, got {self.max_ngram_repeats}")
         if self.english:
             try:
                 import py3langid  # noqa: F401
@@ -80,7 +76,8 @@ class FilterConfig(ShardedOptions):
         return FilterRules(**{k: getattr(self, k, v) for k, v in asdict(RULES_DEFAULT).items()})
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"inputs": self.inputs, "rules": asdict(self.rules), "format": self.format}
+        rules = asdict(self.rules)
+        return {"inputs": self.inputs, "rules": rules, "version": FILTER_RULES_VERSION, "format": self.format}
 
 
 class Filter:
@@ -110,7 +107,7 @@ class Filter:
             stats.add("docs_in")
             stats.add("pairs_in", len(pairs))
             stats.add("pairs_out", len(kept))
-            out.append({**row, "pairs": kept} if "pairs" in row else row)
+            out.append({**row, "pairs": kept} if row.get("pairs") is not None else row)
             progress.update(docs=1, pairs=len(kept))
         stats.add("docs_out", len(out))
         return ShardResult(out, rejects, stats)

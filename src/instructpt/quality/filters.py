@@ -6,26 +6,37 @@ for each pair, the first reason it fails (``None`` when it passes). Reasons:
 
 - ``empty``, ``question_too_short``, ``question_too_long``, ``answer_too_long``: lengths in characters;
 - ``answer_is_question``: the answer repeats the question (case, spacing and punctuation folded);
-- ``bad_options``: a multiple-choice question whose options are not 2-10 distinct ones, or whose answer is none of
-  them (the options convention of the synthesizer: ``\\nOptions:\\n- a\\n- b``);
-- ``cot_without_answer``: a chain-of-thought question ("Let's think step by step.") whose answer lacks its final
-  "Therefore, the answer is ...";
-- ``repetition``: degenerate text, the same word 4-gram many times in the question or answer;
-- ``ungrounded``: an extractive-looking answer (not yes/no, options, completion, title, or chain of thought) whose
-  content words mostly do not occur in the document (the grounding of :mod:`instructpt.quality.pairs`);
-- ``duplicate_question``: nearly the same question as an earlier pair of the document (word sets, Jaccard);
-- ``not_english``: with ``english`` on, a question or answer py3langid does not take for English.
+- ``bad_options``: a multiple-choice question (``\\nOptions:\\n- a\\n- b``, read exactly as templify reads it:
+  wrapped option lines joined, duplicates merged) with fewer than 2 or more than 10 options, or whose answer is
+  none of them;
+- ``cot_without_answer``: a chain-of-thought question ("Let's think step by step.") whose answer lacks the
+  rationale or the final "Therefore, the answer is ..." (templify's ``half_formed_cot``);
+- ``repetition``: degenerate text: a word 4-gram occurring many times and making up a fifth of the 4-grams;
+- ``ungrounded``: a free-form answer (not yes/no, options, chain of thought, completion, title, nor found verbatim
+  in the document) with fewer than ``min_grounding`` of its content words in the document (the content words of
+  :mod:`instructpt.quality.pairs`; answers of numbers only are not checked);
+- ``duplicate_question``: nearly the same question (options included) as an earlier pair of the document, with a
+  similar answer (word sets, Jaccard);
+- ``not_english``: with ``english`` on, a pair of six words or more that py3langid does not take for English.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from dataclasses import dataclass
 
-from instructpt.quality.pairs import COT_ANSWER, COT_CUE, classify, content_words, final_answer
+from instructpt.quality.pairs import classify, content_words, final_answer
+from instructpt.records import QAPair
+from instructpt.templates.pairs import Item, prepare_pair
 
-OPTIONS_MARK = "\nOptions:\n"
+FILTER_RULES_VERSION = "filter-v1"  # in the stage's fingerprint: bump when a rule changes what it drops
+_SHUFFLE = random.Random(0)  # prepare_pair shuffles options for rendering; the filter only reads them
+REPEAT_SHARE = (
+    0.2  # the repeated 4-gram must also make up this share of all 4-grams (not a long list's refrain)
+)
+
 _FOLD = re.compile(r"[\W_]+", re.UNICODE)
 _WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -49,46 +60,45 @@ def fold(text: str) -> str:
     return _FOLD.sub(" ", text.casefold()).strip()
 
 
-def options_of(question: str) -> list[str] | None:
-    """The options of a multiple-choice question in the synthesizer's convention, else None."""
-    if OPTIONS_MARK not in question:
-        return None
-    block = question.rsplit(OPTIONS_MARK, 1)[1]
-    return [
-        line[2:].strip() if line.startswith("- ") else line.strip()
-        for line in block.split("\n")
-        if line.strip()
-    ]
+# templify's reasons for a pair that breaks the synthesizer's conventions -> the filter's
+_CONVENTION = {
+    "half_formed_cot": "cot_without_answer",
+    "answer_not_in_options": "bad_options",
+    "too_few_options": "bad_options",
+    "too_many_options": "bad_options",
+    "empty_question": "empty",
+    "empty_answer": "empty",
+}
 
 
-def bad_options(question: str, answer: str, rules: FilterRules) -> bool:
-    options = options_of(question)
-    if options is None:
-        return False
-    folded = [fold(o) for o in options]
-    if not rules.min_options <= len(options) <= rules.max_options or len(set(folded)) != len(folded):
-        return True
-    return fold(final_answer(answer)) not in folded
+def convention(question: str, answer: str) -> tuple[str | None, Item | None]:
+    """(reason, templify's parsed item): options and chain of thought read exactly as templify reads them."""
+    item, why = prepare_pair(QAPair(question, answer), _SHUFFLE)
+    return (_CONVENTION.get(why, why) if item is None else None), item
 
 
 def repeated(text: str, limit: int) -> bool:
-    """Whether some word 4-gram occurs more than ``limit`` times."""
+    """Degenerate repetition: some word 4-gram occurs more than ``limit`` times and makes up a fifth of them."""
     words = text.casefold().split()
-    if len(words) < 4 * (limit + 1):
-        return False
     grams = list(zip(words, words[1:], words[2:], words[3:]))
     if len(set(grams)) > len(grams) - limit:  # a 4-gram seen c times leaves c - 1 duplicates: none can exceed
         return False
-    return max(Counter(grams).values()) > limit
+    top = max(Counter(grams).values())
+    return top > limit and top >= REPEAT_SHARE * len(grams)
 
 
 def grounding(answer: str, text_words: set[str]) -> float | None:
-    """Share of the answer's content words found in the document (None: it has none)."""
+    """Share of the answer's content words found in the document (None: it has none, or only numbers, which a
+    text may spell out)."""
     words = content_words(final_answer(answer))
-    return len(words & text_words) / len(words) if words else None
+    if not words or all(w.isdigit() for w in words):
+        return None
+    return len(words & text_words) / len(words)
 
 
-def _english(text: str) -> bool:
+def _english(text: str) -> bool | None:
+    if len(text.split()) < 6:
+        return None  # too short to tell
     try:
         import py3langid as langid
     except ImportError as exc:
@@ -101,11 +111,14 @@ def _english(text: str) -> bool:
 def check_pairs(text: str, pairs: list[tuple[str, str]], rules: FilterRules) -> list[str | None]:
     """For each ``(question, answer)`` of a document, the first rule it fails, or None."""
     out: list[str | None] = []
-    kept_questions: list[set[str]] = []
+    kept: list[
+        tuple[set[str], set[str]]
+    ] = []  # word sets of the kept pairs' questions (with options) and answers
     text_words: set[str] | None = None
     for question, answer in pairs:
         q, a = question.strip(), answer.strip()
         reason: str | None = None
+        item: Item | None = None
         if not q or not a:
             reason = "empty"
         elif len(q) < rules.min_question_chars:
@@ -116,27 +129,35 @@ def check_pairs(text: str, pairs: list[tuple[str, str]], rules: FilterRules) -> 
             reason = "answer_too_long"
         elif abs(len(q) - len(a)) <= 0.2 * len(q) + 4 and fold(q) == fold(a):
             reason = "answer_is_question"
-        elif bad_options(q, a, rules):
-            reason = "bad_options"
-        elif q.lower().endswith(COT_CUE + ".") and COT_ANSWER not in a.lower():
-            reason = "cot_without_answer"
-        elif repeated(q, rules.max_ngram_repeats) or repeated(a, rules.max_ngram_repeats):
+        else:
+            reason, item = convention(q, a)
+            n_options = len(item.options) if item is not None and item.options is not None else None
+            if n_options is not None and not rules.min_options <= n_options <= rules.max_options:
+                reason = "bad_options"
+        if item is None or reason is not None:
+            out.append(reason)
+            continue
+        if repeated(q, rules.max_ngram_repeats) or repeated(a, rules.max_ngram_repeats):
             reason = "repetition"
-        elif classify(q, a, text) == "other":
+        if reason is None and item.options is None and not item.rationale and classify(q, a, text) == "other":
             if text_words is None:
                 text_words = content_words(text)
             share = grounding(a, text_words)
             if share is not None and share < rules.min_grounding:
                 reason = "ungrounded"
         if reason is None:
-            words = set(_WORDS.findall(q.split(OPTIONS_MARK, 1)[0].casefold()))
+            qw = set(_WORDS.findall((item.question + " " + " ".join(item.options or ())).casefold()))
+            aw = set(_WORDS.findall(item.answer.casefold()))
             limit = rules.max_question_similarity
-            if any(_jaccard(words, k) > limit for k in kept_questions if _may_exceed(words, k, limit)):
+            if any(
+                _may_exceed(qw, kq, limit) and _jaccard(qw, kq) > limit and _jaccard(aw, ka) >= 0.5
+                for kq, ka in kept
+            ):
                 reason = "duplicate_question"
-            elif rules.english and not _english(f"{q} {a}"):
+            elif rules.english and _english(f"{q} {a}") is False:
                 reason = "not_english"
             else:
-                kept_questions.append(words)
+                kept.append((qw, aw))
         out.append(reason)
     return out
 
