@@ -360,7 +360,7 @@ def test_sentences_may_open_with_any_capital_or_a_digit() -> None:
 
 
 def test_keywords_are_quoted_as_written_after_length_changing_case() -> None:
-    from instructpt.engines.rules.patterns import keyword_hits
+    from instructpt.engines.rules.keywords import keyword_hits
 
     sentence = "İzmir chromatography separated the Enzymes before spectrometry."
     assert keyword_hits(sentence, ["spectrometry", "enzymes", "chromatography"]) == [

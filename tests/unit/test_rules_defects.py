@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from instructpt.engines.rules import mine
-from instructpt.engines.rules.patterns import causes, keyword_hits, keywords, linked_pairs
+from instructpt.engines.rules.keywords import keyword_hits, keywords
+from instructpt.engines.rules.patterns import causes, linked_pairs
 from instructpt.engines.rules.text import analyse, is_imperative, split_sentences
 from tests.unit.test_rules import FILLER, by_type, options_of
 

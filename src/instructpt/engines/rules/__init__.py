@@ -8,7 +8,8 @@ text completion); :class:`RulesEngine` serves it through the engine protocol (``
 from __future__ import annotations
 
 from instructpt.engines.rules.engine import RulesEngine, last_context
-from instructpt.engines.rules.miner import RULES_VERSION, TASK_TYPES, MineResult, mine, text_rng, with_options
+from instructpt.engines.rules.facts import text_rng
+from instructpt.engines.rules.miner import RULES_VERSION, TASK_TYPES, MineResult, mine, with_options
 
 __all__ = [
     "RULES_VERSION",

@@ -200,7 +200,7 @@ ABBREVIATIONS = _words(
 )
 
 # General vocabulary of six letters or more that the lists above miss: everyday verbs, adjectives, adverbs and
-# nouns of news, business, how-to and scientific prose. With their inflections (see ``patterns.is_generic``) they
+# nouns of news, business, how-to and scientific prose. With their inflections (see ``keywords.is_generic``) they
 # are never offered as a text's domain keywords.
 GENERAL_WORDS = _words(
     """

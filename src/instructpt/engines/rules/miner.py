@@ -2,8 +2,10 @@
 
 :func:`mine` checks the text (English, long enough), splits it into an optional title and sentences, finds
 patterns (connectives, causes, paraphrases, definitions, topics, rare keywords) and turns them into question-
-answer pairs with wordings drawn by one RNG per text. The RNG is seeded from a stable hash of (seed, record id)
-and drawn from sequentially, so the same text, id and seed give identical pairs in any process or worker order.
+answer pairs with wordings drawn by one RNG per task type (and one for the order of the pairs), each seeded from
+a stable hash of (seed, record id, name) and drawn from sequentially, so the same text, id and seed give
+identical pairs in any process or worker order. The shared state of one text is in :mod:`.facts`, the keyword
+analysis in :mod:`.keywords`.
 
     result = mine(text, record_id="doc-1", seed=0, max_per_type=2)
     for pair in result.pairs:  # QAPair(question, answer, task_type), in random order
@@ -12,30 +14,23 @@ and drawn from sequentially, so the same text, id and seed give identical pairs 
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 
-from instructpt.engines.rules import patterns, wording
+from instructpt.engines.rules import keywords, patterns, wording
+from instructpt.engines.rules.facts import Collector, Facts, Item, named_rng
 from instructpt.engines.rules.lexicon import CONNECTIVES_BY_LABEL
 from instructpt.engines.rules.patterns import strip_opener
 from instructpt.engines.rules.text import (
-    Doc,
     analyse,
     bare,
     is_imperative,
-    is_personal,
-    lower_first,
     lower_words,
     n_words,
     skip_reason,
 )
 from instructpt.records import QAPair
-from instructpt.wire import MARKERS
 
 RULES_VERSION = "rules-v4"  # bump when mining output changes for the same input
 
@@ -51,7 +46,6 @@ PARAPHRASE_DETECT_OVERLAP = (
 _NLI_ANSWER_INDEX = {"entailment": 0, "contradiction": 1, "neutral": 2}
 # Which relation of the other kind a "which connective" distractor comes from: the one that cannot fit too.
 _OPPOSITE = {"entailment": "contradiction", "contradiction": "entailment"}
-_MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
 # Sentence openers that refer back to an earlier sentence: such a sentence does not stand alone as an answer.
 _INNER_CONNECTIVE = re.compile(r", (?:however|therefore|though|moreover|thus|in contrast|in addition|too),")
 _DEMONSTRATIVES = frozenset(["this", "these", "those", "such"])
@@ -74,9 +68,6 @@ _ANAPHORIC = frozenset(
     ]
 )
 
-# (question, answer, key): ``key`` names the sentences the item uses (see patterns.Linked.key), or None.
-Item = tuple[str, str, object]
-
 
 @dataclass
 class MineResult:
@@ -84,21 +75,6 @@ class MineResult:
 
     pairs: list[QAPair] = field(default_factory=list)
     skip_reason: str | None = None
-
-
-def text_rng(seed: int, record_id: str, text: str = "") -> random.Random:
-    """The RNG of one text, from a stable hash of (seed, record id); the text stands in for a missing id."""
-    key = record_id if record_id else "text:" + text
-    digest = hashlib.blake2b(f"{seed}\x1f{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big"))
-
-
-def _named_rng(prefix: bytes, name: str) -> random.Random:
-    """``text_rng(seed, f"{key}\x1f{name}")`` from the encoded ``f"{seed}\x1f{key}\x1f"``, with less overhead."""
-    digest = hashlib.blake2b(prefix + name.encode(), digest_size=8).digest()
-    rng = random.Random.__new__(random.Random)
-    rng.seed(int.from_bytes(digest, "big"))
-    return rng
 
 
 def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> MineResult:
@@ -116,8 +92,8 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     # how one task type is mined leaves the items of the others as they were.
     key = record_id if record_id else "text:" + text
     prefix = f"{seed}\x1f{key}\x1f".encode("utf-8", "surrogatepass")
-    facts = _Facts(analyse(text), lambda name: _named_rng(prefix, name))
-    collector = _Collector(facts)
+    facts = Facts(analyse(text), lambda name: named_rng(prefix, name))
+    collector = Collector(facts)
     started: dict[str, Iterator[Item]] = {}  # each miner's candidates, drawn over the rounds
     for round_limit in range(1, max_per_type + 1):
         for task_type, miner in _MINERS:
@@ -128,149 +104,17 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     return MineResult(collector.pairs)
 
 
-class _Facts:
-    """A document, its RNG and the pattern matches several miners share (computed once, on first use).
-
-    ``used`` holds the keys of the sentence pairs items were made from, by task type: a pair serves one task type
-    (see :meth:`fresh`), so the items of a text ask about different parts of it.
-    """
-
-    def __init__(self, doc: Doc, rng_of: Callable[[str], random.Random]) -> None:
-        self.doc, self._rng_of = doc, rng_of
-        self._rngs: dict[str, random.Random] = {}
-        self.task = ""  # the task type being mined: its RNG is ``rng``
-        self.used: dict[object, set[str]] = {}
-
-    def rngs(self, name: str) -> random.Random:
-        if name not in self._rngs:
-            self._rngs[name] = self._rng_of(name)
-        return self._rngs[name]
-
-    @property
-    def rng(self) -> random.Random:
-        return self.rngs(self.task)
-
-    # Pattern matches, computed once per text (every round of the collector asks again).
-    @cached_property
-    def linked(self) -> list[patterns.Linked]:
-        return patterns.linked_pairs(self.doc)
-
-    @cached_property
-    def causes(self) -> list[patterns.Cause]:
-        return patterns.causes(self.doc)
-
-    @cached_property
-    def paraphrases(self) -> tuple[list[patterns.Restated], list[tuple[str, str]]]:
-        return patterns.paraphrases(self.doc)
-
-    @cached_property
-    def definitions(self) -> list[patterns.Definition]:
-        return patterns.definitions(self.doc)
-
-    @cached_property
-    def topics(self) -> list[patterns.Topic]:
-        return patterns.topics(self.doc)
-
-    @cached_property
-    def keywords(self) -> list[str]:
-        return patterns.keywords(self.doc)
-
-    @cached_property
-    def case(self) -> str:
-        """One capitalisation of yes/no options for the whole text ("lower" or "upper")."""
-        return self.rngs("case").choice(("lower", "upper"))
-
-    def fresh(self, key: object, task_type: str) -> bool:
-        """Whether an item of ``task_type`` may use the sentences ``key``: only when no item has used them yet."""
-        return key not in self.used
-
-    def lower(self, s: str) -> str:
-        return lower_first(s, self.doc.body)
-
-    def forms(self, name: str, sentence: str) -> dict[str, str]:
-        """A sentence and the variants wordings embed: without final punctuation, with a lower-case start."""
-        return {
-            name: sentence,
-            f"{name}_bare": bare(sentence),
-            f"{name}_lower_bare": bare(self.lower(sentence)),
-        }
-
-    def wording(self, table: tuple[str, ...], **sentences: str) -> str:
-        """A wording from ``table`` filled with the forms of ``sentences``.
-
-        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: unquoted
-        ("Given that I prefer ...", "Turn the valve.\nWhy is that?") it would read as the asker's own words, or
-        be ungrammatical.
-        """
-        fields: dict[str, str] = {}
-        for name, sentence in sentences.items():
-            fields.update(self.forms(name, sentence))
-        quote = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
-        choices = [w for w in table if all(_quoted(w, n) for n in quote)] or list(table)
-        return self.rng.choice(choices).format(**fields)
-
-    def shuffled(self, items: list) -> Iterator:
-        """``items`` in random order, drawn lazily: a miner that stops early spends fewer draws."""
-        items = list(items)
-        while items:
-            i = self.rng.randrange(len(items))
-            items[i], items[-1] = items[-1], items[i]
-            yield items.pop()
-
-
-@functools.lru_cache(maxsize=1024)
-def _quoted(wording: str, name: str) -> bool:
-    """Whether every use of the field ``name`` in ``wording`` is inside quotation marks."""
-    uses = re.findall(rf"(.?){{{name}(?:_bare|_lower_bare)?}}", wording)
-    return bool(uses) and all(u == '"' for u in uses)
-
-
-class _Collector:
-    """Accepts well-formed, marker-free, not yet asked questions, up to a limit per task type."""
-
-    def __init__(self, facts: _Facts) -> None:
-        self.facts = facts
-        self.pairs: list[QAPair] = []
-        self.counts: dict[str, int] = {}
-        self._seen: set[str] = set()
-        self._given: set[tuple[str, object]] = set()  # (task type, key or answer): one item per fact and type
-
-    def take(self, task_type: str, items: Iterator[Item], limit: int) -> None:
-        if self.counts.get(task_type, 0) >= limit:
-            return
-        for question, answer, key in items:
-            if key is not None and not self.facts.fresh(key, task_type):
-                continue
-            question, answer = question.strip(), answer.strip()
-            seen = question.casefold()
-            if not question or not answer or seen in self._seen:
-                continue
-            if _MARKER.search(question) or _MARKER.search(answer):
-                continue
-            given = (task_type, ("answer", answer) if key is None else key)
-            if given in self._given:
-                continue  # the same fact in another wording
-            self._given.add(given)
-            self._seen.add(seen)
-            if key is not None:
-                self.facts.used.setdefault(key, set()).add(task_type)
-            self.pairs.append(QAPair(question, answer, task_type))
-            self.counts[task_type] = self.counts.get(task_type, 0) + 1
-            if self.counts[task_type] >= limit:
-                break
-
-
 def with_options(question: str, options: list[str] | tuple[str, ...]) -> str:
     """The synthesizer's multiple-choice convention: the question, then ``\\nOptions:\\n- a\\n- b``."""
     return question + "\nOptions:\n" + "\n".join(f"- {o}" for o in options)
 
 
-def _summarize(f: _Facts) -> Iterator[Item]:
+def _summarize(f: Facts) -> Iterator[Item]:
     if f.doc.title:
         yield f.rng.choice(wording.SUMMARIZE), f.doc.title, None
 
 
-def _title_to_article(f: _Facts) -> Iterator[Item]:
+def _title_to_article(f: Facts) -> Iterator[Item]:
     if not f.doc.title:
         return
     # The answer is the body's opening run of full sentences (not a list or a heading), of bounded length.
@@ -286,12 +130,12 @@ def _title_to_article(f: _Facts) -> Iterator[Item]:
         yield f.rng.choice(wording.TITLE_TO_ARTICLE).format(title=title), " ".join(opening), None
 
 
-def _statements(f: _Facts, links: list[patterns.Linked]) -> list[patterns.Linked]:
+def _statements(f: Facts, links: list[patterns.Linked]) -> list[patterns.Linked]:
     """Links between two statements: instructions have no truth value to reason about."""
     return [k for k in links if not is_imperative(k.first) and not is_imperative(k.second)]
 
 
-def _nli(f: _Facts) -> Iterator[Item]:
+def _nli(f: Facts) -> Iterator[Item]:
     for link in f.shuffled(_statements(f, f.linked)):
         kinds = wording.NLI_KINDS[link.label]
         template, kind = f.rng.choice([w for w in wording.NLI if w[1] in kinds])
@@ -312,7 +156,7 @@ def _nli(f: _Facts) -> Iterator[Item]:
         yield with_options(template.format(**fields), options), answer, link.key
 
 
-def _connective(f: _Facts) -> Iterator[Item]:
+def _connective(f: Facts) -> Iterator[Item]:
     # Only result and contrast links, against a connective of the opposite relation: an "In addition" pair could
     # often take "Moreover" and "Therefore" alike, and then the question has two right answers.
     for link in f.shuffled([k for k in f.linked if k.label in _OPPOSITE]):
@@ -325,18 +169,18 @@ def _connective(f: _Facts) -> Iterator[Item]:
         yield with_options(question, options), link.connective, link.key
 
 
-def _cause_effect(f: _Facts) -> Iterator[Item]:
+def _cause_effect(f: Facts) -> Iterator[Item]:
     forward = [link for link in _statements(f, f.linked) if link.label == "entailment"]
     for link in f.shuffled(forward):
         yield f.wording(wording.CAUSE_EFFECT, cause=link.first), link.second, link.key
 
 
-def _effect_cause(f: _Facts) -> Iterator[Item]:
+def _effect_cause(f: Facts) -> Iterator[Item]:
     for c in f.shuffled(f.causes):
         yield f.wording(wording.EFFECT_CAUSE, effect=c.effect), c.cause, c.key
 
 
-def _paraphrase(f: _Facts) -> Iterator[Item]:
+def _paraphrase(f: Facts) -> Iterator[Item]:
     restated, inline = f.paraphrases
     found: list[tuple[str, str, object]] = [(r.first, r.second, r.key) for r in restated]
     found += [(before, after, None) for before, after in inline]
@@ -350,7 +194,7 @@ def _paraphrase(f: _Facts) -> Iterator[Item]:
 
 
 def _content_words(s: str) -> set[str]:
-    return {w for w in lower_words(s) if len(w) > 2 and not patterns.is_generic(w)} or set(lower_words(s))
+    return {w for w in lower_words(s) if len(w) > 2 and not keywords.is_generic(w)} or set(lower_words(s))
 
 
 def _overlap(a: str, b: str) -> float:
@@ -359,7 +203,7 @@ def _overlap(a: str, b: str) -> float:
     return len(wa & wb) / max(1, min(len(wa), len(wb)))
 
 
-def _paraphrase_detection(f: _Facts, first: str, second: str) -> tuple[str, str]:
+def _paraphrase_detection(f: Facts, first: str, second: str) -> tuple[str, str]:
     """Half the time the second sentence is swapped for an unrelated one from the text (answer "no")."""
     options = wording.YES_NO[f.case]
     # Neither sentence of the pair may serve as the distractor, not even with its opener ("In other words, ...").
@@ -375,7 +219,7 @@ def _paraphrase_detection(f: _Facts, first: str, second: str) -> tuple[str, str]
     return with_options(question, options), answer
 
 
-def _definition(f: _Facts) -> Iterator[Item]:
+def _definition(f: Facts) -> Iterator[Item]:
     seen: set[str] = set()
     for d in f.shuffled(f.definitions):
         if d.term.casefold() not in seen:
@@ -387,7 +231,7 @@ def _definition(f: _Facts) -> Iterator[Item]:
             )
 
 
-def _topic(f: _Facts) -> Iterator[Item]:
+def _topic(f: Facts) -> Iterator[Item]:
     for t in f.shuffled(f.topics):
         fields = {"subject_lower": f.lower(t.subject), "topic": t.topic}
         yield f.rng.choice(wording.TOPIC).format(**fields), t.sentence, None
@@ -404,7 +248,7 @@ def _stands_alone(s: str) -> bool:
     )
 
 
-def _keywords(f: _Facts) -> Iterator[Item]:
+def _keywords(f: Facts) -> Iterator[Item]:
     rare = f.keywords
     if len(rare) < 2:
         return
@@ -416,7 +260,7 @@ def _keywords(f: _Facts) -> Iterator[Item]:
         if looked == KEYWORD_LOOKS:
             yield from (_keyword_item(f, s2, h) for s2, h in pairs_only)
             pairs_only = []
-        hits = patterns.keyword_hits(s, rare)
+        hits = keywords.keyword_hits(s, rare)
         if len(hits) < 2:
             continue
         s = strip_opener(s)  # a connective is never a keyword: the hits stay
@@ -430,7 +274,7 @@ def _keywords(f: _Facts) -> Iterator[Item]:
         yield _keyword_item(f, s, hits)
 
 
-def _keyword_item(f: _Facts, sentence: str, hits: list[str]) -> Item:
+def _keyword_item(f: Facts, sentence: str, hits: list[str]) -> Item:
     # A word capitalised only because it opens the sentence is listed in lower case ("Artificial" -> "artificial").
     hits = [f.lower(h) if sentence.startswith(h) else h for h in hits]
     chosen = f.rng.sample(hits, min(4, len(hits)))
@@ -439,7 +283,7 @@ def _keyword_item(f: _Facts, sentence: str, hits: list[str]) -> Item:
     return f.rng.choice(wording.KEYWORDS).format(words=words, words_and=words_and), sentence, None
 
 
-def _completion(f: _Facts) -> Iterator[Item]:
+def _completion(f: Facts) -> Iterator[Item]:
     whole = _article_completion(f)
     if whole is not None:
         yield whole
@@ -458,7 +302,7 @@ def _completion(f: _Facts) -> Iterator[Item]:
         yield f.rng.choice(wording.COMPLETION).format(before=before), answer, k
 
 
-def _article_completion(f: _Facts) -> Item | None:
+def _article_completion(f: Facts) -> Item | None:
     """The first sentences of the text and, as the answer, the rest of it: when the whole text is prose."""
     sents = f.doc.sentences
     if len(sents) < 3 or not all(f.doc.full):
@@ -475,7 +319,7 @@ def _article_completion(f: _Facts) -> Item | None:
     return f.rng.choice(wording.ARTICLE_COMPLETION).format(before=before), rest, None
 
 
-_MINERS: tuple[tuple[str, Callable[[_Facts], Iterator[Item]]], ...] = (
+_MINERS: tuple[tuple[str, Callable[[Facts], Iterator[Item]]], ...] = (
     ("summarize", _summarize),
     ("title_to_article", _title_to_article),
     # Types that need the scarcer kinds of linked pairs choose first: results, then results and contrasts, then any.

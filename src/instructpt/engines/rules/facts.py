@@ -1,0 +1,167 @@
+"""What the rules miner's task types share while mining one text: the RNGs, the pattern matches, the wording
+helpers (:class:`Facts`), and the collector that accepts items (:class:`Collector`)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+import re
+from collections.abc import Callable, Iterator
+from functools import cached_property
+
+from instructpt.engines.rules import keywords, patterns
+from instructpt.engines.rules.text import Doc, bare, is_imperative, is_personal, lower_first
+from instructpt.records import QAPair
+from instructpt.wire import MARKERS
+
+_MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
+
+# (question, answer, key): ``key`` names the sentences the item uses (see patterns.Linked.key), or None.
+Item = tuple[str, str, object]
+
+
+def text_rng(seed: int, record_id: str, text: str = "") -> random.Random:
+    """The RNG of one text, from a stable hash of (seed, record id); the text stands in for a missing id."""
+    return named_rng(f"{seed}\x1f".encode(), record_id if record_id else "text:" + text)
+
+
+def named_rng(prefix: bytes, name: str) -> random.Random:
+    """The RNG seeded from a stable hash of ``prefix + name`` (``text_rng``'s, and one per task type of a text from
+    the encoded ``f"{seed}\x1f{key}\x1f"``)."""
+    digest = hashlib.blake2b(prefix + name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    rng = random.Random.__new__(random.Random)
+    rng.seed(int.from_bytes(digest, "big"))
+    return rng
+
+
+class Facts:
+    """A document, its RNG and the pattern matches several miners share (computed once, on first use).
+
+    ``used`` holds the keys of the sentence pairs items were made from, by task type: a pair serves one task type
+    (see :meth:`fresh`), so the items of a text ask about different parts of it.
+    """
+
+    def __init__(self, doc: Doc, rng_of: Callable[[str], random.Random]) -> None:
+        self.doc, self._rng_of = doc, rng_of
+        self._rngs: dict[str, random.Random] = {}
+        self.task = ""  # the task type being mined: its RNG is ``rng``
+        self.used: dict[object, set[str]] = {}
+
+    def rngs(self, name: str) -> random.Random:
+        if name not in self._rngs:
+            self._rngs[name] = self._rng_of(name)
+        return self._rngs[name]
+
+    @property
+    def rng(self) -> random.Random:
+        return self.rngs(self.task)
+
+    # Pattern matches, computed once per text (every round of the collector asks again).
+    @cached_property
+    def linked(self) -> list[patterns.Linked]:
+        return patterns.linked_pairs(self.doc)
+
+    @cached_property
+    def causes(self) -> list[patterns.Cause]:
+        return patterns.causes(self.doc)
+
+    @cached_property
+    def paraphrases(self) -> tuple[list[patterns.Restated], list[tuple[str, str]]]:
+        return patterns.paraphrases(self.doc)
+
+    @cached_property
+    def definitions(self) -> list[patterns.Definition]:
+        return patterns.definitions(self.doc)
+
+    @cached_property
+    def topics(self) -> list[patterns.Topic]:
+        return patterns.topics(self.doc)
+
+    @cached_property
+    def keywords(self) -> list[str]:
+        return keywords.keywords(self.doc)
+
+    @cached_property
+    def case(self) -> str:
+        """One capitalisation of yes/no options for the whole text ("lower" or "upper")."""
+        return self.rngs("case").choice(("lower", "upper"))
+
+    def fresh(self, key: object, task_type: str) -> bool:
+        """Whether an item of ``task_type`` may use the sentences ``key``: only when no item has used them yet."""
+        return key not in self.used
+
+    def lower(self, s: str) -> str:
+        return lower_first(s, self.doc.body)
+
+    def forms(self, name: str, sentence: str) -> dict[str, str]:
+        """A sentence and the variants wordings embed: without final punctuation, with a lower-case start."""
+        return {
+            name: sentence,
+            f"{name}_bare": bare(sentence),
+            f"{name}_lower_bare": bare(self.lower(sentence)),
+        }
+
+    def wording(self, table: tuple[str, ...], **sentences: str) -> str:
+        """A wording from ``table`` filled with the forms of ``sentences``.
+
+        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: unquoted
+        ("Given that I prefer ...", "Turn the valve.\nWhy is that?") it would read as the asker's own words, or
+        be ungrammatical.
+        """
+        fields: dict[str, str] = {}
+        for name, sentence in sentences.items():
+            fields.update(self.forms(name, sentence))
+        quote = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
+        choices = [w for w in table if all(_quoted(w, n) for n in quote)] or list(table)
+        return self.rng.choice(choices).format(**fields)
+
+    def shuffled(self, items: list) -> Iterator:
+        """``items`` in random order, drawn lazily: a miner that stops early spends fewer draws."""
+        items = list(items)
+        while items:
+            i = self.rng.randrange(len(items))
+            items[i], items[-1] = items[-1], items[i]
+            yield items.pop()
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(wording: str, name: str) -> bool:
+    """Whether every use of the field ``name`` in ``wording`` is inside quotation marks."""
+    uses = re.findall(rf"(.?){{{name}(?:_bare|_lower_bare)?}}", wording)
+    return bool(uses) and all(u == '"' for u in uses)
+
+
+class Collector:
+    """Accepts well-formed, marker-free, not yet asked questions, up to a limit per task type."""
+
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
+        self.pairs: list[QAPair] = []
+        self.counts: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._given: set[tuple[str, object]] = set()  # (task type, key or answer): one item per fact and type
+
+    def take(self, task_type: str, items: Iterator[Item], limit: int) -> None:
+        if self.counts.get(task_type, 0) >= limit:
+            return
+        for question, answer, key in items:
+            if key is not None and not self.facts.fresh(key, task_type):
+                continue
+            question, answer = question.strip(), answer.strip()
+            seen = question.casefold()
+            if not question or not answer or seen in self._seen:
+                continue
+            if _MARKER.search(question) or _MARKER.search(answer):
+                continue
+            given = (task_type, ("answer", answer) if key is None else key)
+            if given in self._given:
+                continue  # the same fact in another wording
+            self._given.add(given)
+            self._seen.add(seen)
+            if key is not None:
+                self.facts.used.setdefault(key, set()).add(task_type)
+            self.pairs.append(QAPair(question, answer, task_type))
+            self.counts[task_type] = self.counts.get(task_type, 0) + 1
+            if self.counts[task_type] >= limit:
+                break
