@@ -33,7 +33,8 @@ from instructpt.decontaminate.index import (
 )
 from instructpt.decontaminate.neardup import Duplicate, cluster_sizes, near_duplicates
 from instructpt.errors import ConfigError, InputError
-from instructpt.io.shards import ShardFile, row_id, stage_shards, text_rows
+from instructpt.io.documents import row_id, text_rows
+from instructpt.io.shards import ShardFile, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import Reject

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 from instructpt.config import option
 from instructpt.errors import ConfigError
-from instructpt.io.shards import ShardFile, row_id, stage_shards, text_rows
+from instructpt.io.documents import row_id, text_rows
+from instructpt.io.shards import ShardFile, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.quality.filters import FILTER_RULES_VERSION, FilterRules, check_pairs
