@@ -3,6 +3,7 @@ helpers (:class:`Facts`), and the collector that accepts items (:class:`Collecto
 
 from __future__ import annotations
 
+import _random
 import functools
 import hashlib
 import random
@@ -15,6 +16,7 @@ from instructpt.engines.rules.text import Doc, bare, is_imperative, is_personal,
 from instructpt.records import QAPair
 from instructpt.wire import MARKERS
 
+_seed = _random.Random.seed
 _MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
 
 # (question, answer, key): ``key`` names the sentences the item uses (see patterns.Linked.key), or None.
@@ -31,7 +33,8 @@ def named_rng(prefix: bytes, name: str) -> random.Random:
     the encoded ``f"{seed}\x1f{key}\x1f"``)."""
     digest = hashlib.blake2b(prefix + name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     rng = random.Random.__new__(random.Random)
-    rng.seed(int.from_bytes(digest, "big"))
+    rng.gauss_next = None  # type: ignore[attr-defined]  # as Random.seed leaves it
+    _seed(rng, int.from_bytes(digest, "big"))  # what Random.seed does with an int, without its Python wrapper
     return rng
 
 
@@ -47,6 +50,7 @@ class Facts:
         self._rngs: dict[str, random.Random] = {}
         self.task = ""  # the task type being mined: its RNG is ``rng``
         self.used: dict[object, set[str]] = {}
+        self._lower: dict[str, str] = {}
 
     def rngs(self, name: str) -> random.Random:
         if name not in self._rngs:
@@ -92,15 +96,15 @@ class Facts:
         return key not in self.used
 
     def lower(self, s: str) -> str:
-        return lower_first(s, self.doc.body)
+        low = self._lower.get(s)
+        if low is None:
+            low = self._lower[s] = lower_first(s, self.doc.body)
+        return low
 
-    def forms(self, name: str, sentence: str) -> dict[str, str]:
-        """A sentence and the variants wordings embed: without final punctuation, with a lower-case start."""
-        return {
-            name: sentence,
-            f"{name}_bare": bare(sentence),
-            f"{name}_lower_bare": bare(self.lower(sentence)),
-        }
+    def forms(self, **sentences: str) -> dict[str, str]:
+        """The fields a wording may embed for each named sentence: ``name`` (as written), ``name_bare`` (without
+        final punctuation) and ``name_lower_bare`` (also with a lower-case start), each made when used."""
+        return _Forms(self, sentences)
 
     def wording(self, table: tuple[str, ...], **sentences: str) -> str:
         """A wording from ``table`` filled with the forms of ``sentences``.
@@ -109,20 +113,34 @@ class Facts:
         ("Given that I prefer ...", "Turn the valve.\nWhy is that?") it would read as the asker's own words, or
         be ungrammatical.
         """
-        fields: dict[str, str] = {}
-        for name, sentence in sentences.items():
-            fields.update(self.forms(name, sentence))
         quote = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
-        choices = [w for w in table if all(_quoted(w, n) for n in quote)] or list(table)
-        return self.rng.choice(choices).format(**fields)
+        choices = [w for w in table if all(_quoted(w, n) for n in quote)] if quote else table
+        return self.rng.choice(choices or table).format_map(self.forms(**sentences))
 
     def shuffled(self, items: list) -> Iterator:
         """``items`` in random order, drawn lazily: a miner that stops early spends fewer draws."""
         items = list(items)
+        rng = self.rng if items else None
         while items:
-            i = self.rng.randrange(len(items))
+            i = rng.randrange(len(items))  # type: ignore[union-attr]
             items[i], items[-1] = items[-1], items[i]
             yield items.pop()
+
+
+class _Forms(dict):
+    """A wording's fields: the named sentences, and their other forms made on first use (most go unused)."""
+
+    def __init__(self, facts: Facts, sentences: dict[str, str]) -> None:
+        super().__init__(sentences)
+        self.facts = facts
+
+    def __missing__(self, key: str) -> str:
+        name, _, form = key.partition("_")
+        if form not in ("bare", "lower_bare") or not dict.__contains__(self, name):
+            raise KeyError(key)
+        sentence = self[name]
+        value = self[key] = bare(self.facts.lower(sentence) if form == "lower_bare" else sentence)
+        return value
 
 
 @functools.lru_cache(maxsize=1024)

@@ -63,19 +63,28 @@ def is_generic(word: str) -> bool:
     return False
 
 
-def _rare(word: str, count: int, body: str) -> bool:
+# What the words of a text are, as far as the word alone decides (see _kind).
+_NEVER, _ALWAYS, _RECURRING, _ACRONYM = range(4)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _kind(word: str) -> int:
+    """Whether a lower-case run is a keyword whatever its text (_ALWAYS), never (_NEVER), when it recurs in its
+    text or is written there in capitals (_RECURRING), or only when it is written in capitals (_ACRONYM).
+
+    An acronym ("DNA") is a term. A word is one when it recurs in its text, or is very long ("evapotranspiration")
+    and not an adverb or verb form; a word used once is usually everyday vocabulary ("grateful", "fortnight",
+    "effectively"). A keyword opens with a letter ("10-fold" is not "fold") and does not end with a hyphen.
+    """
+    if word in _GENERIC or not word[0].isalpha() or word[-1] == "-":
+        return _NEVER
     shape = _shape(word)
     if shape != "word":
-        return shape == "term"
-    # An acronym ("DNA") is a term. A word is one when it recurs in its text, or is very long
-    # ("evapotranspiration") and not an adverb or verb form; a word used once is usually everyday vocabulary
-    # ("grateful", "fortnight", "effectively").
+        return _ALWAYS if shape == "term" else _NEVER
     n = len(word)
-    if n >= 6 and count >= 2:
-        return True
     if n >= 12 and not word.endswith(_VERB_FORM):
-        return True
-    return word.upper() in body
+        return _ALWAYS
+    return _RECURRING if n >= 6 else _ACRONYM
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -96,13 +105,15 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
     """The text's rare words (lower case): terms and acronyms outside everyday vocabulary, frequent first."""
     body = doc.body
     # Words as the text writes them: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
-    # "lead-induced"); a word opens with a letter ("10-fold" is not "fold") and does not end with a hyphen. The
-    # test is made on the distinct runs, which is much cheaper than on every one.
+    # "lead-induced"). The test is made on the distinct runs, which is much cheaper than on every one.
     counts = Counter(_runs(body.lower()))
-    candidates = counts.keys() - _GENERIC  # a set operation: most words are everyday ones
-    rare = [  # distinct words, in first-seen order
-        w for w in counts if w in candidates and w[0].isalpha() and w[-1] != "-" and _rare(w, counts[w], body)
-    ]
+    rare = []  # distinct words, in first-seen order
+    for w, count in counts.items():
+        kind = _kind(w)
+        if kind == _NEVER:
+            continue
+        if kind == _ALWAYS or (kind == _RECURRING and count >= 2) or w.upper() in body:
+            rare.append(w)
     # sorted() is stable: ties go to the word seen first.
     return sorted(rare, key=lambda k: (-counts[k], -len(k)))[:limit]
 
@@ -155,9 +166,11 @@ def keyword_hits(sentence: str, rare: list[str]) -> list[str]:
         else:
             merged.append(span)
     out: list[str] = []
+    seen: set[str] = set()
     for start, end in merged:
         phrase = sentence[start:end]
-        if phrase.lower() not in (p.lower() for p in out):
+        if phrase.lower() not in seen:
+            seen.add(phrase.lower())
             out.append(phrase)
     return out if len(out) >= 2 else []
 

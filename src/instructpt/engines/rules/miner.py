@@ -152,8 +152,8 @@ def _nli(f: Facts) -> Iterator[Item]:
         else:
             options = tuple(f.shuffled(list(wording.RELATION_OPTIONS.values())))
             answer = wording.RELATION_OPTIONS[link.label]
-        fields = {**f.forms("premise", link.first), **f.forms("hypothesis", link.second)}
-        yield with_options(template.format(**fields), options), answer, link.key
+        question = template.format_map(f.forms(premise=link.first, hypothesis=link.second))
+        yield with_options(question, options), answer, link.key
 
 
 def _connective(f: Facts) -> Iterator[Item]:

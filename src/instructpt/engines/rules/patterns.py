@@ -8,6 +8,7 @@ cheap substring test before any pattern runs.
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import NamedTuple
 
@@ -159,11 +160,15 @@ _TOPIC_ABOUT = re.compile(
     r"chiefly |all |really )?(?:about|concerned with|focused on|devoted to|centred on|centered on) "
     r"(?P<topic>[^;]{3,}?)\.$"
 )
+_TOPIC_VERBS = (
+    "focuses on|focused on|deals with|dealt with|explores|explored|examines|examined|investigates|"
+    "investigated|discusses|discussed|addresses|addressed|describes|described|reviews|reviewed|evaluates|"
+    "evaluated|assesses|assessed|presents|introduces|considers|covers|looks at|is concerned with"
+)
+_TOPIC_VERB_FIRST = frozenset(v.split(" ")[0] for v in _TOPIC_VERBS.split("|"))
 _TOPIC_VERB = re.compile(
     rf"^(?P<subj>(?:This|The|Our|These|My|Their|His|Her)(?: [\w'-]+){{0,4}}? (?:{_DOC_NOUNS})s?) "
-    r"(?:focuses on|focused on|deals with|dealt with|explores|explored|examines|examined|investigates|"
-    r"investigated|discusses|discussed|addresses|addressed|describes|described|reviews|reviewed|evaluates|"
-    r"evaluated|assesses|assessed|presents|introduces|considers|covers|looks at|is concerned with) "
+    rf"(?:{_TOPIC_VERBS}) "
     r"(?P<topic>[^;]{3,}?)\.$"
 )
 # "about" meaning "approximately" or "about to": not a topic.
@@ -177,9 +182,19 @@ _TOPIC_SNIFF = (" about ", "concerned with", "focused on", "devoted to", "ntred 
 _PARA_SNIFF = ("i.e.", "namely", "that is", "other words")
 
 
-def _mentions(text: str, cues: tuple[str, ...]) -> bool:
-    """A cheap test that spares most sentences the full patterns."""
-    return any(map(text.__contains__, cues))
+def _cued(doc: Doc, cues: tuple[str, ...]) -> list[int]:
+    """The indices of the sentences that contain one of ``cues``, in order: a cheap test that spares most
+    sentences the full patterns (one search of the text per cue, not one per sentence and cue)."""
+    body, starts, sentences = doc.body, doc.starts, doc.sentences
+    found: set[int] = set()
+    for cue in cues:
+        i = body.find(cue)
+        while i >= 0:
+            k = bisect.bisect_right(starts, i) - 1
+            if i + len(cue) <= starts[k] + len(sentences[k]):  # inside the sentence, not across the join
+                found.add(k)
+            i = body.find(cue, i + 1)
+    return sorted(found)
 
 
 def linked_pairs(doc: Doc) -> list[Linked]:
@@ -219,10 +234,9 @@ def strip_opener(sentence: str) -> str:
 def causes(doc: Doc) -> list[Cause]:
     """Effects with their stated causes ("... due to X", "Because of X, ...", "This is because X")."""
     out: list[Cause] = []
-    if not _mentions(doc.body, _CAUSE_SNIFF):
-        return out
-    for i, s in enumerate(doc.sentences):
-        if not doc.full[i] or not _mentions(s, _CAUSE_SNIFF):
+    for i in _cued(doc, _CAUSE_SNIFF):
+        s = doc.sentences[i]
+        if not doc.full[i]:
             continue
         clause = bare(s)
         m = _CAUSE_BACKREF.match(clause)
@@ -276,7 +290,7 @@ def paraphrases(doc: Doc) -> tuple[list[Restated], list[tuple[str, str]]]:
     """(restated sentence pairs, inline clarifications ``(before, after)``) in text order."""
     restated: list[Restated] = []
     inline: list[tuple[str, str]] = []
-    inline_cues = _mentions(doc.body, _PARA_SNIFF)
+    inline_cues = set(_cued(doc, _PARA_SNIFF))
     for i, s in enumerate(doc.sentences):
         m = _PARA_OPENER.match(s)
         if m:
@@ -284,7 +298,7 @@ def paraphrases(doc: Doc) -> tuple[list[Restated], list[tuple[str, str]]]:
             if i and doc.full[i - 1] and is_full_sentence(second):
                 restated.append(Restated(strip_opener(doc.sentences[i - 1]), second, i))
             continue
-        if inline_cues and doc.full[i] and _mentions(s, _PARA_SNIFF):
+        if i in inline_cues and doc.full[i]:
             m = _PARA_INLINE.match(s)
             if m and n_words(m["before"]) >= 2 and n_words(m["after"]) >= 2:
                 inline.append((strip_opener(m["before"]), as_sentence(m["after"])))
@@ -294,10 +308,9 @@ def paraphrases(doc: Doc) -> tuple[list[Restated], list[tuple[str, str]]]:
 def definitions(doc: Doc) -> list[Definition]:
     """Terms defined in a sentence, with that sentence."""
     out: list[Definition] = []
-    if not _mentions(doc.body, _DEF_CUES):
-        return out
-    for s, full in zip(doc.sentences, doc.full):
-        if not full or not _mentions(s, _DEF_CUES):
+    for i in _cued(doc, _DEF_CUES):
+        s = doc.sentences[i]
+        if not doc.full[i]:
             continue
         clause = bare(s)
         for pattern in _DEF_PATTERNS:
@@ -326,21 +339,27 @@ _DOC_NOUN_SET = frozenset(_DOC_NOUNS.split("|"))
 
 
 def _may_name_a_document(s: str) -> bool:
-    """What _TOPIC_VERB needs, cheaply: a determiner first and a document noun ("study", "reviews") soon after."""
+    """What _TOPIC_VERB needs, cheaply: a determiner first, and a document noun ("study", "reviews") soon after
+    followed by one of the verbs ("This review focuses on ...")."""
     if not s.startswith(_TOPIC_OPENERS):
         return False
-    return any(w in _DOC_NOUN_SET or w[:-1] in _DOC_NOUN_SET for w in s.split(" ", 7)[1:7])
+    words = s.split(" ", 8)
+    for j in range(1, min(7, len(words) - 1)):
+        w = words[j]
+        if (w in _DOC_NOUN_SET or w[:-1] in _DOC_NOUN_SET) and words[j + 1] in _TOPIC_VERB_FIRST:
+            return True
+    return False
 
 
 def topics(doc: Doc) -> list[Topic]:
     """Statements of what something is about ("This review focuses on X", "The book is about Y")."""
     out: list[Topic] = []
-    about_cues = _mentions(doc.body, _TOPIC_SNIFF)
-    for s, full in zip(doc.sentences, doc.full):
+    about_cues = set(_cued(doc, _TOPIC_SNIFF))
+    for i, (s, full) in enumerate(zip(doc.sentences, doc.full)):
         if not full:
             continue
         m = (_TOPIC_VERB.match(s) if _may_name_a_document(s) else None) or (
-            _TOPIC_ABOUT.match(s) if about_cues and _mentions(s, _TOPIC_SNIFF) else None
+            _TOPIC_ABOUT.match(s) if i in about_cues else None
         )
         if m is None or n_words(m["topic"]) > _MAX_PHRASE_WORDS or _NOT_TOPIC.match(m["topic"]):
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from instructpt.engines.rules.lexicon import (
@@ -39,6 +40,7 @@ _TO_SPACE = bytes.maketrans(_NOT_WORD, b" " * len(_NOT_WORD))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A candidate sentence end: terminal punctuation (plus closing quotes/brackets), space, then an opener.
 _SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?\w)")  # the opener is checked in _sentence_ends
+_OPENING_MARKS = "\"'“‘(["
 _TITLE_BAD_END = re.compile(r"(?:[,;:]|\.\.)$")
 # Words that may precede the verb of an instruction ("Do not ...", "Then gently press ...").
 _IMPERATIVE_LEADS = frozenset(
@@ -83,6 +85,15 @@ class Doc:
     sentences: list[str]
     full: list[bool]
     body: str
+
+    @functools.cached_property
+    def starts(self) -> list[int]:
+        """Where each sentence starts in ``body``."""
+        starts, at = [], 0
+        for s in self.sentences:
+            starts.append(at)
+            at += len(s) + 1
+        return starts
 
 
 def squash(s: str) -> str:
@@ -183,7 +194,10 @@ def _continues(previous: str, line: str) -> bool:
 def _sentence_ends(line: str):
     """Candidate sentence ends whose next sentence opens with a capital (any script: "Émile") or a digit."""
     for m in _SENT_END.finditer(line):
-        opener = line[m.end() :].lstrip("\"'“‘([")[:1]
+        # The match looks ahead to at most one opening quote or bracket, then a word character.
+        opener = line[m.end()]
+        if opener in _OPENING_MARKS:
+            opener = line[m.end() + 1]
         if opener.isupper() or opener.isdigit():
             yield m
 
@@ -191,6 +205,8 @@ def _sentence_ends(line: str):
 def _split_line(line: str) -> list[str]:
     pieces: list[str] = []
     start = 0
+    # Most lines have single spaces only: then a piece needs its ends stripped, not its whitespace squashed.
+    tidy: Callable[[str], str] = str.strip if " ".join(line.split()) == line else squash
     for m in _sentence_ends(line):
         end = m.start() + 1
         word = line[max(line.rfind(" ", start, end) + 1, start) : end].lstrip("\"'“‘([").lower()
@@ -200,7 +216,7 @@ def _split_line(line: str) -> list[str]:
             len(word) == 2 and word[0].isalpha() and not _after_number(line, start, end)
         ):
             continue
-        piece = squash(line[start : m.end()])
+        piece = tidy(line[start : m.end()])
         if piece:
             pieces.append(piece)
         start = m.end()
