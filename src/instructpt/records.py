@@ -67,6 +67,9 @@ class SynthRecord:
     synthesizer: dict[str, Any] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] | None = None  # kept input fields (--keep-fields); no key at all when none
+    # With several samples per text (--num-samples): the one these pairs are from (None: one sample, or a
+    # union of all); no key at all when None
+    sample: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # built by hand: dataclasses.asdict deep-copies and was a fifth of the stage's CPU time
@@ -79,6 +82,8 @@ class SynthRecord:
         )
         if not self.fields:
             del d["fields"]
+        if self.sample is None:
+            del d["sample"]
         return d
 
     def to_parquet_row(self) -> dict[str, Any]:
@@ -124,6 +129,8 @@ class SynthRecord:
         known.update(pairs=qa, doc_id=row.get("doc_id") or row["id"], source=row.get("source", ""))
         known.update(fields=_kept_fields(row.get("fields")))
         known.setdefault("chain_pos", 0)
+        if not isinstance(known.get("sample"), int) or isinstance(known.get("sample"), bool):
+            known["sample"] = None
         return cls(**known)
 
 
@@ -148,13 +155,13 @@ def utf8_encodable(text: str) -> bool:
     return True
 
 
-def synth_record_schema() -> Any:
+def synth_record_schema(samples: bool = False) -> Any:
     """The parquet schema of :class:`SynthRecord` rows: typed columns throughout, ``drops`` a list of
     ``{reason, count}`` (so shards with different drop reasons share one schema, and ``datasets`` can type it: it
     has no map type; read back as a mapping), ``synthesizer`` and ``sampling`` structs, ``fields`` (kept input
     fields, any JSON) as JSON text (null: none; :meth:`SynthRecord.from_row` reads it back as a mapping).
     ``synthesizer`` holds what any engine's ``describe()`` gives (a key outside these fields would be lost: tests
-    check every engine's)."""
+    check every engine's). ``samples``: with a ``sample`` column (runs with several samples per text)."""
     import pyarrow as pa
 
     pair = pa.struct([("question", pa.string()), ("answer", pa.string()), ("task_type", pa.string())])
@@ -176,6 +183,7 @@ def synth_record_schema() -> Any:
             ("synthesizer", pa.struct([(k, pa.string()) for k in SYNTHESIZER_TEXT] + [(k, pa.int64()) for k in SYNTHESIZER_INT])),
             ("sampling", pa.struct([("max_new_tokens", pa.int64()), ("temperature", pa.float64()), ("top_p", pa.float64()), ("seed", pa.int64())])),
             ("fields", pa.string()),  # kept input fields as JSON text: any JSON value, in one schema
+            *([("sample", pa.int64())] if samples else []),
         ],
         metadata={KEY_VALUE_COLUMNS: b'{"drops": ["reason", "count"]}'},
     )  # fmt: skip

@@ -44,9 +44,11 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; choose one of {FAULT_KINDS}")
 
 
-def canned_completion(prompt: str) -> str:
-    """The completion every healthy request gets: a well-formed pair that names the prompt's length."""
-    return f"<QUE> How long is the prompt? <ANS> {len(prompt)} characters. </END>"
+def canned_completion(prompt: str, choice: int = 0) -> str:
+    """The completion every healthy request gets: a well-formed pair that names the prompt's length (and, for
+    choices after the first of a request with n > 1, the choice's index)."""
+    tag = f" (choice {choice})" if choice else ""
+    return f"<QUE> How long is the prompt? <ANS> {len(prompt)} characters{tag}. </END>"
 
 
 @dataclass
@@ -140,21 +142,29 @@ class FaultServer:
         self._stopping.wait(min(seconds, self.max_wait))
 
     def completion(self, body: dict[str, Any], prompt: str) -> dict[str, Any]:
-        text = canned_completion(prompt)
+        n = body.get("n", 1)
+        # with n > 1, choice i (i > 0) names its index; the choices come last first, as a server may send them
+        texts = [canned_completion(prompt, i) for i in range(n)]
+        choices = [
+            {"index": i, "text": t, "finish_reason": self.finish_reason, "logprobs": None}
+            for i, t in enumerate(texts)
+        ][::-1]
         out: dict[str, Any] = {
             "id": "cmpl-test",
             "object": "text_completion",
             "model": body.get("model"),
-            "choices": [{"index": 0, "text": text, "finish_reason": self.finish_reason, "logprobs": None}],
+            "choices": choices,
         }
         if body.get("return_token_ids") and self.encode is not None:
-            out["choices"][0]["token_ids"] = self.encode(text)
+            for choice in choices:
+                choice["token_ids"] = self.encode(choice["text"])
         if self.usage:
             n_prompt = len(body["prompt"]) if isinstance(body.get("prompt"), list) else len(prompt.split())
+            generated = sum(len(t.split()) for t in texts)
             out["usage"] = {
                 "prompt_tokens": n_prompt,
-                "completion_tokens": len(text.split()),
-                "total_tokens": n_prompt + len(text.split()),
+                "completion_tokens": generated,
+                "total_tokens": n_prompt + generated,
             }
         return out
 

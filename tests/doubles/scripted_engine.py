@@ -65,6 +65,7 @@ class ScriptedEngine(QueuedEngine):
         batch: int | None = None,
         return_ids: bool = True,
         text_prompts: bool = False,
+        samples: Callable[[Request, int], str | None] | None = None,
     ) -> None:
         super().__init__(config or EngineConfig(name="rules"))
         self.script, self.codec = script, codec
@@ -73,6 +74,7 @@ class ScriptedEngine(QueuedEngine):
         self.return_ids = return_ids and not text_prompts  # False: like a server that returns text only
         self.tokenizes_prompt_text = text_prompts  # like a server in --prompt-mode text
         self.seen: list[Request] = []
+        self.samples = samples  # the text of sample i of a request with n > 1 (default: script's, every time)
 
     def submit(self, requests: Sequence[Request]) -> None:
         super().submit(requests)
@@ -81,19 +83,23 @@ class ScriptedEngine(QueuedEngine):
     def poll(self) -> list[Generation]:
         out = []
         for req in self.take(self.batch):
-            text = self.script(req)
-            if text is None:
+            texts = [self.samples(req, i) if self.samples else self.script(req) for i in range(req.n)]
+            if any(text is None for text in texts):
                 out.append(Generation(req.key, "", "error", error="scripted failure"))
                 continue
-            ids = self.codec.encode(text) + [self.codec.eos_token_id] if self.codec else None
-            out.append(
-                Generation(
-                    req.key,
-                    text,
-                    "stop",
-                    token_ids=ids if self.return_ids else None,
-                    prompt_tokens=len(req.prompt_ids or []),
-                    generated_tokens=len(ids or []),
+            samples = []
+            for text in texts:
+                assert text is not None
+                ids = self.codec.encode(text) + [self.codec.eos_token_id] if self.codec else None
+                samples.append(
+                    Generation(
+                        req.key,
+                        text,
+                        "stop",
+                        token_ids=ids if self.return_ids else None,
+                        prompt_tokens=len(req.prompt_ids or []),
+                        generated_tokens=len(ids or []),
+                    )
                 )
-            )
+            out.append(Generation.of_samples(samples))
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from instructpt.engines.base import Request, load_engine
@@ -125,6 +127,23 @@ def test_sampling_is_seeded_per_record_with_no_hidden_top_k(tiny_synth, monkeypa
     assert [g.token_ids for g in together] == [g.token_ids for g in alone] == [g.token_ids for g in again]
     assert len({tuple(g.token_ids) for g in together}) > 1
     assert seen[0] == {"do_sample": True, "top_k": 0, "top_p": 0.95, "temperature": 1.5}
+
+
+def test_several_samples_come_from_one_seeded_call(tiny_synth, engine) -> None:
+    """n > 1: num_return_sequences in one call seeded by (seed, record id); the same samples on every run; a
+    greedy engine refuses (its samples would all be the same)."""
+    cfg = EngineConfig(name="transformers", model=str(tiny_synth), max_model_len=512, max_new_tokens=24, temperature=1.5, seed=3, transformers=TransformersOptions(batch_size=2))  # fmt: skip
+    requests = [replace(r, n=3) for r in _requests(engine, TEXTS[:2])]
+    with load_engine(cfg) as sampler:
+        first = sampler.generate(requests)
+        again = sampler.generate(requests)
+    for gen, other in zip(first, again):
+        assert len(gen.samples) == 3 and all(s.ok and s.token_ids for s in gen.samples)
+        assert [s.token_ids for s in gen.samples] == [s.token_ids for s in other.samples]
+        assert len({tuple(s.token_ids) for s in gen.samples}) > 1
+        assert all(s.generated_tokens == len(s.token_ids) and s.prompt_tokens > 0 for s in gen.samples)
+    (refused,) = engine.generate([replace(requests[0], key="greedy")])
+    assert not refused.ok and "--temperature" in (refused.error or "")
 
 
 def test_batch_encoding_equals_one_by_one(tiny_tokenizer) -> None:

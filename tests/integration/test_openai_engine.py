@@ -8,6 +8,7 @@ trained in about a second by tests/tinymodel.py. Run with::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -121,6 +122,18 @@ def test_ids_mode_sends_exact_ids_and_keeps_order(serve, engine_for, codec) -> N
     assert "seed" not in body and "add_special_tokens" not in body and "return_token_ids" not in body
     assert all(g.token_ids is None for g in gens)  # not asked for: the scheduler re-encodes the text
     assert {tuple(r.body["prompt"]) for r in server.requests} == {tuple(r.prompt_ids) for r in reqs}
+
+
+def test_several_samples_are_asked_as_n_choices_in_index_order(serve, engine_for, codec) -> None:
+    reqs = [dataclasses.replace(r, n=3) for r in requests_for(codec, 2)]
+    server = serve(encode=codec.encode)
+    gens = engine_for(server, temperature=0.7, return_token_ids=True).generate(reqs)
+    assert all(r.body["n"] == 3 and isinstance(r.body["seed"], int) for r in server.requests)
+    for req, gen in zip(reqs, gens):
+        assert [s.text for s in gen.samples] == [canned_completion(req.prompt, i) for i in range(3)]
+        for s in gen.samples:  # each counts its own tokens; the prompt is counted once per sample
+            assert s.ok and s.token_ids == codec.encode(s.text) and s.generated_tokens == len(s.token_ids)
+            assert s.prompt_tokens == len(req.prompt_ids)
 
 
 def test_return_token_ids_asks_for_and_keeps_the_generated_ids(serve, engine_for, codec) -> None:

@@ -10,6 +10,7 @@ so the tests run vLLM on an exactly equivalent copy whose heads are zero-padded 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -256,6 +257,22 @@ def test_sampling_is_seeded_per_record(engine, monkeypatch) -> None:
     assert alone.token_ids == together[2].token_ids
     assert [g.token_ids for g in again] == [g.token_ids for g in together]
     assert len({tuple(g.token_ids) for g in together}) > 1
+
+
+def test_several_samples_come_back_together_seeded_per_sample(engine, monkeypatch) -> None:
+    """n > 1: vLLM's n, sample i seeded by the request's seed + i: sample i is what a one-sample request with
+    that seed draws, and the same samples come back on every run."""
+    monkeypatch.setattr(
+        engine, "sampling", SamplingParams(MAX_NEW_TOKENS, temperature=1.0, top_p=0.95, seed=3)
+    )
+    (req,) = make_requests(engine, [TEXTS[0]], tag="n")
+    (gen,) = engine.generate([dataclasses.replace(req, n=3)])
+    (again,) = engine.generate([dataclasses.replace(req, n=3)])
+    assert len(gen.samples) == 3 and all(s.ok and s.token_ids for s in gen.samples)
+    assert [s.token_ids for s in gen.samples] == [s.token_ids for s in again.samples]
+    assert len({tuple(s.token_ids) for s in gen.samples}) > 1
+    (alone,) = engine.generate([req])
+    assert alone.token_ids == gen.samples[0].token_ids
 
 
 def test_reports_its_kv_cache_capacity(engine) -> None:

@@ -57,6 +57,8 @@ class Request:
     # Lower runs sooner on engines that schedule by priority (vLLM with --scheduling-policy priority); the chain
     # scheduler gives a chain's later steps lower values, so they run while their cached prefix is still there.
     priority: int = 0
+    # Samples wanted (synthesize --num-samples): the engine answers with one Generation holding all n of them.
+    n: int = 1
 
 
 @dataclass
@@ -73,10 +75,24 @@ class Generation:
     # Engines that produce structured pairs directly (rules) set these; the scheduler then skips parsing.
     pairs: list[QAPair] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Samples 1..n-1 of a request with n > 1 (sample 0 is this generation's own fields); an error fails them all.
+    more_samples: list[Generation] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.finish_reason != "error"
+
+    @property
+    def samples(self) -> list[Generation]:
+        """Every sample of the request, in the order the engine drew them: sample 0 (this one) first."""
+        return [self, *self.more_samples]
+
+    @classmethod
+    def of_samples(cls, samples: list[Generation]) -> Generation:
+        """One generation for a request with several samples: the first, holding the others."""
+        first = samples[0]
+        first.more_samples = list(samples[1:])
+        return first
 
 
 class Engine(ABC):

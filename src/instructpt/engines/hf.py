@@ -101,7 +101,13 @@ class HFEngine(QueuedEngine):
             Generation(r.key, "", "error", error="prompt longer than max_model_len - max_new_tokens")
             for r in too_long
         ]
-        ok = [r for r in batch if r not in too_long]
+        if self.sampling.greedy:  # greedy decoding draws one answer; n of them would all be the same
+            out += [
+                Generation(r.key, "", "error", error="several samples need sampling (--temperature > 0)")
+                for r in batch
+                if r.n > 1 and r not in too_long
+            ]
+        ok = [r for r in batch if r not in too_long and not (self.sampling.greedy and r.n > 1)]
         return out + (self._generate_robust(ok) if ok else [])
 
     def _take_batch(self) -> list[Request]:
@@ -145,10 +151,13 @@ class HFEngine(QueuedEngine):
         input_ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=self.device)
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         kwargs: dict[str, Any] = {"do_sample": not s.greedy}
+        n = 1
         if not s.greedy:
             torch.manual_seed(request_seed(s.seed, batch[0].record_id or str(batch[0].key)))
             # top_k=0: no top-k cut (transformers would add 50), as vLLM and OpenAI-compatible servers sample
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=0)
+            # several samples: drawn in one call from the request's seed, sample i as the i-th row
+            n = kwargs["num_return_sequences"] = batch[0].n
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids,
@@ -158,6 +167,9 @@ class HFEngine(QueuedEngine):
                 pad_token_id=self.pad_id,
                 **kwargs,
             )
+        if n > 1:  # one request (sampling runs one at a time), its n samples as rows
+            samples = [self._to_generation(batch[0], rows[0], out[j, width:].tolist()) for j in range(n)]
+            return [Generation.of_samples(samples)]
         return [
             self._to_generation(r, row, out[i, width:].tolist())
             for i, (r, row) in enumerate(zip(batch, rows))

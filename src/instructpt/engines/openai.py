@@ -272,7 +272,7 @@ class OpenAIEngine(Engine):
             "max_tokens": s.max_new_tokens,
             "temperature": s.temperature,
             "top_p": s.top_p,
-            "n": 1,
+            "n": request.n,  # vLLM's server seeds choice i with the request's seed + i
         }
         if self.mode == "ids":
             if request.prompt_ids is None:
@@ -359,8 +359,8 @@ class OpenAIEngine(Engine):
             raise _Fatal(f"HTTP {status}: {server_message(response)}")
         try:
             data = response.json()
-            choice = data["choices"][0]
-            if not isinstance(choice.get("text"), str):
+            choices = data["choices"]
+            if not choices or not all(isinstance(c.get("text"), str) for c in choices):
                 raise TypeError("no text")
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             # A body cut off by a proxy or an overloaded server: worth another try.
@@ -375,7 +375,22 @@ class OpenAIEngine(Engine):
         return ceiling * (0.5 + 0.5 * self._jitter.random())
 
     def _generation(self, request: Request, data: dict[str, Any]) -> Generation:
-        choice = data["choices"][0]
+        choices = sorted(
+            data["choices"], key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0
+        )
+        if request.n == 1:
+            return self._choice(request, data, choices[0])
+        if len(choices) != request.n:
+            raise _Retryable(f"invalid response: {len(choices)} of {request.n} choices")
+        # per-sample counts: usage sums the choices' completion tokens, so each sample counts its own
+        samples = [self._choice(request, {**data, "usage": {}}, c) for c in choices]
+        usage = data.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            for g in samples:
+                g.prompt_tokens = usage["prompt_tokens"]
+        return Generation.of_samples(samples)
+
+    def _choice(self, request: Request, data: dict[str, Any], choice: dict[str, Any]) -> Generation:
         text: str = choice["text"]
         ids = choice.get("token_ids")  # vLLM returns them when asked (return_token_ids)
         token_ids = list(ids) if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else None

@@ -244,7 +244,7 @@ class VLLMEngine(Engine):
 
         s = self.sampling
         kwargs: dict[str, Any] = {
-            "n": 1,
+            "n": request.n,  # vLLM seeds sample i with the request's seed + i
             "max_tokens": s.max_new_tokens,
             "temperature": s.temperature,
             "top_p": s.top_p if not s.greedy else 1.0,
@@ -268,26 +268,33 @@ class VLLMEngine(Engine):
     def _generation(self, output: Any) -> Generation:
         request = self._inflight.pop(output.request_id)
         prompt_tokens = len(output.prompt_token_ids or [])
-        completion = output.outputs[0]
-        reason = completion.finish_reason
-        if reason not in FINISH_REASONS:
-            return self._error(request, prompt_tokens, f"vLLM finished the request with {reason!r}")
-        ids = list(completion.token_ids)
-        eos = self.codec.eos_token_id
-        text_ids = ids[:-1] if ids and ids[-1] == eos and reason == "stop" else ids
-        extra: dict[str, Any] = {}
+        completions = sorted(output.outputs, key=lambda c: c.index)
+        if len(completions) != request.n:
+            return self._error(
+                request, prompt_tokens, f"vLLM returned {len(completions)} of {request.n} samples"
+            )
+        samples = []
+        for completion in completions:
+            reason = completion.finish_reason
+            if reason not in FINISH_REASONS:
+                return self._error(request, prompt_tokens, f"vLLM finished the request with {reason!r}")
+            ids = list(completion.token_ids)
+            eos = self.codec.eos_token_id
+            text_ids = ids[:-1] if ids and ids[-1] == eos and reason == "stop" else ids
+            samples.append(
+                Generation(
+                    request.key,
+                    self.codec.decode(text_ids),
+                    reason,
+                    token_ids=ids,
+                    prompt_tokens=prompt_tokens,
+                    generated_tokens=len(ids),
+                )
+            )
         cached = getattr(output, "num_cached_tokens", None)
         if cached is not None:
-            extra["num_cached_tokens"] = int(cached)
-        return Generation(
-            request.key,
-            self.codec.decode(text_ids),
-            reason,
-            token_ids=ids,
-            prompt_tokens=prompt_tokens,
-            generated_tokens=len(ids),
-            extra=extra,
-        )
+            samples[0].extra["num_cached_tokens"] = int(cached)
+        return Generation.of_samples(samples)
 
     @staticmethod
     def _error(request: Request, prompt_tokens: int, message: str) -> Generation:

@@ -24,14 +24,9 @@ from typing import Any
 from instructpt.engines.base import Generation, Request, TextCodec
 from instructpt.io.stats import Stats
 from instructpt.records import QAPair, RawDoc, Reject, SynthRecord
+from instructpt.synthesizer.samples import Kept, Sample, SamplePolicy, count_samples, parse_samples
 from instructpt.synthesizer.split import split_to_fit
-from instructpt.wire import (
-    EOS,
-    context_block,
-    encode_example,
-    parse_generation,
-    serialize_pairs,
-)
+from instructpt.wire import EOS, context_block, encode_example, serialize_pairs
 
 
 @dataclass
@@ -96,6 +91,43 @@ class StepResult:
     drops: dict[str, int] = field(default_factory=dict)
     skip_reason: str | None = None
     reused_generation: bool = False
+    # with several samples (--num-samples): each parsed, what the record kept, and (--keep all) the records of
+    # the other samples, written after the chain's own
+    samples: list[Sample] = field(default_factory=list)
+    kept: Kept | None = None
+    sample_records: list[SynthRecord] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[SynthRecord]:
+        """The records of this step: the example's, and (--keep all) its other samples'."""
+        return [self.record, *self.sample_records] if self.record else []
+
+    def count(self, stats: Stats) -> None:
+        """Add this step to a shard's counters."""
+        if self.reject is not None:
+            stats.add("engine_errors")  # the reject is counted with the shard's others when it is written
+            return
+        rec = self.record
+        assert rec is not None  # a step gives a record or a reject
+        records = self.records
+        stats.add("records_out", len(records))
+        stats.add("pairs_out", sum(len(r.pairs) for r in records))
+        stats.add("prompt_tokens", rec.prompt_tokens)
+        # every sample's tokens: what the engine generated, whichever the records kept
+        generated = [s.gen.generated_tokens for s in self.samples] or [rec.generated_tokens]
+        stats.add("generated_tokens", sum(generated))
+        for r in records:
+            stats.count("finish_reasons", r.finish_reason)
+            stats.update("drops", r.drops)
+            for p in r.pairs:
+                if p.task_type:
+                    stats.count("task_types", p.task_type)
+        stats.add("reused_generations", int(self.reused_generation))
+        if not rec.pairs:
+            stats.add("records_without_pairs")
+            stats.count("no_pairs_reason", self.skip_reason or "no_valid_pair")
+        if self.kept is not None:
+            count_samples(stats, self.samples, self.kept)
 
 
 class ChainRunner:
@@ -109,8 +141,11 @@ class ChainRunner:
         synthesizer: dict[str, Any],
         sampling: dict[str, Any],
         whole_text: bool = False,
+        samples: int = 1,
+        policy: SamplePolicy | None = None,
     ) -> None:
         self.items, self.codec, self.budget = items, codec, budget
+        self.n_samples, self.policy = samples, policy or SamplePolicy()
         self.whole_text = whole_text  # the engine tokenizes prompt text itself: count exactly that encoding
         self.synthesizer, self.sampling = synthesizer, sampling
         self.next_index = 0
@@ -164,6 +199,7 @@ class ChainRunner:
             record_id=item.id,
             context=item.text,
             priority=-self.chain_pos,  # later steps first: their prefix (the chain so far) is in the cache
+            n=self.n_samples,
         )
 
     def on_result(self, gen: Generation) -> StepResult:
@@ -182,30 +218,44 @@ class ChainRunner:
                     {"id": item.id, "text": item.text},
                 )
             )
-        if gen.pairs is not None:
-            pairs, drops = list(gen.pairs), {}
-        else:
-            parsed = parse_generation(gen.text)
-            pairs, drops = parsed.pairs, dict(parsed.drops)
-        record = self._record(item, gen, pairs, drops)
-        result = StepResult(record=record, drops=drops, skip_reason=gen.extra.get("skip_reason"))
+        samples = parse_samples(gen)
+        kept = self.policy.choose(item.text, samples)
+        pairs, drops = kept.pairs, kept.drops
+        record = self._record(item, kept.gen, pairs, drops, kept.sample)
+        result = StepResult(record=record, drops=drops, skip_reason=kept.gen.extra.get("skip_reason"))
+        if len(samples) > 1:
+            result.samples, result.kept = samples, kept
+            result.sample_records = [
+                self._record(item, s.gen, s.pairs, s.drops, s.index, own_chain=True) for s in kept.others
+            ]
         if not pairs:
             self._reset_chain()  # no pairs: the chain ends with this example
             return result
-        result.reused_generation = self._extend_history(item, gen, pairs, clean=not drops)
+        clean = not drops and kept.from_one_sample
+        result.reused_generation = self._extend_history(item, kept.gen, pairs, clean=clean)
         self.chain_pos += 1
         return result
 
-    def _record(self, item: Item, gen: Generation, pairs: list[QAPair], drops: dict[str, int]) -> SynthRecord:
+    def _record(
+        self,
+        item: Item,
+        gen: Generation,
+        pairs: list[QAPair],
+        drops: dict[str, int],
+        sample: int | None = None,
+        own_chain: bool = False,
+    ) -> SynthRecord:
+        """The record of an example; ``own_chain``: a further sample of it (``--keep all``), a chain of its own."""
         prompt_tokens = len(self._prompt_ids) if self._prompt_ids is not None else gen.prompt_tokens
+        rid = f"{item.id}@s{sample}" if own_chain else item.id
         return SynthRecord(
-            id=item.id,
+            id=rid,
             doc_id=item.doc_id,
             source=item.source,
             text=item.text,
             pairs=pairs,
-            chain_id=self.chain_id,
-            chain_pos=self.chain_pos,
+            chain_id=rid if own_chain else self.chain_id,
+            chain_pos=0 if own_chain else self.chain_pos,
             piece=item.piece,
             n_pieces=item.n_pieces,
             finish_reason=gen.finish_reason,
@@ -215,6 +265,7 @@ class ChainRunner:
             synthesizer=self.synthesizer,
             sampling=self.sampling,
             fields=item.fields,
+            sample=sample,
         )
 
     def _extend_history(self, item: Item, gen: Generation, pairs: list[QAPair], clean: bool) -> bool:

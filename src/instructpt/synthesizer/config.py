@@ -11,7 +11,9 @@ from instructpt.engines.config import EngineConfig
 from instructpt.errors import ConfigError
 from instructpt.io.hf import DatasetSpec
 from instructpt.io.readers import DEFAULT_MAX_LINE_BYTES, ReadOptions
+from instructpt.quality.filters import FILTER_RULES_VERSION
 from instructpt.stages import ShardedOptions
+from instructpt.synthesizer.samples import KEEP_MODES
 from instructpt.wire import FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -75,6 +77,17 @@ class SynthesizeConfig(ShardedOptions):
         "same ones on every run); the others pass through as raw records without pairs (counted).",
     )
     fraction_seed: int = option(0, "Seed of the --fraction pick.")
+    num_samples: int = option(
+        1,
+        "Generations per text (vLLM/OpenAI n, transformers num_return_sequences, rules: one seed each), sample i "
+        "seeded by (seed, record id, i); more than 1 needs --temperature > 0, except with --engine rules.",
+    )
+    keep: str = option(
+        "best",
+        "With --num-samples > 1: 'best' keeps the sample with the most pairs that pass the filter rules, 'union' "
+        "the pairs of all (a repeated question once), 'all' writes every sample as a record (ID@sI).",
+        choices=KEEP_MODES,
+    )
     max_line_bytes: int = option(DEFAULT_MAX_LINE_BYTES, "Longer input lines are rejected as line_too_long.")
 
     def __post_init__(self) -> None:
@@ -88,6 +101,15 @@ class SynthesizeConfig(ShardedOptions):
             raise ConfigError("--fraction must be in (0, 1]")
         if self.max_line_bytes < 1:
             raise ConfigError("--max-line-bytes must be >= 1")
+        if self.num_samples < 1:
+            raise ConfigError(f"--num-samples must be >= 1, got {self.num_samples}")
+        if self.keep not in KEEP_MODES:
+            raise ConfigError(f"--keep must be one of {', '.join(KEEP_MODES)}, got {self.keep!r}")
+        if self.num_samples > 1 and self.engine.sampling.greedy and self.engine.name != "rules":
+            raise ConfigError(
+                f"--num-samples {self.num_samples} with greedy decoding (--temperature 0) would give "
+                f"{self.num_samples} identical samples; set --temperature (e.g. 0.7)"
+            )
         if self.max_consecutive_errors < 0:
             raise ConfigError("--max-consecutive-errors must be >= 0")
         if self.shard_size < 1 or self.max_inflight < 1:
@@ -139,6 +161,10 @@ class SynthesizeConfig(ShardedOptions):
             fp.update(fraction=self.fraction, fraction_seed=self.fraction_seed)
         if self.keep_fields != DEFAULT_KEEP_FIELDS:
             fp["keep_fields"] = self.keep_fields
+        if self.num_samples > 1:  # what each record keeps of its samples (and, for best, how they are scored)
+            fp.update(num_samples=self.num_samples, keep=self.keep)
+            if self.keep == "best":
+                fp["filter_rules"] = FILTER_RULES_VERSION
         for key in ("hf_config", "hf_revision", "hf_data_files"):
             if getattr(self, key):
                 fp[key] = getattr(self, key)

@@ -19,6 +19,7 @@ redoes them rather than keeping the outage's failures as rejects. ``--retry-erro
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter, deque
@@ -40,6 +41,7 @@ from instructpt.stages import RunInfo, ShardPlan, Summary, open_output, summariz
 from instructpt.synthesizer.chains import ChainRunner, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
 from instructpt.synthesizer.ids import check_ids, check_piece_ids, passed_through, selected
+from instructpt.synthesizer.samples import SamplePolicy
 from instructpt.wire import context_block
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class Synthesizer:
         self.error_streak, self.held = 0, list[_Shard]()
         self.retried = 0  # finished shards run again (--retry-errors)
         self.max_new_tokens = e.max_new_tokens
+        self.policy = SamplePolicy(config.keep)
         if self.token_cap is not None:
             log.info(
                 "in flight: at most %d requests and %d prompt + new tokens",
@@ -168,6 +171,8 @@ class Synthesizer:
                 self.synth_info,
                 self.sampling,
                 whole_text=self.engine.tokenizes_prompt_text,
+                samples=c.num_samples,
+                policy=self.policy,
             )
             for i in range(0, len(items), m)
         ]
@@ -205,7 +210,8 @@ class Synthesizer:
             while ready and len(inflight) < self.config.max_inflight:
                 key = ready[0]
                 runner = open_shards[key[0]].runners[key[1]]
-                cost = (runner.next_prompt_tokens() or 0) + self.max_new_tokens
+                # the samples of a request share its prompt's cache blocks, each generating its own tokens
+                cost = (runner.next_prompt_tokens() or 0) + self.max_new_tokens * self.config.num_samples
                 # Over the token bound, the queue waits (in order: continuations stay first) unless nothing is
                 # in flight; a single request always fits the KV cache, since prompts fit max_model_len.
                 if self.token_cap is not None and inflight and inflight_tokens + cost > self.token_cap:
@@ -263,10 +269,10 @@ class Synthesizer:
         result = runner.on_result(gen)
         self._check_streak(gen, open_shards)
         shard.results[r].append(result)
-        self._count(shard.stats, result)
+        result.count(shard.stats)
         # prompt tokens the engine served from its prefix cache (vLLM reports them): the payoff of chain reuse
         shard.stats.add("cached_prompt_tokens", gen.extra.get("num_cached_tokens", 0))
-        n_pairs = len(result.record.pairs) if result.record else 0
+        n_pairs = sum(len(rec.pairs) for rec in result.records)
         item = runner.items[runner.next_index - 1]
         # progress counts input records, as its total does: a split text when its last piece is done
         self.progress.update(
@@ -284,29 +290,16 @@ class Synthesizer:
             # behind every other open chain would let that prefix be evicted
             ready.appendleft((index, r))
 
-    @staticmethod
-    def _count(stats: Stats, result: StepResult) -> None:
-        if result.reject is not None:
-            stats.add("engine_errors")  # the reject is counted with the shard's others when it is written
-            return
-        rec = result.record
-        assert rec is not None  # a step gives a record or a reject
-        stats.add("records_out")
-        stats.add("pairs_out", len(rec.pairs))
-        stats.add("prompt_tokens", rec.prompt_tokens)
-        stats.add("generated_tokens", rec.generated_tokens)
-        stats.count("finish_reasons", rec.finish_reason)
-        stats.update("drops", result.drops)
-        stats.add("reused_generations", int(result.reused_generation))
-        if not rec.pairs:
-            stats.add("records_without_pairs")
-            stats.count("no_pairs_reason", result.skip_reason or "no_valid_pair")
-        for p in rec.pairs:
-            if p.task_type:
-                stats.count("task_types", p.task_type)
-
     def _finish(self, shard: _Shard, open_shards: dict[int, _Shard]) -> None:
-        records = [res.record for results in shard.results for res in results if res.record is not None]
+        # a chain's records in order; --keep all: the other samples' records after them (chains of their own)
+        records = [
+            rec
+            for results in shard.results
+            for rec in [
+                *(r.record for r in results if r.record),
+                *(x for r in results for x in r.sample_records),
+            ]
+        ]
         rejects = shard.rejects + [res.reject for results in shard.results for res in results if res.reject]
         per_doc: Counter = Counter()
         for rec in records:
@@ -340,8 +333,9 @@ def synthesize(
     check_columns(config.inputs, config.read_options)
     fp = config.fingerprint()
     out = open_output(
-        config, "synthesize", fp, plan, renamed=RENAMED, schema=synth_record_schema, inputs=files
-    )
+        config, "synthesize", fp, plan, renamed=RENAMED, inputs=files,
+        schema=functools.partial(synth_record_schema, samples=config.num_samples > 1),
+    )  # fmt: skip
     already = len(out.completed_shards())
     own_engine = engine is None
     t0 = time.monotonic()

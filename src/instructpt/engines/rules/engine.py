@@ -58,20 +58,31 @@ def resolve_workers(n: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _mine_one(text: str, record_id: str, seed: int, max_per_type: int, miner: Callable) -> MineResult | str:
+def sample_id(record_id: str, text: str, sample: int) -> str:
+    """The id a text is mined under for its sample ``sample`` (``--num-samples``): sample 0 under the record's
+    own id (the output of a run with one sample), sample i under a name of its own, so each sample draws from
+    (seed, record id, sample index)."""
+    if sample == 0:
+        return record_id
+    return f"{record_id or 'text:' + text}\x1fsample {sample}"
+
+
+def _mine_one(
+    text: str, record_id: str, seed: int, max_per_type: int, miner: Callable, sample: int = 0
+) -> MineResult | str:
     try:
-        return miner(text, record_id, seed, max_per_type)
+        return miner(text, sample_id(record_id, text, sample), seed, max_per_type)
     except Exception as exc:  # a miner bug must cost one record (rejected with the reason), not the run
         return f"rules miner failed: {type(exc).__name__}: {exc}"
 
 
 def _mine_chunk(
-    texts: Sequence[tuple[str, str]], seed: int, max_per_type: int, miner: Callable
+    texts: Sequence[tuple[str, str, int]], seed: int, max_per_type: int, miner: Callable
 ) -> list[_Mined]:
-    """Worker side: mine each (text, record id); pairs go back as plain tuples (cheaper to pickle)."""
+    """Worker side: mine each (text, record id, sample); pairs go back as plain tuples (cheaper to pickle)."""
     out: list[_Mined] = []
-    for text, record_id in texts:
-        result = _mine_one(text, record_id, seed, max_per_type, miner)
+    for text, record_id, sample in texts:
+        result = _mine_one(text, record_id, seed, max_per_type, miner, sample)
         if isinstance(result, str):
             out.append(result)
         else:
@@ -154,7 +165,9 @@ class RulesEngine(QueuedEngine):
             except (EOFError, OSError) as exc:  # the worker died (killed, out of memory): no answer will come
                 raise self._died(w) from exc
             requests, w.requests = w.requests, None
-            out.extend(self._answer(req, self._from_worker(res)) for req, res in zip(requests, results))
+            mined = iter(results)  # each request's samples, in order
+            for req in requests:
+                out.append(self._answer(req, [self._from_worker(next(mined)) for _ in range(req.n)]))
         return out
 
     def _dispatch(self) -> None:
@@ -173,15 +186,15 @@ class RulesEngine(QueuedEngine):
             if w.requests is not None:
                 continue
             requests: list[Request] = []
-            texts: list[tuple[str, str]] = []
-            while self._queue and len(requests) < per_task:
+            texts: list[tuple[str, str, int]] = []
+            while self._queue and len(texts) < per_task:
                 req = self._queue.popleft()
                 text = self._text(req)
                 if text is None:  # nothing to mine: answered without a worker
-                    self._answered.append(self._answer(req, _NO_CONTEXT))
+                    self._answered.append(self._answer(req, [_NO_CONTEXT]))
                 else:
                     requests.append(req)
-                    texts.append((text, req.record_id))
+                    texts.extend((text, req.record_id, i) for i in range(req.n))
             if not requests:
                 continue
             try:
@@ -204,11 +217,14 @@ class RulesEngine(QueuedEngine):
         # string inside the text from the real opening of the block
         return req.context if req.context is not None else last_context(req.prompt)
 
-    def _mine_here(self, req: Request) -> MineResult | str:
+    def _mine_here(self, req: Request) -> list[MineResult | str]:
         text = self._text(req)
         if text is None:
-            return _NO_CONTEXT
-        return _mine_one(text, req.record_id, self.config.seed, self.max_per_type, self.miner)
+            return [_NO_CONTEXT]
+        return [
+            _mine_one(text, req.record_id, self.config.seed, self.max_per_type, self.miner, i)
+            for i in range(req.n)
+        ]
 
     @staticmethod
     def _from_worker(mined: _Mined) -> MineResult | str:
@@ -218,11 +234,16 @@ class RulesEngine(QueuedEngine):
         return MineResult([QAPair(q, a, t) for q, a, t in pairs], skip)
 
     @staticmethod
-    def _answer(req: Request, result: MineResult | str) -> Generation:
-        if isinstance(result, str):
-            return Generation(req.key, "", "error", error=result)
-        extra = {"skip_reason": result.skip_reason} if not result.pairs and result.skip_reason else {}
-        return Generation(req.key, serialize_pairs(result.pairs), "stop", pairs=result.pairs, extra=extra)
+    def _answer(req: Request, results: list[MineResult | str]) -> Generation:
+        """One generation for a request: its samples' pairs, or the first error (which fails them all)."""
+        samples = []
+        for result in results:
+            if isinstance(result, str):
+                return Generation(req.key, "", "error", error=result)
+            extra = {"skip_reason": result.skip_reason} if not result.pairs and result.skip_reason else {}
+            pairs = result.pairs
+            samples.append(Generation(req.key, serialize_pairs(pairs), "stop", pairs=pairs, extra=extra))
+        return Generation.of_samples(samples)
 
     def describe(self) -> dict[str, Any]:
         # The generic description names the default LLM synthesizer, which the rules engine never uses.
