@@ -8,7 +8,8 @@ A map stage on the platform runner (:func:`instructpt.stages.run_map_stage`): ea
 one document with the seeded template inventory. Same input + seed + inventory -> the same bytes, whatever the
 order or number of workers. Resumable and fingerprinted like every stage; malformed records go to ``rejects/``
 with their reason. A chain whose records carry kept input fields (synthesize ``--keep-fields``) keeps them, with
-each source document's ``source``, in ``source_fields``. Progress counts chains; its ETA comes from the input
+each source document's ``source``, in ``source_fields``. With ``--filter``, the pairs that fail the quality rules of
+``instructpt filter`` (options under ``--filter.*``) are left out first, each to ``rejects/``. Progress counts chains; its ETA comes from the input
 shards (how many chains a shard holds is not known before it is read).
 """
 
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from instructpt.config import option
 from instructpt.errors import ConfigError
+from instructpt.filter.options import PairChecker, RuleOptions
 from instructpt.io.shards import STRIDE, ShardFile, read_records, stage_shards
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
@@ -29,6 +31,21 @@ from instructpt.stages import ShardedOptions, ShardPlan, ShardResult, Summary, r
 from instructpt.templates import DEFAULT_LAYOUT_WEIGHTS, TemplifyOptions, inventory_fingerprint, render_chain
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairFilter(RuleOptions):
+    """templify --filter: pairs that fail the quality rules of instructpt filter are dropped before rendering."""
+
+    enabled: bool = option(
+        False,
+        "Drop the pairs that fail the quality rules of `instructpt filter` before rendering (each to rejects/ "
+        "with its rule; the thresholds are this section's options).",
+        aliases=("--filter",),
+    )
+
+    def __post_init__(self) -> None:
+        self.check()
 
 
 @dataclass
@@ -47,6 +64,7 @@ class TemplifyConfig(ShardedOptions):
     fewshot_rationale_prob: float = option(
         0.5, "inline_fewshot layout: chance the test item keeps its rationale."
     )
+    filter: PairFilter = field(default_factory=PairFilter)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,6 +96,8 @@ class TemplifyConfig(ShardedOptions):
                 fp[key] = getattr(self, key)
         if len(self.inputs) > 1:
             fp["shard_numbers"] = f"input * {STRIDE} + synthesize shard"
+        if self.filter.enabled:
+            fp["filter"] = self.filter.rules_fingerprint()
         return fp
 
 
@@ -108,6 +128,7 @@ class Templify:
         self, config: TemplifyConfig, shards: Sequence[ShardFile] = (), plan: ShardPlan | None = None
     ) -> None:
         self.config, self.options = config, config.options
+        self.checker = PairChecker(config.filter) if config.filter.enabled else None
         plan = plan or ShardPlan()
         owned = [sh.index for sh in shards if plan.owns(sh.index)]
         self._owned_after = {index: len(owned) - k - 1 for k, index in enumerate(owned)}
@@ -116,6 +137,9 @@ class Templify:
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult:
         stats, rejects, docs = Stats(), list[Reject](), list[dict[str, Any]]()
         for chain in _chains(read_records(shard.path, SynthRecord.from_row, "templify"), rejects):
+            stats.add("pairs_in", sum(len(r.pairs) for r in chain))
+            if self.checker is not None:
+                chain = _filtered(self.checker, chain, stats, rejects)
             doc = self._render(chain, stats)
             docs.append(doc.to_dict())
             progress.update(docs=1, pairs=doc.n_pairs)
@@ -133,7 +157,6 @@ class Templify:
         )
         stats.add("chains_in")
         stats.add("records_in", len(chain))
-        stats.add("pairs_in", sum(len(r.pairs) for r in chain))
         stats.add("pairs_out", rendered.n_pairs)
         stats.add("raw_only", int(rendered.raw_only))
         stats.update("drops", rendered.drops)
@@ -155,6 +178,24 @@ class Templify:
             piece_ids=rendered.piece_ids,
             source_fields=_source_fields(chain),
         )
+
+
+def _filtered(
+    checker: PairChecker, chain: list[SynthRecord], stats: Stats, rejects: list[Reject]
+) -> list[SynthRecord]:
+    """templify --filter: each record's pairs that fail a rule (or score low) left out of rendering."""
+    out = []
+    for r, bad in zip(
+        chain, checker.failures([(r.text, [(p.question, p.answer) for p in r.pairs]) for r in chain])
+    ):
+        for i, (reason, detail) in sorted(bad.items()):
+            rejects.append(
+                Reject(f"{r.id}#pair{i}", r.source, reason, detail, "templify", r.pairs[i].to_dict())
+            )
+            stats.count("filtered", reason)
+        stats.add("pairs_filtered", len(bad))
+        out.append(replace(r, pairs=[p for i, p in enumerate(r.pairs) if i not in bad]) if bad else r)
+    return out
 
 
 def _source_fields(chain: list[SynthRecord]) -> dict[str, dict[str, Any]]:
