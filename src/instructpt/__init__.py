@@ -49,6 +49,8 @@ _STAGES = {
     "EvaluateSynthesizerConfig": ("instructpt.evaluate.synthesizer", "EvaluateSynthesizerConfig"),
     "report": ("instructpt.report.run", "report"),
     "ReportConfig": ("instructpt.report.run", "ReportConfig"),
+    "verify": ("instructpt.verify", "verify"),
+    "VerifyConfig": ("instructpt.verify", "VerifyConfig"),
     "Summary": ("instructpt.stages", "Summary"),
     "ShardPlan": ("instructpt.stages", "ShardPlan"),
 }
@@ -68,6 +70,7 @@ __all__ = [
     "SynthesizeConfig",
     "TemplifyConfig",
     "TrainSynthesizerConfig",
+    "VerifyConfig",
     "__version__",
     "decontaminate",
     "demo",
@@ -81,6 +84,7 @@ __all__ = [
     "synthesize",
     "templify",
     "train_synthesizer",
+    "verify",
 ]
 
 if TYPE_CHECKING:
@@ -98,6 +102,7 @@ if TYPE_CHECKING:
     from instructpt.synthesizer.run import synthesize
     from instructpt.templates.run import TemplifyConfig, templify
     from instructpt.train_synthesizer.run import TrainSynthesizerConfig, train_synthesizer
+    from instructpt.verify import VerifyConfig, verify
 
 
 def __getattr__(name: str) -> Any:

@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.report.run",
         "Any run directory -> a self-contained HTML report and a Markdown card with plots.",
     ),
+    "verify": (
+        "instructpt.verify",
+        "A synthesize output directory -> whether every input record is in it exactly once (exit 3 if not).",
+    ),
     "export": (
         "instructpt.pretrain.export",
         "A training checkpoint (sharded or not) -> an HF model directory.",

@@ -15,10 +15,13 @@ command table, ``configs/<stage>.yaml`` and tests: docs/adding-a-stage.md.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from instructpt.config import option
@@ -28,6 +31,7 @@ from instructpt.io.shards import FORMATS, ShardedOutput, ShardFile
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import Reject
+from instructpt.scale.ray import RayOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,17 @@ class ShardedOptions(RunOptions):
     inputs: list[str] = option([], "Input files or directories.", positional=True)
     format: str = option("jsonl", "Output shard format.", choices=FORMATS)
     progress: bool = option(True, "Show a progress bar (log lines when not on a terminal).")
+    world_size: int | None = option(
+        None,
+        "Split the shards over this many independent processes writing into one output directory (default: "
+        "SLURM_ARRAY_TASK_COUNT, else WORLD_SIZE, else 1).",
+    )
+    rank: int | None = option(
+        None,
+        "This process's part, 0 .. world size - 1: it does shard i when i mod world size is the rank (default: "
+        "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, else RANK, else 0).",
+    )
+    ray: RayOptions = field(default_factory=RayOptions)
 
     INPUTS: ClassVar[str] = "a file, directory or glob"  # what an INPUT is, in the error when none is given
 
@@ -63,6 +78,12 @@ class ShardedOptions(RunOptions):
         super().__post_init__()
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+        self.shard_plan()  # a bad rank or world size is named now
+
+    def shard_plan(self, environ: Mapping[str, str] | None = None) -> ShardPlan:
+        """The shards this process owns: ``--rank``/``--world-size``, else a Slurm job array's task, else
+        torchrun-style ``RANK``/``WORLD_SIZE``, else all of them."""
+        return plan_from(self.rank, self.world_size, os.environ if environ is None else environ)
 
 
 # ---- who does which shard ----
@@ -81,6 +102,39 @@ class ShardPlan:
 
     def owns(self, index: int) -> bool:
         return index % self.world_size == self.rank
+
+
+def plan_from(rank: int | None, world_size: int | None, environ: Mapping[str, str]) -> ShardPlan:
+    """A :class:`ShardPlan` from flags (either may be None) and the environment of a Slurm job array
+    (``SLURM_ARRAY_TASK_ID``/``_COUNT``/``_MIN``) or of torchrun (``RANK``/``WORLD_SIZE``), in that order."""
+
+    def number(name: str) -> int | None:
+        value = environ.get(name, "").strip()
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"environment variable {name}={value!r} is not a whole number") from None
+
+    task, count = number("SLURM_ARRAY_TASK_ID"), number("SLURM_ARRAY_TASK_COUNT")
+    env: tuple[int | None, int | None] = (None, None)
+    if task is not None and count is not None:
+        env = (task - (number("SLURM_ARRAY_TASK_MIN") or 0), count)
+    elif number("WORLD_SIZE") is not None:
+        env = (number("RANK"), number("WORLD_SIZE"))
+    world = world_size if world_size is not None else env[1]
+    if world is None or world == 1:
+        if rank not in (None, 0):
+            raise ConfigError(f"--rank {rank} needs --world-size (or a Slurm array / RANK and WORLD_SIZE)")
+        return ShardPlan(0, 1 if world is None else world)
+    me = rank if rank is not None else env[0]
+    if me is None:
+        raise ConfigError(f"--world-size {world} needs --rank (or SLURM_ARRAY_TASK_ID / RANK)")
+    try:
+        return ShardPlan(me, world)
+    except ConfigError as exc:
+        raise ConfigError(f"--rank/--world-size: {exc}") from None
 
 
 # ---- what a stage returns ----
@@ -178,14 +232,15 @@ def summarize(
         derive(merged["counts"]) if derive else {},
         str(out.root),
     )
-    if out.written or not (out.root / "stats.json").exists():
+    alone = plan is None or plan.world_size == 1  # with ranks, the shards of the others may still be running
+    # with ranks, the rank whose merge holds the most finished shards wins (whichever finishes last)
+    if (out.written and alone) or _stale(out.root / "stats.json", run.shards_total):
         out.write_summary(summary)
         from instructpt.io.card import write_card
 
         write_card(out.root, out.stage, summary.counts)
     # documents that came out of the work itself (synthesize --fraction passes some through untouched)
     made = summary.counts.get("docs_out", 0) - summary.counts.get("docs_passed_through", 0)
-    alone = plan is None or plan.world_size == 1  # with ranks, the shards of the others may still be running
     if alone and summary.counts.get("rejected") and made <= 0:
         reasons = summary.by.get("rejects", {})
         # mostly failed requests: the engine's fault (exit 5), not the input's (exit 3)
@@ -195,6 +250,16 @@ def summarize(
             f"each one is in {out.root}/rejects/ with its reason"
         )
     return summary
+
+
+def _stale(stats: Path, shards: int) -> bool:
+    """Whether ``stats.json`` is missing, or covers fewer finished shards than there are now (ranks that finished
+    after the last one that wrote it): a later run with nothing left to do then writes the whole merge."""
+    try:
+        written = json.loads(stats.read_text())["run"]["shards_total"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return not isinstance(written, int) or written < shards
 
 
 def open_output(
@@ -238,6 +303,23 @@ class MapStage(Protocol):
     def map_shard(self, shard: ShardFile, progress: Progress) -> ShardResult: ...
 
 
+class MapWorker:
+    """A map stage and its output directory in a Ray actor: one input shard per call, written as a local run
+    writes it; returns (records written, pairs written)."""
+
+    def __init__(
+        self, stage: MapStage, config: ShardedOptions, fingerprint: dict[str, Any], kw: dict[str, Any]
+    ):
+        self.stage = stage
+        self.out = ShardedOutput(config.output, stage.name, fingerprint, config.format, **kw)
+        self.out.config = config
+
+    def __call__(self, shard: ShardFile, marker: str) -> tuple[int, int]:
+        result = self.stage.map_shard(shard, Progress(self.stage.name, enabled=False, unit=self.stage.unit))
+        self.out.write_shard(shard.index, result.records, result.rejects, result.stats, marker=marker)
+        return len(result.records), int(result.stats.counts.get("pairs_out", 0))
+
+
 def run_map_stage(
     stage: MapStage,
     config: ShardedOptions,
@@ -249,11 +331,12 @@ def run_map_stage(
 
     Each output shard has the number of its input shard and records the input's digest in its completion
     marker: a re-run skips shards whose input is unchanged and redoes those whose input changed since."""
-    plan = plan or ShardPlan()
+    plan = plan or config.shard_plan()
     out = open_output(config, stage.name, fingerprint, plan, renamed=stage.renamed)
     progress = Progress(stage.name, enabled=config.progress, unit=stage.unit)
     resumed = len(out.completed_shards())
     start = time.monotonic()
+    todo: list[tuple[ShardFile, str]] = []
     for shard in shards:
         if not plan.owns(shard.index):
             continue
@@ -264,8 +347,22 @@ def run_map_stage(
             log.info("%s changed since it was processed; processing it again", shard.path)
             out.reopen(shard.index)
             resumed -= 1
-        result = stage.map_shard(shard, progress)
-        out.write_shard(shard.index, result.records, result.rejects, result.stats, marker=made_from)
+        todo.append((shard, made_from))
+    startup = 0.0
+    if config.ray.enabled and todo:
+        from instructpt.scale.ray import run_on_ray
+
+        def done(result: tuple[int, int]) -> None:
+            progress.update(docs=result[0], pairs=result[1])
+
+        args = (stage, config, fingerprint, {"renamed": stage.renamed})
+        startup = run_on_ray(config.ray, MapWorker, args, todo, done)
+    else:
+        for shard, made_from in todo:
+            result = stage.map_shard(shard, progress)
+            out.write_shard(shard.index, result.records, result.rejects, result.stats, marker=made_from)
     progress.close()
-    run = RunInfo(stage.unit, progress.docs, time.monotonic() - start, shards_resumed=resumed)
+    run = RunInfo(
+        stage.unit, progress.docs, time.monotonic() - start - startup, startup, shards_resumed=resumed
+    )
     return summarize(out, run, stage.headline, plan=plan)

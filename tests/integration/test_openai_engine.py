@@ -136,6 +136,16 @@ def test_several_samples_are_asked_as_n_choices_in_index_order(serve, engine_for
             assert s.prompt_tokens == len(req.prompt_ids)
 
 
+def test_a_server_that_ignores_n_fails_the_request_at_once(serve, engine_for, codec, monkeypatch) -> None:
+    monkeypatch.setattr(FaultServer, "completion", lambda self, body, prompt: {
+        "choices": [{"index": 0, "text": canned_completion(prompt), "finish_reason": "stop"}]})  # fmt: skip
+    server = serve()
+    (gen,) = engine_for(server, temperature=0.7).generate(
+        [dataclasses.replace(requests_for(codec, 1)[0], n=2)]
+    )
+    assert not gen.ok and "1 of 2 choices" in (gen.error or "") and len(server.requests) == 1
+
+
 def test_return_token_ids_asks_for_and_keeps_the_generated_ids(serve, engine_for, codec) -> None:
     reqs = requests_for(codec, 3)
     server = serve(encode=codec.encode)

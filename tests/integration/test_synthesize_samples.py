@@ -223,3 +223,70 @@ def test_parquet_output_has_the_sample_column_only_with_samples(tmp_path: Path) 
     assert "sample" not in pq.read_schema(first).names
     rows = [r for p in sorted((Path(three.output) / "data").glob("*.parquet")) for r in read_shard(p)]
     assert sorted(r["sample"] for r in rows) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_sample_record_ids_never_collide_with_input_ids(tmp_path: Path) -> None:
+    """--keep all names the other samples ID@sI; with --id-field an input record may hold such an id already:
+    the document whose sample would take it is rejected as a duplicate id, as a clashing piece name is."""
+    rows = [{"id": "a", "text": TEXTS[0]}, {"id": "a@s1", "text": TEXTS[1]}]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _config(tmp_path, corpus, id_field="id", num_samples=2, keep="all", rounds=1)
+    synthesize(cfg)
+    ids = [r["id"] for r in _records(cfg.output)]
+    assert len(ids) == len(set(ids)) and "a" not in ids and "a@s1@s1" in ids
+    rejects = [json.loads(line) for p in (Path(cfg.output) / "rejects").glob("*") for line in p.open()]
+    assert [(r["id"], r["reason"]) for r in rejects] == [("a", "duplicate_id")]
+
+
+def test_union_keeps_all_of_sample_0_and_counts_what_it_leaves_out(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    every = _config(tmp_path, corpus, "all", num_samples=3, keep="all")
+    union = _config(tmp_path, corpus, "union", num_samples=3, keep="union")
+    synthesize(every)
+    synthesize(union)
+    first = {r["doc_id"]: r["pairs"] for r in _records(every.output) if r["sample"] == 0}
+    for r in _records(union.output):
+        assert r["pairs"][: len(first[r["doc_id"]])] == first[r["doc_id"]]
+
+
+def test_counters_cover_every_sample(tmp_path: Path) -> None:
+    """generated_tokens counts every sample's tokens; records_without_pairs counts --keep all's records too."""
+    corpus = _corpus(tmp_path / "c.jsonl", copies=1)
+
+    def sample(req: Request, i: int) -> str:
+        words = last_context(req.prompt).split()
+        return (
+            f"<QUE> What does the text begin with? <ANS> {' '.join(words[: 3 + i])} </END>"
+            if i < 2
+            else "no pairs"
+        )
+
+    engine = ScriptedEngine(
+        codec=WordCodec(), config=EngineConfig(name="transformers", model="m"), samples=sample
+    )
+    cfg = _config(tmp_path, corpus, num_samples=3, keep="all", rounds=1, shard_size=10)
+    counts = synthesize(cfg, engine=engine).counts
+    expected = sum(len(WordCodec().encode(sample(req, i))) + 1 for req in engine.seen for i in range(3))
+    assert counts["generated_tokens"] == expected
+    assert (counts["records_out"], counts["records_without_pairs"]) == (9, 3)
+
+
+def test_the_in_flight_token_bound_counts_every_sample(tmp_path: Path) -> None:
+    """Each request costs its prompt + K x max-new-tokens: a bound two one-sample requests fit in holds one
+    three-sample request at a time."""
+    corpus = _corpus(tmp_path / "c.jsonl", copies=2)
+
+    class Batches(ScriptedEngine):
+        sizes: list[int] = []
+
+        def submit(self, requests) -> None:
+            Batches.sizes.append(len(requests))
+            super().submit(requests)
+
+    for k, first in ((1, 2), (3, 1)):
+        Batches.sizes = []
+        cfg = _config(tmp_path, corpus, f"k{k}", num_samples=k, rounds=1, shard_size=10, max_inflight_tokens="1000",
+                      engine=EngineConfig(name="rules", max_new_tokens=300))  # fmt: skip
+        synthesize(cfg, engine=Batches(codec=WordCodec(), config=cfg.engine))
+        assert Batches.sizes[0] == first

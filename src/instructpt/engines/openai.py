@@ -381,7 +381,10 @@ class OpenAIEngine(Engine):
         if request.n == 1:
             return self._choice(request, data, choices[0])
         if len(choices) != request.n:
-            raise _Retryable(f"invalid response: {len(choices)} of {request.n} choices")
+            raise _Fatal(
+                f"the server returned {len(choices)} of {request.n} choices: does it support n "
+                "(--num-samples)?"
+            )
         # per-sample counts: usage sums the choices' completion tokens, so each sample counts its own
         samples = [self._choice(request, {**data, "usage": {}}, c) for c in choices]
         usage = data.get("usage")

@@ -123,9 +123,13 @@ class StepResult:
                 if p.task_type:
                     stats.count("task_types", p.task_type)
         stats.add("reused_generations", int(self.reused_generation))
-        if not rec.pairs:
-            stats.add("records_without_pairs")
-            stats.count("no_pairs_reason", self.skip_reason or "no_valid_pair")
+        reasons = [self.skip_reason] + [
+            s.gen.extra.get("skip_reason") for s in (self.kept.others if self.kept else [])
+        ]
+        for r, reason in zip(records, reasons):
+            if not r.pairs:
+                stats.add("records_without_pairs")
+                stats.count("no_pairs_reason", reason or "no_valid_pair")
         if self.kept is not None:
             count_samples(stats, self.samples, self.kept)
 

@@ -79,8 +79,9 @@ class SynthesizeConfig(ShardedOptions):
     fraction_seed: int = option(0, "Seed of the --fraction pick.")
     num_samples: int = option(
         1,
-        "Generations per text (vLLM/OpenAI n, transformers num_return_sequences, rules: one seed each), sample i "
-        "seeded by (seed, record id, i); more than 1 needs --temperature > 0, except with --engine rules.",
+        "Generations per text, drawn from the record's seed (vLLM/OpenAI n: sample i with seed + i; transformers: "
+        "num_return_sequences in one seeded call; rules: one seed per sample); more than 1 needs --temperature "
+        "> 0, except with --engine rules.",
     )
     keep: str = option(
         "best",

@@ -22,7 +22,18 @@ def check_ids(
     """Documents, rejects, and the id hashes this shard keeps for the shards after it (with --id-field).
 
     Ids seed and name everything downstream: a repeated one is rejected, in this shard or a later one."""
-    docs, rejects, seen = [], [], set()
+    marked, kept = mark_repeated(chunk, earlier_ids)
+    docs = [d for d in marked if isinstance(d, RawDoc)]
+    return docs, [d for d in marked if isinstance(d, Reject)], kept
+
+
+def mark_repeated(
+    chunk: list[RawDoc | Reject], earlier_ids: SeenIds | None
+) -> tuple[list[RawDoc | Reject], list[int]]:
+    """The shard's records in order, each with an id seen before (in this shard, or in ``earlier_ids``) turned
+    into a ``duplicate_id`` reject; and the id hashes the shard keeps (with ``earlier_ids``)."""
+    out: list[RawDoc | Reject] = []
+    seen: set[str] = set()
     kept: list[int] = []
     for d in chunk:
         repeated = None
@@ -38,28 +49,29 @@ def check_ids(
             d = Reject(d.id, d.source, "duplicate_id", repeated, "read", {"id": d.id, "text": d.text})
         if isinstance(d, RawDoc):
             seen.add(d.id)
-            docs.append(d)
-        else:
-            rejects.append(d)
-    return docs, rejects, kept
+        out.append(d)
+    return out, kept
 
 
 def check_piece_ids(
-    items: list[Item], docs: list[RawDoc], kept: list[int], earlier_ids: SeenIds | None
+    items: list[Item], docs: list[RawDoc], kept: list[int], earlier_ids: SeenIds | None, samples: int = 1
 ) -> tuple[list[Item], list[Reject]]:
-    """Pieces of a split text are named ``ID#k``; with --id-field such a name may already be another record's
-    id (in this shard or an earlier one). Then the split document is rejected as ``duplicate_id``; the names of
-    the pieces that are kept count as used ids for later shards. (Derived ids never end in ``#k``.)"""
+    """Pieces of a split text are named ``ID#k``, and further samples (``--keep all``) ``ID@sI``; with --id-field
+    such a name may already be another record's id (in this shard or an earlier one). Then the document is
+    rejected as ``duplicate_id``; the names that are kept count as used ids for later shards. (Derived ids never
+    end in ``#k`` or ``@sI``.)"""
     if earlier_ids is None:
         return items, []
     taken = {d.id for d in docs}
     clash: dict[str, str] = {}
-    for it in items:
-        if it.id != it.doc_id and (it.id in taken or id_hash(it.id) in earlier_ids):
-            clash.setdefault(it.doc_id, it.id)
+    every, names = items, [_names(it, samples) for it in items]
+    for it, own in zip(every, names):
+        for name in own:
+            if name in taken or id_hash(name) in earlier_ids:
+                clash.setdefault(it.doc_id, name)
     rejects = [
-        Reject(d.id, d.source, "duplicate_id", f"its piece id {clash[d.id]!r} is another record's id", "read",
-               {"id": d.id, "text": d.text})
+        Reject(d.id, d.source, "duplicate_id", f"its record id {clash[d.id]!r} (a piece or sample) is another "
+               "record's id", "read", {"id": d.id, "text": d.text})
         for d in docs
         if d.id in clash
     ]  # fmt: skip
@@ -67,8 +79,14 @@ def check_piece_ids(
         gone = {id_hash(doc_id) for doc_id in clash}
         kept[:] = [h for h in kept if h not in gone]
         items = [it for it in items if it.doc_id not in clash]
-    kept.extend(id_hash(it.id) for it in items if it.id != it.doc_id)
+    kept.extend(id_hash(name) for it, own in zip(every, names) if it.doc_id not in clash for name in own)
     return items, rejects
+
+
+def _names(item: Item, samples: int) -> list[str]:
+    """The record ids an item's output takes besides its document's: its piece name, its samples' names."""
+    own = [item.id] if item.id != item.doc_id else []
+    return own + [f"{item.id}@s{i}" for i in range(1, samples)]
 
 
 def selected(record_id: str, fraction: float, seed: int) -> bool:

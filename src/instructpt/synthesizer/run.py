@@ -40,7 +40,7 @@ from instructpt.records import RawDoc, Reject, SynthRecord, synth_record_schema
 from instructpt.stages import RunInfo, ShardPlan, Summary, open_output, summarize
 from instructpt.synthesizer.chains import ChainRunner, StepResult, count_splits, make_items
 from instructpt.synthesizer.config import SynthesizeConfig
-from instructpt.synthesizer.ids import check_ids, check_piece_ids, passed_through, selected
+from instructpt.synthesizer.ids import check_ids, check_piece_ids, mark_repeated, passed_through, selected
 from instructpt.synthesizer.samples import SamplePolicy
 from instructpt.wire import context_block
 
@@ -66,10 +66,15 @@ class Synthesizer:
         self, config: SynthesizeConfig, engine: Engine, out: ShardedOutput, plan: ShardPlan | None = None
     ) -> None:
         self.config, self.engine, self.out = config, engine, out
-        self.plan = plan or ShardPlan()
+        self.plan = plan or config.shard_plan()
         if self.plan.world_size > 1 and config.id_field:
-            # a repeated id is found by remembering the ids of every earlier shard, which another rank holds
-            raise ConfigError("--id-field cannot be checked for repeats across ranks; run it with one rank")
+            # a repeated id is found by remembering the ids of every earlier shard this rank did; the other
+            # ranks' shards are not read here: `instructpt verify` finds repeats across ranks
+            log.warning(
+                "--id-field with %d ranks: a repeated id is rejected when this rank saw it before; "
+                "run `instructpt verify` afterwards to find ids repeated across ranks",
+                self.plan.world_size,
+            )
         self.codec = engine.codec
         e = config.engine
         self.budget: int | None = None
@@ -103,16 +108,12 @@ class Synthesizer:
 
     # ---- reading and preparing shards ----
     def _shards(self) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
-        stream = read_docs(self.config.inputs, replace(self.config.read_options, meter=self.meter))
-        if self.config.limit is not None:
-            stream = islice(stream, self.config.limit)
-        index = read = 0
-        while chunk := list(islice(stream, self.config.shard_size)):
+        read = 0
+        for index, chunk in input_shards(self.config, self.meter):
             read += len(chunk)
             if self.meter is not None and self.meter.fraction() > 0:  # records so far / share of bytes read
                 self.progress.estimate(max(read, round(read / self.meter.fraction())))
             yield index, chunk
-            index += 1
         self.progress.estimate(read, approximate=False)  # every record is read: the total is known
 
     def _retry(self, index: int) -> bool:
@@ -150,8 +151,9 @@ class Synthesizer:
         if passed:  # --fraction: the other documents pass through as raw records, never sent to the engine
             docs = [d for d in docs if selected(d.id, c.fraction, c.fraction_seed)]
             stats.add("docs_passed_through", len(passed))
+        samples = c.num_samples if c.keep == "all" else 1  # the other samples' records take ids ID@sI
         items, clashes = check_piece_ids(
-            make_items(docs, self.codec, self.budget), docs, kept, self.earlier_ids
+            make_items(docs, self.codec, self.budget), docs, kept, self.earlier_ids, samples
         )
         count_splits(docs, items, stats)
         rejects += clashes
@@ -179,8 +181,9 @@ class Synthesizer:
         return _Shard(index, runners, rejects, stats, [[] for _ in runners], len(runners), kept, passed)
 
     # ---- the scheduling loop ----
-    def run(self) -> None:
-        shards = self._shards()
+    def run(self, shards: Iterator[tuple[int, list[RawDoc | Reject]]] | None = None) -> None:
+        """Synthesize the input's shards (or ``shards``: (index, records) given by a caller, e.g. a Ray driver)."""
+        shards = shards if shards is not None else self._shards()
         open_shards: dict[int, _Shard] = {}
         ready: deque[tuple[int, int]] = deque()  # (shard index, runner index) with a step to submit
         inflight: dict[tuple[int, int], int] = {}  # -> prompt + max new tokens
@@ -275,9 +278,8 @@ class Synthesizer:
         n_pairs = sum(len(rec.pairs) for rec in result.records)
         item = runner.items[runner.next_index - 1]
         # progress counts input records, as its total does: a split text when its last piece is done
-        self.progress.update(
-            docs=int(item.piece == item.n_pieces - 1), pairs=n_pairs, tokens=gen.generated_tokens
-        )
+        tokens = sum(s.generated_tokens for s in gen.samples)
+        self.progress.update(docs=int(item.piece == item.n_pieces - 1), pairs=n_pairs, tokens=tokens)
         if runner.done:
             shard.active -= 1
             if shard.active == 0:
@@ -328,15 +330,13 @@ def synthesize(
 
     ``engine``: an engine already built (it is left open); by default one is built from ``config.engine`` and
     closed at the end. Its start-up and shutdown are timed apart from the work."""
-    # fail on a missing input, or one without the text column, before loading a model
-    files = input_files(config.inputs, (config.output,))
-    check_columns(config.inputs, config.read_options)
-    fp = config.fingerprint()
-    out = open_output(
-        config, "synthesize", fp, plan, renamed=RENAMED, inputs=files,
-        schema=functools.partial(synth_record_schema, samples=config.num_samples > 1),
-    )  # fmt: skip
+    plan = plan or config.shard_plan()
+    out = open_synth_output(config, plan)
     already = len(out.completed_shards())
+    if config.ray.enabled:
+        if engine is not None:
+            raise ConfigError("with --ray the actors build their engines: pass no engine")
+        return _on_ray(config, out, plan, already)
     own_engine = engine is None
     t0 = time.monotonic()
     engine = engine or load_engine(config.engine)
@@ -352,6 +352,91 @@ def synthesize(
     run = RunInfo("docs", synth.progress.docs, t2 - t1, t1 - t0, t3 - t2)
     run.shards_resumed, run.shards_retried = already - synth.retried, synth.retried
     return summarize(out, run, HEADLINE, _derived, plan)
+
+
+def open_synth_output(config: SynthesizeConfig, plan: ShardPlan | None = None) -> ShardedOutput:
+    """The run directory, created or checked for resume; a missing input, or one without the text column, fails
+    here, before a model is loaded."""
+    files = input_files(config.inputs, (config.output,))
+    check_columns(config.inputs, config.read_options)
+    return open_output(
+        config, "synthesize", config.fingerprint(), plan, renamed=RENAMED, inputs=files,
+        schema=functools.partial(synth_record_schema, samples=config.num_samples > 1),
+    )  # fmt: skip
+
+
+def _on_ray(config: SynthesizeConfig, out: ShardedOutput, plan: ShardPlan, already: int) -> Summary:
+    """The driver of a run on Ray: reads and cuts the input, decides repeated ids in shard order (as one process
+    would), and hands each unfinished shard to the actors (scale/ray.py); then merges the stats."""
+    from instructpt.scale.ray import run_on_ray
+
+    if config.retry_errors:
+        raise ConfigError("--retry-errors is not supported with --ray yet: run it without --ray")
+    total, meter = _progress_total(config)
+    progress = Progress("synthesize", total=total, enabled=config.progress, unit="docs")
+    earlier = SeenIds() if config.id_field else None
+
+    def shards() -> Iterator[tuple[int, list[RawDoc | Reject]]]:
+        for index, chunk in input_shards(config, meter):
+            if not plan.owns(index):
+                progress.exclude(len(chunk))
+            elif out.is_done(index):
+                packed = out.read_ids(index) if earlier is not None else None
+                if earlier is not None and packed is not None:
+                    earlier.add_many(unpack(packed))
+                progress.skip(len(chunk))
+            else:
+                if earlier is not None:
+                    chunk, kept = mark_repeated(chunk, earlier)
+                    earlier.add_many(kept)
+                yield index, chunk
+
+    def done(result: tuple[int, int]) -> None:
+        progress.update(docs=result[0], pairs=result[1])
+
+    start = time.monotonic()
+    startup = run_on_ray(
+        config.ray, ShardWorker, (config,), shards(), done, gpus=lambda ray: _gpus(ray, config)
+    )
+    progress.close()
+    run = RunInfo("docs", progress.docs, time.monotonic() - start - startup, startup)
+    run.shards_resumed = already
+    return summarize(out, run, HEADLINE, _derived, plan)
+
+
+class ShardWorker:
+    """An engine replica and the output directory in a Ray actor: synthesizes one shard of records per call (with
+    --id-field the driver has turned repeated ids into rejects already); returns (records read, pairs made)."""
+
+    def __init__(self, config: SynthesizeConfig) -> None:
+        config = replace(config, progress=False)
+        self.synth = Synthesizer(config, load_engine(config.engine), open_synth_output(config))
+
+    def __call__(self, index: int, chunk: list[RawDoc | Reject]) -> tuple[int, int]:
+        before = self.synth.progress.pairs
+        self.synth.run(iter([(index, chunk)]))
+        return len(chunk), self.synth.progress.pairs - before
+
+
+def _gpus(ray: Any, config: SynthesizeConfig) -> float:
+    """GPUs per engine replica: vLLM's tensor parallel size, 1 for transformers where the cluster has GPUs."""
+    e = config.engine
+    if e.name == "vllm":
+        return float(e.vllm.tensor_parallel_size)
+    return 1.0 if e.name == "transformers" and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def input_shards(
+    config: SynthesizeConfig, meter: ReadMeter | None = None
+) -> Iterator[tuple[int, list[RawDoc | Reject]]]:
+    """The input records cut into shards of ``--shard-size`` (bad records included, so boundaries never move)."""
+    stream = read_docs(config.inputs, replace(config.read_options, meter=meter))
+    if config.limit is not None:
+        stream = islice(stream, config.limit)
+    index = 0
+    while chunk := list(islice(stream, config.shard_size)):
+        yield index, chunk
+        index += 1
 
 
 def _progress_total(config: SynthesizeConfig) -> tuple[int | None, ReadMeter | None]:

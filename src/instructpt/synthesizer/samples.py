@@ -5,8 +5,8 @@ The engine draws K generations for each example (vLLM and OpenAI-compatible serv
 
 - ``best``: the sample with the most pairs that pass the quality rules of :mod:`instructpt.quality.filters` (ties:
   fewer failing or unparsable pairs, then the earlier sample); its pairs are the record's, unchanged.
-- ``union``: the pairs of every sample, an item asked again kept once, as the earliest sample has it: the same
-  question (any case or spacing), or the same answer of four words or more (one fact in another wording).
+- ``union``: sample 0's pairs, then those of each later sample that no earlier sample asked: not the same
+  question (any case or spacing), nor the same answer of four words or more (one fact in another wording).
 - ``all``: sample 0 is the record, and every other sample a further record of the same document
   (``ID@sI``, a chain of its own), each marked with its sample index.
 
@@ -83,13 +83,15 @@ class SamplePolicy:
         for s in samples:
             for reason, n in s.drops.items():
                 drops[reason] = drops.get(reason, 0) + n
-            for p in s.pairs:
+            new: set[tuple[str, str]] = set()
+            for p in s.pairs:  # a sample's own pairs all stay: only what an earlier sample asked is left out
                 keys = _fact_keys(p)
                 if not seen.isdisjoint(keys):
                     repeats += 1
                     continue
-                seen.update(keys)
+                new.update(keys)
                 pairs.append(p)
+            seen |= new
         return Kept(pairs, drops, samples[0].gen, None, False, union_repeats=repeats)
 
     def score(self, text: str, sample: Sample) -> tuple[int, int, int]:

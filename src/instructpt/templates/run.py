@@ -208,6 +208,7 @@ def _source_fields(chain: list[SynthRecord]) -> dict[str, dict[str, Any]]:
 
 def templify(config: TemplifyConfig, plan: ShardPlan | None = None) -> Summary:
     """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
+    plan = plan or config.shard_plan()
     shards = stage_shards(config.inputs, reader="templify", producer="synthesize")
     return run_map_stage(Templify(config, shards, plan), config, config.fingerprint(), shards, plan)
 

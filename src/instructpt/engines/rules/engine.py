@@ -179,7 +179,8 @@ class RulesEngine(QueuedEngine):
             self._pool = [
                 _Worker(self.config.seed, self.max_per_type, self.miner) for _ in range(self.workers)
             ]
-        per_task = max(_MIN_CHUNK, min(_MAX_CHUNK, len(self._queue) // self.workers))
+        queued = sum(r.n for r in self._queue)  # a request mines one text per sample
+        per_task = max(_MIN_CHUNK, min(_MAX_CHUNK, queued // self.workers))
         for w in self._pool:
             if not self._queue:
                 return
