@@ -15,11 +15,12 @@ command table, ``configs/<stage>.yaml`` and tests: docs/adding-a-stage.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -31,6 +32,7 @@ from instructpt.io.shards import FORMATS, ShardedOutput, ShardFile
 from instructpt.io.stats import Stats
 from instructpt.progress import Progress
 from instructpt.records import Reject
+from instructpt.scale.plan import ShardPlan, plan_from
 from instructpt.scale.ray import RayOptions
 
 log = logging.getLogger(__name__)
@@ -84,57 +86,6 @@ class ShardedOptions(RunOptions):
         """The shards this process owns: ``--rank``/``--world-size``, else a Slurm job array's task, else
         torchrun-style ``RANK``/``WORLD_SIZE``, else all of them."""
         return plan_from(self.rank, self.world_size, os.environ if environ is None else environ)
-
-
-# ---- who does which shard ----
-@dataclass(frozen=True)
-class ShardPlan:
-    """The shards one process owns: shard ``i`` belongs to rank ``i % world_size``."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    def __post_init__(self) -> None:
-        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
-            raise ConfigError(
-                f"rank {self.rank} of world size {self.world_size}: need 0 <= rank < world size"
-            )
-
-    def owns(self, index: int) -> bool:
-        return index % self.world_size == self.rank
-
-
-def plan_from(rank: int | None, world_size: int | None, environ: Mapping[str, str]) -> ShardPlan:
-    """A :class:`ShardPlan` from flags (either may be None) and the environment of a Slurm job array
-    (``SLURM_ARRAY_TASK_ID``/``_COUNT``/``_MIN``) or of torchrun (``RANK``/``WORLD_SIZE``), in that order."""
-
-    def number(name: str) -> int | None:
-        value = environ.get(name, "").strip()
-        if not value:
-            return None
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"environment variable {name}={value!r} is not a whole number") from None
-
-    task, count = number("SLURM_ARRAY_TASK_ID"), number("SLURM_ARRAY_TASK_COUNT")
-    env: tuple[int | None, int | None] = (None, None)
-    if task is not None and count is not None:
-        env = (task - (number("SLURM_ARRAY_TASK_MIN") or 0), count)
-    elif number("WORLD_SIZE") is not None:
-        env = (number("RANK"), number("WORLD_SIZE"))
-    world = world_size if world_size is not None else env[1]
-    if world is None or world == 1:
-        if rank not in (None, 0):
-            raise ConfigError(f"--rank {rank} needs --world-size (or a Slurm array / RANK and WORLD_SIZE)")
-        return ShardPlan(0, 1 if world is None else world)
-    me = rank if rank is not None else env[0]
-    if me is None:
-        raise ConfigError(f"--world-size {world} needs --rank (or SLURM_ARRAY_TASK_ID / RANK)")
-    try:
-        return ShardPlan(me, world)
-    except ConfigError as exc:
-        raise ConfigError(f"--rank/--world-size: {exc}") from None
 
 
 # ---- what a stage returns ----
@@ -221,24 +172,17 @@ def summarize(
     """Merge the stats of every finished shard into the summary and write it to ``OUT/stats.json`` (when this run
     wrote a shard, or there is none yet). Raises :class:`InputError` when records came in and every one of them was
     rejected: a run that produced nothing must not look like success."""
-    merged = out.merged_stats().to_dict()
-    run.shards_total = len(out.completed_shards())
-    summary = Summary(
-        out.stage,
-        merged["counts"],
-        merged["by"],
-        run,
-        headline,
-        derive(merged["counts"]) if derive else {},
-        str(out.root),
-    )
     alone = plan is None or plan.world_size == 1  # with ranks, the shards of the others may still be running
-    # with ranks, the rank whose merge holds the most finished shards wins (whichever finishes last)
-    if (out.written and alone) or _stale(out.root / "stats.json", run.shards_total):
-        out.write_summary(summary)
-        from instructpt.io.card import write_card
+    with _stats_lock(out.root):  # ranks and Ray drivers finishing together: one merges and writes at a time
+        merged = out.merged_stats().to_dict()
+        run.shards_total = len(out.completed_shards())
+        derived = derive(merged["counts"]) if derive else {}
+        summary = Summary(out.stage, merged["counts"], merged["by"], run, headline, derived, str(out.root))
+        if (out.written and alone) or _stale(out.root / "stats.json", run.shards_total, merged):
+            out.write_summary(summary)
+            from instructpt.io.card import write_card
 
-        write_card(out.root, out.stage, summary.counts)
+            write_card(out.root, out.stage, summary.counts)
     # documents that came out of the work itself (synthesize --fraction passes some through untouched)
     made = summary.counts.get("docs_out", 0) - summary.counts.get("docs_passed_through", 0)
     if alone and summary.counts.get("rejected") and made <= 0:
@@ -252,14 +196,38 @@ def summarize(
     return summary
 
 
-def _stale(stats: Path, shards: int) -> bool:
-    """Whether ``stats.json`` is missing, or covers fewer finished shards than there are now (ranks that finished
-    after the last one that wrote it): a later run with nothing left to do then writes the whole merge."""
+def _stale(stats: Path, shards: int, merged: dict[str, Any]) -> bool:
+    """Whether ``stats.json`` is missing, covers fewer finished shards than there are now (ranks that finished
+    after the last one that wrote it), or merges other counters (shards redone since): then this merge, made
+    under the lock from every finished shard, replaces it."""
     try:
-        written = json.loads(stats.read_text())["run"]["shards_total"]
+        written = json.loads(stats.read_text())
+        shards_then = written["run"]["shards_total"]
     except (OSError, ValueError, KeyError, TypeError):
         return True
-    return not isinstance(written, int) or written < shards
+    if not isinstance(shards_then, int) or shards_then != shards:
+        return not isinstance(shards_then, int) or shards_then < shards
+    return written.get("counts") != merged["counts"] or written.get("by") != merged["by"]
+
+
+@contextlib.contextmanager
+def _stats_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the run directory's stats: an advisory flock on its manifest (which every run directory
+    has, and nobody rewrites), so no lock file is left behind; none where flock is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX
+        yield
+        return
+    if not (root / "manifest.json").exists():
+        yield
+        return
+    with open(root / "manifest.json", "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def open_output(
@@ -310,8 +278,8 @@ class MapWorker:
     def __init__(
         self, stage: MapStage, config: ShardedOptions, fingerprint: dict[str, Any], kw: dict[str, Any]
     ):
-        self.stage = stage
-        self.out = ShardedOutput(config.output, stage.name, fingerprint, config.format, **kw)
+        self.stage = stage  # overwrite=False: the driver cleared the directory; a restarted actor must not
+        self.out = ShardedOutput(config.output, stage.name, fingerprint, config.format, overwrite=False, **kw)
         self.out.config = config
 
     def __call__(self, shard: ShardFile, marker: str) -> tuple[int, int]:

@@ -5,9 +5,10 @@
 Reads the inputs the way the run read them (its ``config.yaml``: text and id fields, ``--limit``, ...; ``--input``
 replaces the input paths, e.g. when they moved) and counts, for every record id, where the output directory holds
 it: in the data shards (a split text's pieces ``ID#k`` and further samples ``ID@sI`` count as their document, once
-per shard) and in ``rejects/`` (each entry once; a rejected piece counts with its document's pieces). A record is
-*missing* when found fewer times than the input has it (a shard not finished yet, or lost), *duplicated* when found
-more often (two processes that wrote the same record; or, with ``--id-field`` and several ranks, an id repeated
+per shard) and in ``rejects/`` (each entry once; a rejected piece counts with its document's pieces), in finished
+shards only (a shard without its done marker counts as not there). A record is *missing* when found fewer times
+than the input has it (a shard not finished yet, or lost), *duplicated* when found more often or kept in the data
+more than once (two processes that wrote the same record; or, with ``--id-field`` and several ranks, an id repeated
 across ranks, which each rank checks only among its own shards), and *unknown* when the output holds an id the
 input does not. Prints what it found; exits with code 3 when anything is missing, duplicated or unknown.
 """
@@ -54,7 +55,10 @@ class VerifyConfig:
 class Found:
     """Where the output directory holds each record id."""
 
-    count: Counter[str] = field(default_factory=Counter)
+    count: Counter[str] = field(default_factory=Counter)  # data shards (once per shard) and rejects
+    in_data: Counter[str] = field(
+        default_factory=Counter
+    )  # data shards only: more than one is always a repeat
     repeated_in_shard: list[str] = field(default_factory=list)  # record ids written twice into one shard
 
 
@@ -65,7 +69,11 @@ def verify(config: VerifyConfig) -> Summary:
     expected = _input_ids(run)
     found = _output_ids(root, set(expected))
     missing = {i: n - found.count[i] for i, n in expected.items() if found.count[i] < n}
-    duplicated = {i: found.count[i] - n for i, n in expected.items() if found.count[i] > n}
+    # more often than the input has it; or kept in the data more than once: an id repeated in the input is kept
+    # once and rejected as duplicate_id after that, unless ranks kept it each (they check only their own shards)
+    duplicated = {
+        i: extra for i, n in expected.items() if (extra := max(found.count[i] - n, found.in_data[i] - 1)) > 0
+    }
     unknown = sorted(i for i in found.count if i not in expected)
     counts = {
         "records_in": sum(expected.values()),
@@ -134,9 +142,11 @@ def _input_ids(config: Any) -> Counter[str]:
 
 def _output_ids(root: Path, known: set[str]) -> Found:
     found = Found()
+    # finished shards only: a shard without its done marker may be half written, and counts as not there
+    done = {shard_index(p) for p in (root / "done").glob("shard-*")}
     data = {shard_index(p): p for p in (root / "data").glob("shard-*") if not p.name.endswith(".tmp")}
     rejects = {shard_index(p): p for p in (root / "rejects").glob("shard-*.jsonl")}
-    for index in sorted(data.keys() | rejects.keys()):
+    for index in sorted((data.keys() | rejects.keys()) & done):
         docs: set[str] = set()
         seen: set[str] = set()
         for row in read_shard(data[index]) if index in data else ():
@@ -147,6 +157,7 @@ def _output_ids(root: Path, known: set[str]) -> Found:
             docs.add(str(row.get("doc_id") or _document(rid, known)))
         for doc in docs:
             found.count[doc] += 1
+            found.in_data[doc] += 1
         if index in rejects:
             _rejects(rejects[index], docs, known, found)
     return found

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from instructpt.engines.config import EngineConfig, TransformersOptions
-from instructpt.errors import ConfigError, InputError
+from instructpt.errors import ConfigError, EngineError, InputError
 from instructpt.scale.ray import TEST_EXIT_ENV, RayOptions
 from instructpt.stages import ShardPlan, plan_from
 from instructpt.synthesizer.run import SynthesizeConfig, synthesize
@@ -69,6 +69,26 @@ def test_shard_plan_from_flags_slurm_and_torchrun() -> None:
         plan_from(4, 4, {})
     with pytest.raises(ConfigError, match="RANK"):
         plan_from(None, None, {"RANK": "x", "WORLD_SIZE": "2"})
+    assert plan_from(0, 2, {"RANK": "x", "WORLD_SIZE": "2"}) == ShardPlan(
+        0, 2
+    )  # flags: the environment unread
+    stepped = {"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2",
+               "SLURM_ARRAY_TASK_COUNT": "4"}  # fmt: skip
+    assert plan_from(None, None, stepped) == ShardPlan(3, 4)
+    with pytest.raises(ConfigError, match="regular range"):
+        plan_from(None, None, {**stepped, "SLURM_ARRAY_TASK_ID": "5"})
+    assert plan_from(None, 1, slurm) == ShardPlan(0, 1)  # --world-size 1: every shard, whatever the array
+
+
+def test_verify_finds_ids_that_two_ranks_both_kept(tmp_path: Path) -> None:
+    """--id-field with ranks: each rank rejects only the repeats it saw itself; verify finds the others."""
+    corpus = tmp_path / "c.jsonl"
+    rows = [{"id": f"d{i}" if i != 6 else "d0", "text": TEXTS[i % 2]} for i in range(12)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for rank in (0, 1):  # d0 is in shard 0 (rank 0) and again in shard 1 (rank 1)
+        synthesize(_config(tmp_path, corpus, "out", world_size=2, rank=rank))
+    with pytest.raises(InputError, match="duplicated=1"):
+        verify(VerifyConfig(run_dir=str(tmp_path / "out")))
 
 
 def test_three_processes_write_one_output_equal_to_one_process(tmp_path: Path) -> None:
@@ -90,6 +110,35 @@ def test_three_processes_write_one_output_equal_to_one_process(tmp_path: Path) -
     merged = json.loads((out / "stats.json").read_text())
     assert merged["counts"] == json.loads((Path(one.output) / "stats.json").read_text())["counts"]
     assert verify(VerifyConfig(run_dir=str(out))).counts["missing"] == 0
+
+
+def test_a_plan_from_the_environment_is_announced(tmp_path: Path, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = _config(tmp_path, _corpus(tmp_path / "c.jsonl"), "out")
+    with caplog.at_level("WARNING"):
+        assert cfg.shard_plan() == ShardPlan(1, 2)
+    assert "RANK/WORLD_SIZE" in caplog.text and "--world-size 1" in caplog.text
+
+
+def test_ranks_that_redo_shards_leave_current_stats(tmp_path: Path) -> None:
+    """A rank that redoes shards whose input changed (same shard count) leaves stats.json with the new merge."""
+    corpus = _corpus(tmp_path / "c.jsonl")
+    pairs = _config(tmp_path, corpus, "pairs")
+    synthesize(pairs)
+
+    def run(rank: int) -> dict:
+        cfg = TemplifyConfig(
+            inputs=[pairs.output], output=str(tmp_path / "t"), progress=False, world_size=2, rank=rank
+        )
+        return templify(cfg).counts
+
+    run(0), run(1)
+    first = sorted((Path(pairs.output) / "data").iterdir())[0]
+    first.write_text(first.read_text().splitlines()[0] + "\n")  # shard 0's input changes: rank 0 redoes it
+    counts = run(0)
+    assert json.loads((tmp_path / "t" / "stats.json").read_text())["counts"] == counts
+    assert counts["records_in"] == 42 - 2 - 5  # 40 records, the first shard now holds one of its six
 
 
 def test_verify_finds_missing_duplicated_and_unknown_records(tmp_path: Path, capsys) -> None:
@@ -115,6 +164,10 @@ def test_verify_finds_missing_duplicated_and_unknown_records(tmp_path: Path, cap
         verify(VerifyConfig(run_dir=cfg.output))
     err = capsys.readouterr().err
     assert f"missing: '{lost}'" in err and "duplicated: 'd0'" in err and "'stranger'" in err
+    # a shard without its done marker counts as not there, whatever its files hold
+    (Path(cfg.output) / "done" / "shard-00002").unlink()
+    with pytest.raises(InputError, match="missing=7"):
+        verify(VerifyConfig(run_dir=cfg.output))
     with pytest.raises(InputError, match="synthesize output"):
         templify_out = tmp_path / "t"
         templify(TemplifyConfig(inputs=[cfg.output], output=str(templify_out), progress=False))
@@ -159,12 +212,29 @@ def test_an_actor_killed_mid_run_leaves_complete_output(tmp_path: Path, ray_clus
     corpus = _corpus(tmp_path / "c.jsonl")
     local = _config(tmp_path, corpus, "local")
     synthesize(local)
-    monkeypatch.setenv(TEST_EXIT_ENV, f"3:{tmp_path / 'killed-once'}")
     on_ray = _config(tmp_path, corpus, "ray", ray=RAY)
-    synthesize(on_ray)
+    synthesize(
+        on_ray
+    )  # a finished run: --overwrite below must clear it once, and a restarted actor never again
+    monkeypatch.setenv(TEST_EXIT_ENV, f"3:{tmp_path / 'killed-once'}")
+    synthesize(_config(tmp_path, corpus, "ray", ray=RAY, overwrite=True))
     assert (tmp_path / "killed-once").exists()  # the actor that took shard 3 did die
     _same_output(local.output, on_ray.output)
     assert verify(VerifyConfig(run_dir=on_ray.output)).counts["duplicated"] == 0
+
+
+@pytest.mark.slow
+def test_ray_errors_are_one_line_and_impossible_pools_are_refused(tmp_path: Path, ray_cluster) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl")
+    missing = EngineConfig(name="transformers", model=str(tmp_path / "no-such-model"), max_model_len=512,
+                           max_new_tokens=16)  # fmt: skip
+    with pytest.raises(EngineError) as caught:  # the actor's own error, as a local run gives it
+        synthesize(_config(tmp_path, corpus, "a", engine=missing, ray=RAY))
+    assert "no-such-model" in str(caught.value) and "Traceback" not in str(caught.value)
+    with pytest.raises(ConfigError, match="holds at most"):
+        synthesize(_config(tmp_path, corpus, "b", ray=RayOptions(enabled=True, actors=5, cpus_per_actor=1)))
+    with pytest.raises(ConfigError, match="GPU"):
+        synthesize(_config(tmp_path, corpus, "c", ray=RayOptions(enabled=True, gpus_per_actor=1)))
 
 
 @pytest.mark.slow

@@ -272,14 +272,14 @@ def pack(config: PackConfig, plan: ShardPlan | None = None) -> Summary:
     """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
     from instructpt.engines.tokenizer import tokenizer_hash
 
+    if config.ray.enabled:
+        raise ConfigError("pack does not run on Ray yet: split it with --world-size N --rank i instead")
     inputs = _input_state(config)
     t0 = time.monotonic()
     tokenizer = _load(config.tokenizer, config.revision, config.trust_remote_code)
     policy, dtype = policy_for(tokenizer, config.model_type), token_dtype(len(tokenizer))
     fp = config.fingerprint(tokenizer_hash(tokenizer), policy, dtype)
     plan = plan or config.shard_plan()
-    if config.ray.enabled:
-        raise ConfigError("pack does not run on Ray yet: split it with --world-size N --rank i instead")
     out = open_output(config, "pack", fp, plan, inputs=inputs)
     packer = Packer(config, tokenizer, policy, dtype)
     pool = packer.start_pool()

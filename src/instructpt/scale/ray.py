@@ -64,6 +64,11 @@ class RayOptions:
     max_restarts: int = option(
         3, "Times Ray restarts a dead actor (its shard then runs again).", aliases=("--ray-max-restarts",)
     )
+    start_timeout: float = option(
+        1800.0,
+        "Seconds to wait for every actor to be ready (its model loaded).",
+        aliases=("--ray-start-timeout",),
+    )
     num_cpus: int | None = option(
         None,
         "CPUs of the local cluster started without --ray-address (default: all).",
@@ -97,12 +102,21 @@ def connect(options: RayOptions) -> Any:
 
 
 def pool_size(ray: Any, options: RayOptions, gpus: float, cpus: float) -> int:
-    """How many actors: ``--ray-actors``, else as many as the cluster's GPUs (or CPUs) hold."""
-    if options.actors:
-        return options.actors
+    """How many actors: ``--ray-actors``, else as many as the cluster's GPUs (or CPUs) hold; a pool the
+    cluster cannot hold is refused (its actors would wait for resources forever)."""
     res = ray.cluster_resources()
-    n = res.get("GPU", 0) / gpus if gpus else res.get("CPU", 1) / max(cpus, 1e-9)
-    return max(1, int(n))
+    fit = [res.get("CPU", 0) / cpus] if cpus else []
+    if gpus:
+        fit.append(res.get("GPU", 0) / gpus)
+    most = int(min(fit)) if fit else max(1, options.actors)
+    if most < 1:
+        raise ConfigError(
+            f"an actor needs {cpus:g} CPU and {gpus:g} GPU; the Ray cluster has {res.get('CPU', 0):g} CPU and "
+            f"{res.get('GPU', 0):g} GPU (--ray-cpus-per-actor, --ray-gpus-per-actor)"
+        )
+    if options.actors > most:
+        raise ConfigError(f"--ray-actors {options.actors}: the Ray cluster holds at most {most} such actors")
+    return options.actors or most
 
 
 def start_actors(ray: Any, cls: type, options: RayOptions, gpus: float, *args: Any) -> list[Any]:
@@ -119,10 +133,19 @@ def start_actors(ray: Any, cls: type, options: RayOptions, gpus: float, *args: A
     log.info("Ray: %d actor(s), %g CPU and %g GPU each", n, options.cpus_per_actor, gpus)
     actors = [remote.remote(*args) for _ in range(n)]
     try:
-        ray.get([a.ready.remote() for a in actors])
-    except Exception as exc:  # noqa: BLE001 - the actor's own error (a model that cannot load, ...)
+        pending = [a.ready.remote() for a in actors]
+        done, waiting = ray.wait(pending, num_returns=len(pending), timeout=options.start_timeout)
+        if waiting:
+            raise EngineError(
+                f"{len(waiting)} of {n} Ray actors were not ready after {options.start_timeout:g}s (resources taken "
+                "by other work? --ray-start-timeout)"
+            )
+        ray.get(done)
+    except Exception as exc:
         for a in actors:
             ray.kill(a)
+        if isinstance(exc, UserError):
+            raise
         raise _user_error(exc, "a Ray actor could not start") from exc
     return actors
 
@@ -196,9 +219,17 @@ class Actor:
         from instructpt.runtime import worker_setup
 
         worker_setup()
-        self.work = factory(*args)
+        # an error while building the worker (a model that cannot load) is raised by ready(), as a task error
+        # whose cause is the error itself: the driver shows it in one line, as a local run would
+        self.error: Exception | None = None
+        try:
+            self.work = factory(*args)
+        except Exception as exc:  # noqa: BLE001 - re-raised by ready()
+            self.error = exc
 
     def ready(self) -> bool:
+        if self.error is not None:
+            raise self.error
         return True
 
     def run(self, *task: Any) -> Any:
