@@ -224,6 +224,20 @@ def test_an_actor_killed_mid_run_leaves_complete_output(tmp_path: Path, ray_clus
 
 
 @pytest.mark.slow
+def test_pack_on_ray_writes_the_bytes_of_a_local_run(tmp_path: Path, ray_cluster, tiny_synth) -> None:
+    from instructpt.pack.run import PackConfig, pack
+
+    corpus = _corpus(tmp_path / "c.jsonl")
+    runs = {}
+    for name, ray in (("local", RayOptions()), ("ray", RAY)):
+        cfg = PackConfig(inputs=[str(corpus)], output=str(tmp_path / name), tokenizer=str(tiny_synth), shard_size=8,
+                         id_field="id", progress=False, ray=ray)  # fmt: skip
+        runs[name] = pack(cfg)
+    assert runs["ray"].counts == runs["local"].counts and runs["ray"].counts["tokens_out"] > 0
+    _same_output(str(tmp_path / "local"), str(tmp_path / "ray"))
+
+
+@pytest.mark.slow
 def test_ray_errors_are_one_line_and_impossible_pools_are_refused(tmp_path: Path, ray_cluster) -> None:
     corpus = _corpus(tmp_path / "c.jsonl")
     missing = EngineConfig(name="transformers", model=str(tmp_path / "no-such-model"), max_model_len=512,

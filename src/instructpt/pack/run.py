@@ -133,6 +133,16 @@ def _init_worker(name: str, revision: str | None, trust_remote_code: bool) -> No
     _TOKENIZER = _load(name, revision, trust_remote_code)
 
 
+class TokenizeWorker:
+    """pack --ray: the tokenizer in a Ray actor; encodes one shard's texts per call."""
+
+    def __init__(self, name: str, revision: str | None, trust_remote_code: bool) -> None:
+        _init_worker(name, revision, trust_remote_code)
+
+    def __call__(self, index: int, texts: list[str]) -> tuple[int, list[list[int]]]:
+        return index, encode_texts(texts)
+
+
 def encode_texts(texts: list[str], tokenizer: Any = None) -> list[list[int]]:
     """Token ids of ``texts`` with no special tokens added (the policy adds them)."""
     tok = tokenizer or _TOKENIZER
@@ -187,14 +197,39 @@ class Packer:
             raise EngineError(f"the pack worker processes could not start: {exc}") from exc
         return pool
 
-    def run(self, out: ShardedOutput, plan: ShardPlan, pool: cf.ProcessPoolExecutor | None) -> None:
+    def run(self, out: ShardedOutput, plan: ShardPlan, pool: cf.ProcessPoolExecutor | None) -> float:
+        """Pack the shards ``plan`` owns; returns the seconds spent starting Ray actors (``--ray``), else 0."""
         todo = (s for s in self.shards() if plan.owns(s.index) and not self._done(out, s))
+        if self.config.ray.enabled:
+            return self._run_ray(out, todo)
         if pool is None:
             for shard in todo:
                 self._write(out, shard, encode_texts([d.text for d in shard.docs], self.tokenizer))
         else:
             self._run_pool(out, todo, pool)
         self.progress.close()
+        return 0.0
+
+    def _run_ray(self, out: ShardedOutput, todo: Iterator[_Shard]) -> float:
+        """--ray: Ray actors hold the tokenizer and encode each shard's texts; this process writes the shards (so
+        a dead actor's shard is encoded again and written once)."""
+        from instructpt.scale.ray import run_on_ray
+
+        c, pending = self.config, dict[int, _Shard]()
+
+        def tasks() -> Iterator[tuple[int, list[str]]]:
+            for shard in todo:
+                pending[shard.index] = shard
+                yield shard.index, [d.text for d in shard.docs]
+
+        def done(result: tuple[int, list[list[int]]]) -> None:
+            self._write(out, pending.pop(result[0]), result[1])
+
+        startup = run_on_ray(
+            c.ray, TokenizeWorker, (c.tokenizer, c.revision, c.trust_remote_code), tasks(), done
+        )
+        self.progress.close()
+        return startup
 
     def _done(self, out: ShardedOutput, shard: _Shard) -> bool:
         if out.is_done(shard.index):
@@ -272,8 +307,6 @@ def pack(config: PackConfig, plan: ShardPlan | None = None) -> Summary:
     """Run the stage (the shards ``plan`` owns; all by default); returns the summary also in ``OUT/stats.json``."""
     from instructpt.engines.tokenizer import tokenizer_hash
 
-    if config.ray.enabled:
-        raise ConfigError("pack does not run on Ray yet: split it with --world-size N --rank i instead")
     inputs = _input_state(config)
     t0 = time.monotonic()
     tokenizer = _load(config.tokenizer, config.revision, config.trust_remote_code)
@@ -282,15 +315,17 @@ def pack(config: PackConfig, plan: ShardPlan | None = None) -> Summary:
     plan = plan or config.shard_plan()
     out = open_output(config, "pack", fp, plan, inputs=inputs)
     packer = Packer(config, tokenizer, policy, dtype)
-    pool = packer.start_pool()
+    pool = packer.start_pool() if not config.ray.enabled else None
     t1 = t2 = time.monotonic()
+    ray_startup = 0.0
     try:
-        packer.run(out, plan, pool)
+        ray_startup = packer.run(out, plan, pool)
         t2 = time.monotonic()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    run = RunInfo("docs", packer.progress.docs, t2 - t1, t1 - t0, time.monotonic() - t2)
+    work, startup = t2 - t1 - ray_startup, t1 - t0 + ray_startup
+    run = RunInfo("docs", packer.progress.docs, work, startup, time.monotonic() - t2)
     run.shards_resumed = len(out.completed_shards()) - out.written
     summary = summarize(out, run, HEADLINE, plan=plan)
     out.write_file(HEADER, _header(fp, len(tokenizer), summary))
