@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 
 VLLM_VENV := .venv-vllm
 
-.PHONY: venv vllm-venv demo test test-main test-vllm lint typecheck format bench clean
+.PHONY: venv vllm-venv demo experiment test test-main test-vllm lint typecheck format bench clean
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m instructpt demo -o demo-out
+
+# The micro experiment: instruction vs vanilla pre-training on generated data, 3 seeds (CPU, ~20+ minutes).
+experiment: $(STAMP)
+	$(PY) -m instructpt experiment --config configs/experiment-micro.yaml
 
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc

@@ -49,6 +49,8 @@ _STAGES = {
     "EvaluateSynthesizerConfig": ("instructpt.evaluate.synthesizer", "EvaluateSynthesizerConfig"),
     "report": ("instructpt.report.run", "report"),
     "ReportConfig": ("instructpt.report.run", "ReportConfig"),
+    "experiment": ("instructpt.experiment.run", "experiment"),
+    "ExperimentConfig": ("instructpt.experiment.run", "ExperimentConfig"),
     "verify": ("instructpt.verify", "verify"),
     "VerifyConfig": ("instructpt.verify", "VerifyConfig"),
     "Summary": ("instructpt.stages", "Summary"),
@@ -60,6 +62,7 @@ __all__ = [
     "DemoConfig",
     "EvaluateConfig",
     "EvaluateSynthesizerConfig",
+    "ExperimentConfig",
     "FilterConfig",
     "MixConfig",
     "PackConfig",
@@ -76,6 +79,7 @@ __all__ = [
     "demo",
     "evaluate",
     "evaluate_synthesizer",
+    "experiment",
     "filter_pairs",
     "mix",
     "pack",
@@ -92,6 +96,7 @@ if TYPE_CHECKING:
     from instructpt.demo import DemoConfig, demo
     from instructpt.evaluate.run import EvaluateConfig, evaluate
     from instructpt.evaluate.synthesizer import EvaluateSynthesizerConfig, evaluate_synthesizer
+    from instructpt.experiment.run import ExperimentConfig, experiment
     from instructpt.filter.run import FilterConfig, filter_pairs
     from instructpt.mix.run import MixConfig, mix
     from instructpt.pack.run import PackConfig, pack

@@ -67,6 +67,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "instructpt.report.run",
         "Any run directory -> a self-contained HTML report and a Markdown card with plots.",
     ),
+    "experiment": (
+        "instructpt.experiment.run",
+        "Instruction vs vanilla pre-training at the same token budget on generated data, every stage, with a report.",
+    ),
     "verify": (
         "instructpt.verify",
         "A synthesize output directory -> whether every input record is in it exactly once (exit 3 if not).",

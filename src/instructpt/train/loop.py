@@ -237,7 +237,9 @@ class Trainer:
 
         o, total = self.options, self.total_steps
         step = start = self.resume()
-        last: dict[str, Any] = {}
+        last: dict[str, Any] = {
+            "step": step
+        }  # a finished run, re-run: no step trains, the final figures are its
         started, tokens_done, evaluated = time.monotonic(), 0, -1
         with deferred_signals() as stop:
             while step < total:
