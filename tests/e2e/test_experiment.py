@@ -18,7 +18,7 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     out = tmp_path / "exp"
     assert cli.main(["experiment", "--config", str(SMOKE), "-o", str(out), "-q"]) == 0
     report = json.loads((out / "experiment.json").read_text())
-    assert report["arms"] == ["instruction", "vanilla"] and report["seeds"] == [0]
+    assert report["arms"] == ["instruction", "vanilla", "vanilla+tune"] and report["seeds"] == [0]
     tokens = report["train_tokens"]
     # the same budget: vanilla takes whole documents up to the instruction mixture's tokens (within one document);
     # both arms then train the same steps of the same batch shape
@@ -29,13 +29,18 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     tasks = report["tasks"]
     assert set(tasks) == {f"{k}_{g}" for k in ("qa", "exact", "storage") for g in ("augmented", "plain")}
     for row in tasks.values():
-        for arm in ("instruction", "vanilla"):
+        for arm in ("instruction", "vanilla", "vanilla+tune"):
             assert 0.0 <= row[arm]["mean"] <= 1.0 and len(row[arm]["per_seed"]) == 1
-        diff = row["instruction_minus_vanilla"]["per_seed"][0]
-        assert diff == pytest.approx(row["instruction"]["per_seed"][0] - row["vanilla"]["per_seed"][0])
-    for stage in ("pairs", "augmented", "packed/raw", "packed/augmented", "mixes/instruction", "mixes/vanilla",
-                  "runs/instruction-s0", "runs/vanilla-s0", "evals/instruction-s0", "evals/vanilla-s0"):  # fmt: skip
+        for other in ("vanilla", "vanilla+tune"):
+            diff = row[f"instruction_minus_{other}"]["per_seed"][0]
+            assert diff == pytest.approx(row["instruction"]["per_seed"][0] - row[other]["per_seed"][0])
+    for stage in ("pairs", "augmented", "packed/raw", "packed/augmented", "packed/tune", "mixes/instruction",
+                  "mixes/vanilla", "mixes/vanilla+tune", "runs/instruction-s0", "runs/vanilla-s0",
+                  "runs/vanilla+tune-s0", "evals/instruction-s0", "evals/vanilla-s0", "evals/vanilla+tune-s0"):  # fmt: skip
         assert (out / stage / "manifest.json").exists(), stage
+    # the control starts from the vanilla model and trains only its tuning steps
+    tune = (out / "runs" / "vanilla+tune-s0" / "metrics.jsonl").read_text()
+    assert '"step": 40' in tune and '"step": 41' not in tune
     assert "| qa_plain |" in (out / "report.md").read_text()
     metrics = (out / "runs" / "vanilla-s0" / "metrics.jsonl").read_text()
     # a re-run finds every stage finished: nothing is trained again, the report is the same
@@ -44,3 +49,13 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     assert (out / "runs" / "vanilla-s0" / "metrics.jsonl").read_text().count('"step": 20') == metrics.count(
         '"step": 20'
     )
+
+
+@pytest.mark.slow
+def test_gold_pairs_go_through_templify(tmp_path: Path) -> None:
+    out = tmp_path / "gold"
+    args = ["experiment", "--config", str(SMOKE), "-o", str(out), "--synthesizer", "gold", "--train.max-steps", "4",
+            "--tune-steps", "2", "-q"]  # fmt: skip
+    assert cli.main(args) == 0
+    assert not (out / "pairs").exists() and (out / "augmented" / "stats.json").exists()
+    assert json.loads((out / "augmented" / "stats.json").read_text())["counts"]["pairs_out"] == 12 * 5

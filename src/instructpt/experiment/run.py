@@ -8,12 +8,14 @@ OUT/tokenizer (a byte-level BPE trained on the corpus, unless --tokenizer) -> OU
 OUT/mixes/{instruction,vanilla} (mix: the augmented documents replace their raw versions; vanilla takes raw text
 only, at the instruction mixture's token budget) -> for every seed and arm OUT/runs/ARM-sSEED (pretrain, the same
 model config, schedule and steps) -> OUT/evals/ARM-sSEED (evaluate on the generated tasks) -> OUT/experiment.json
-and OUT/report.md: per-seed numbers, means and spread, and the per-seed differences instruction - vanilla.
+and OUT/report.md: per-seed numbers, means and spread, and the per-seed differences of instruction against the
+control and against vanilla.
 
 Every step is a stage run with its own fingerprint and resume: a re-run skips what is finished, and a changed
 setting re-runs what depends on it (its stage refuses to resume into a directory written under other settings:
-use a new OUT). Not yet here: the ``vanilla+tune`` control arm, a trained synthesizer variant, model-based
-synthesizers (see the closing notes of the issue).
+use a new OUT). The control arm ``vanilla+tune`` is the vanilla model of the same seed tuned for ``--tune-steps``
+on the instruction arm's pairs alone (plain vanilla is the format floor). Not yet here: a trained synthesizer
+variant, model-based synthesizers, both arms instruction-tuned.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from instructpt.stages import RunInfo, RunOptions, Summary
 from instructpt.train.loop import TrainOptions
 
 log = logging.getLogger(__name__)
-ARMS = ("instruction", "vanilla")
+ARMS = ("instruction", "vanilla", "vanilla+tune")
+TUNE = "vanilla+tune"  # the control: the vanilla model, then instruction-tuned on the instruction arm's pairs
 STORAGE_BAR = 0.75  # storage accuracy both arms need before their question accuracy is compared
 
 
@@ -57,6 +60,10 @@ class ExperimentConfig(RunOptions):
         [0, 1, 2], "Seeds: every arm is pre-trained once per seed (initialisation, order)."
     )
     eval_limit: int | None = option(None, "Rows per evaluation task (quick runs).")
+    tune_steps: int = option(
+        40,
+        "vanilla+tune: steps of instruction tuning on the instruction arm's pairs, from the vanilla model.",
+    )
     train: TrainOptions = field(
         default_factory=lambda: TrainOptions(max_steps=400, batch_size=32, seq_len=128)
     )
@@ -88,7 +95,13 @@ def experiment(config: ExperimentConfig) -> Summary:
         pairs = root / "pairs"
         synthesize(SynthesizeConfig(inputs=[str(corpus / "augmented.jsonl")], output=str(pairs), id_field="id",
                                     progress=False, engine=EngineConfig(name="rules")))  # fmt: skip
-    templify(TemplifyConfig(inputs=[str(pairs)], output=str(root / "augmented"), progress=False))
+    # the gold pairs are a shard file, not a run directory: templify reads either
+    shards = (
+        [str(pairs)]
+        if config.synthesizer == "rules"
+        else [str(p) for p in sorted((pairs / "data").glob("shard-*"))]
+    )
+    templify(TemplifyConfig(inputs=shards, output=str(root / "augmented"), progress=False))
     tokenizer = config.tokenizer or train_tokenizer(corpus, root / "tokenizer", config.vocab_size)
     packed = root / "packed"
     pack(PackConfig(inputs=[str(corpus)], output=str(packed / "raw"), tokenizer=tokenizer, id_field="id",
@@ -101,24 +114,53 @@ def experiment(config: ExperimentConfig) -> Summary:
                   sources=[f"raw={packed / 'raw'}", f"augmented={packed / 'augmented'}"]))  # fmt: skip
     mix(MixConfig(output=str(mixes / "vanilla"), preset="vanilla", seq_len=seq, sources=[f"raw={packed / 'raw'}"],
                   pair_with=str(mixes / "instruction")))  # fmt: skip
+    # the control's tuning data: the instruction arm's pairs alone, one text per document's pairs
+    tune_text = pairs_texts(pairs, root / "tune" / "pairs.jsonl")
+    pack(PackConfig(inputs=[str(tune_text)], output=str(packed / "tune"), tokenizer=tokenizer, id_field="id",
+                    progress=False))  # fmt: skip
+    mix(MixConfig(output=str(mixes / TUNE), preset="none", seq_len=seq, sources=[f"pairs={packed / 'tune'}"]))
     results: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in ARMS}
     for seed in config.seeds:
         for arm in ARMS:
             run = root / "runs" / f"{arm}-s{seed}"
-            pretrain(PretrainConfig(data=str(mixes / arm), output=str(run), model_config=config.model_config,
-                                    progress=False, train=replace(config.train, seed=seed)))  # fmt: skip
+            train = replace(config.train, seed=seed)
+            if arm == TUNE:  # from the vanilla model of the same seed, a short phase through the same loop
+                train = replace(train, max_steps=config.tune_steps, max_tokens=None, epochs=None,
+                                warmup_steps=min(train.warmup_steps, max(1, config.tune_steps // 10)))  # fmt: skip
+                pretrain(PretrainConfig(data=str(mixes / TUNE), output=str(run), init=str(root / "runs" /
+                                        f"vanilla-s{seed}" / "model"), progress=False, train=train))  # fmt: skip
+            else:
+                pretrain(PretrainConfig(data=str(mixes / arm), output=str(run), model_config=config.model_config,
+                                        progress=False, train=train))  # fmt: skip
             evals = root / "evals" / f"{arm}-s{seed}"
             evaluate(EvaluateConfig(model=str(run / "model"), suite=str(data["tasks"]), output=str(evals),
                                     limit=config.eval_limit, device="cpu" if config.train.device == "cpu" else "auto"))  # fmt: skip
             results[arm][seed] = scores(evals / "results.json")
     report = compare(results, config.seeds)
-    report["train_tokens"] = {arm: _train_tokens(mixes / arm) for arm in ARMS}  # the same budget, as mixed
+    # the arms' pre-training budgets, as mixed (the control adds its tuning phase on top of vanilla's)
+    report["train_tokens"] = {arm: _train_tokens(mixes / arm) for arm in ARMS}
     (root / "experiment.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     (root / "report.md").write_text(markdown(report, config), encoding="utf-8")
     print(f"experiment: {root / 'report.md'}")
     counts = {"seeds": len(config.seeds), "arms": len(ARMS), "tasks": len(report["tasks"])}
     info = RunInfo("runs", len(config.seeds) * len(ARMS), time.monotonic() - start)
     return Summary("experiment", counts, {}, info, headline=("seeds", "arms", "tasks"), output=str(root))
+
+
+def pairs_texts(pairs: Path, out: Path) -> Path:
+    """The pairs of a synthesize output as plain text, one row per record ("question\nanswer" per pair): what the
+    vanilla+tune control is tuned on."""
+    from instructpt.io.shards import read_shard
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for shard in sorted((pairs / "data").glob("shard-*")):
+        for r in read_shard(shard):
+            if r.get("pairs"):
+                text = "\n\n".join(f"{p['question']}\n{p['answer']}" for p in r["pairs"])
+                rows.append(json.dumps({"id": r["id"], "text": text}, ensure_ascii=False) + "\n")
+    out.write_text("".join(rows), encoding="utf-8")
+    return out
 
 
 def train_tokenizer(corpus: Path, out: Path, vocab_size: int) -> str:
@@ -161,12 +203,13 @@ def compare(results: dict[str, dict[int, dict[str, float]]], seeds: list[int]) -
         for arm in ARMS:
             values = [results[arm][s][task] for s in seeds]
             row[arm] = {"per_seed": values, "mean": statistics.fmean(values), "spread": _spread(values)}
-        diffs = [results["instruction"][s][task] - results["vanilla"][s][task] for s in seeds]
-        row["instruction_minus_vanilla"] = {
-            "per_seed": diffs,
-            "mean": statistics.fmean(diffs),
-            "spread": _spread(diffs),
-        }
+        for other in ("vanilla", TUNE):
+            diffs = [results["instruction"][s][task] - results[other][s][task] for s in seeds]
+            row[f"instruction_minus_{other}"] = {
+                "per_seed": diffs,
+                "mean": statistics.fmean(diffs),
+                "spread": _spread(diffs),
+            }
         table[task] = row
     return {"seeds": seeds, "arms": list(ARMS), "tasks": table}
 
@@ -192,24 +235,28 @@ def markdown(report: dict[str, Any], config: ExperimentConfig) -> str:
         "",
         "`qa_*`: held-out question wordings (multiple choice, chance 0.25); `exact_*`: the same, exact match;",
         "`storage_*`: training-style sentence completion. A comparison counts only where storage is high (about 0.75",
-        "or more) in both arms.",
+        "or more) in both arms. Plain vanilla never saw a question-answer format: it is the format floor; the",
+        f"control is `{TUNE}` (the vanilla model, then {config.tune_steps} steps of tuning on the instruction arm's",
+        "pairs alone), and the claim is instruction against it.",
         "",
-        "| task | instruction | vanilla | instruction - vanilla (per seed) |",
-        "|---|---:|---:|---|",
+        f"| task | instruction | vanilla | {TUNE} | instruction - {TUNE} (per seed) | instruction - vanilla |",
+        "|---|---:|---:|---:|---|---:|",
     ]
-    storage = [
-        row[arm]["mean"] for t, row in report["tasks"].items() if t.startswith("storage") for arm in ARMS
+    storage = [  # the arms compared: instruction and the control
+        row[arm]["mean"]
+        for t, row in report["tasks"].items()
+        if t.startswith("storage")
+        for arm in ("instruction", TUNE)
     ]
     if storage and min(storage) < STORAGE_BAR:
         lines[-2:-2] = [f"**Storage is below {STORAGE_BAR} in an arm: the facts were not memorised well enough for "
                         "the comparison to count (more steps, or a larger model).**", ""]  # fmt: skip
     for task, row in report["tasks"].items():
-        ins, van, diff = row["instruction"], row["vanilla"], row["instruction_minus_vanilla"]
+        cells = [f"{row[arm]['mean']:.3f} ± {row[arm]['spread']:.3f}" for arm in ARMS]
+        diff = row[f"instruction_minus_{TUNE}"]
         per_seed = ", ".join(f"{d:+.3f}" for d in diff["per_seed"])
-        lines.append(
-            f"| {task} | {ins['mean']:.3f} ± {ins['spread']:.3f} | {van['mean']:.3f} ± {van['spread']:.3f} | "
-            f"{diff['mean']:+.3f} ({per_seed}) |"
-        )
+        floor = row["instruction_minus_vanilla"]["mean"]
+        lines.append(f"| {task} | {' | '.join(cells)} | {diff['mean']:+.3f} ({per_seed}) | {floor:+.3f} |")
     return "\n".join(lines) + "\n"
 
 
