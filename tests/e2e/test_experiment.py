@@ -34,20 +34,33 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
         for other in ("vanilla", "vanilla+tune"):
             diff = row[f"instruction_minus_{other}"]["per_seed"][0]
             assert diff == pytest.approx(row["instruction"]["per_seed"][0] - row[other]["per_seed"][0])
-    for stage in ("pairs", "augmented", "packed/raw", "packed/augmented", "packed/tune", "mixes/instruction",
-                  "mixes/vanilla", "mixes/vanilla+tune", "runs/instruction-s0", "runs/vanilla-s0",
-                  "runs/vanilla+tune-s0", "evals/instruction-s0", "evals/vanilla-s0", "evals/vanilla+tune-s0"):  # fmt: skip
-        assert (out / stage / "manifest.json").exists(), stage
+    for stage in ("pairs/*", "augmented/*", "packed/*/raw", "packed/*/augmented", "packed/*/tune",
+                  "mixes/*/instruction", "mixes/*/vanilla", "mixes/*/vanilla+tune", "runs/*/instruction-s0",
+                  "runs/*/vanilla-s0", "runs/*/vanilla+tune-s0", "evals/*/instruction-s0", "evals/*/vanilla-s0",
+                  "evals/*/vanilla+tune-s0"):  # fmt: skip
+        assert len(list(out.glob(f"{stage}/manifest.json"))) == 1, stage
+    runs = Path(report["directories"]["runs"])
     # the control starts from the vanilla model and trains only its tuning steps
-    tune = (out / "runs" / "vanilla+tune-s0" / "metrics.jsonl").read_text()
+    tune = (runs / "vanilla+tune-s0" / "metrics.jsonl").read_text()
     assert '"step": 40' in tune and '"step": 41' not in tune
     assert "| qa_plain |" in (out / "report.md").read_text()
-    metrics = (out / "runs" / "vanilla-s0" / "metrics.jsonl").read_text()
+    metrics = (runs / "vanilla-s0" / "metrics.jsonl").read_text()
     # a re-run finds every stage finished: nothing is trained again, the report is the same
     assert cli.main(["experiment", "--config", str(SMOKE), "-o", str(out), "-q"]) == 0
     assert json.loads((out / "experiment.json").read_text())["tasks"] == tasks
-    assert (out / "runs" / "vanilla-s0" / "metrics.jsonl").read_text().count('"step": 20') == metrics.count(
+    assert (runs / "vanilla-s0" / "metrics.jsonl").read_text().count('"step": 20') == metrics.count(
         '"step": 20'
+    )
+    # a changed training setting trains and evaluates again, into new directories; data, pack and mix are reused
+    assert (
+        cli.main(["experiment", "--config", str(SMOKE), "-o", str(out), "--train.max-steps", "10", "-q"]) == 0
+    )
+    assert len(list(out.glob("runs/*"))) == len(list(out.glob("evals/*"))) == 2
+    assert (
+        len(list(out.glob("mixes/*")))
+        == len(list(out.glob("packed/*")))
+        == len(list(out.glob("pairs/*")))
+        == 1
     )
 
 
@@ -57,5 +70,5 @@ def test_gold_pairs_go_through_templify(tmp_path: Path) -> None:
     args = ["experiment", "--config", str(SMOKE), "-o", str(out), "--synthesizer", "gold", "--train.max-steps", "4",
             "--tune-steps", "2", "-q"]  # fmt: skip
     assert cli.main(args) == 0
-    assert not (out / "pairs").exists() and (out / "augmented" / "stats.json").exists()
-    assert json.loads((out / "augmented" / "stats.json").read_text())["counts"]["pairs_out"] == 12 * 5
+    (stats,) = out.glob("augmented/*/stats.json")
+    assert not (out / "pairs").exists() and json.loads(stats.read_text())["counts"]["pairs_out"] == 12 * 5

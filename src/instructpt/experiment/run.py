@@ -4,27 +4,29 @@ the micro experiment's generated data, through the project's own stages (no seco
     instructpt experiment --config configs/experiment-smoke.yaml -o OUT
 
 OUT/data (micro.py) -> OUT/pairs (synthesize, rules; or the generator's gold pairs) -> OUT/augmented (templify) ->
-OUT/tokenizer (a byte-level BPE trained on the corpus, unless --tokenizer) -> OUT/packed/{raw,augmented} (pack) ->
-OUT/mixes/{instruction,vanilla} (mix: the augmented documents replace their raw versions; vanilla takes raw text
-only, at the instruction mixture's token budget) -> for every seed and arm OUT/runs/ARM-sSEED (pretrain, the same
-model config, schedule and steps) -> OUT/evals/ARM-sSEED (evaluate on the generated tasks) -> OUT/experiment.json
+OUT/tokenizer (a byte-level BPE trained on the corpus, unless --tokenizer) -> OUT/packed/{raw,augmented,tune}
+(pack) -> OUT/mixes/{instruction,vanilla,vanilla+tune} (mix: the augmented documents replace their raw versions;
+vanilla takes raw text only, at the instruction mixture's token budget) -> for every seed and arm
+OUT/runs/ARM-sSEED (pretrain, the same model config, schedule and steps) -> OUT/evals/ARM-sSEED (evaluate on the
+generated tasks) -> OUT/experiment.json
 and OUT/report.md: per-seed numbers, means and spread, and the per-seed differences of instruction against the
 control and against vanilla.
 
-Every step is a stage run with its own fingerprint and resume: a re-run skips what is finished, and a changed
-setting re-runs what depends on it (its stage refuses to resume into a directory written under other settings:
-use a new OUT). The control arm ``vanilla+tune`` is the vanilla model of the same seed tuned for ``--tune-steps``
+Every step is a stage run with its own fingerprint and resume, in a directory under those above named by a digest
+of every setting it depends on (``OUT/runs/<digest>/instruction-s0``): a re-run skips what is finished, and a
+changed setting runs only the steps that depend on it, into new directories. The control arm ``vanilla+tune`` is the vanilla model of the same seed tuned for ``--tune-steps``
 on the instruction arm's pairs alone (plain vanilla is the format floor). Not yet here: a trained synthesizer
 variant, model-based synthesizers, both arms instruction-tuned.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +90,20 @@ def experiment(config: ExperimentConfig) -> Summary:
 
     start = time.monotonic()
     root = Path(config.output)
-    data = generate(root / "data", config.entities, config.docs_per_entity, config.data_seed)
+    # Each step's directory is named by a digest of every setting it depends on: a changed setting runs the steps
+    # that depend on it into new directories, and the others are found finished (each is a stage run that resumes).
+    data_key = _key(config.entities, config.docs_per_entity, config.data_seed)
+    pairs_key = _key(data_key, config.synthesizer)
+    tok_key = _key(data_key, config.tokenizer, config.vocab_size)
+    pack_key = _key(pairs_key, tok_key)
+    mix_key = _key(pack_key, config.train.seq_len)
+    train_key = _key(mix_key, config.model_config, asdict(config.train), config.tune_steps)
+    eval_key = _key(train_key, config.eval_limit)
+    data = generate(root / "data" / data_key, config.entities, config.docs_per_entity, config.data_seed)
     corpus = data["corpus"]
     pairs = data["gold"]
     if config.synthesizer == "rules":
-        pairs = root / "pairs"
+        pairs = root / "pairs" / pairs_key
         synthesize(SynthesizeConfig(inputs=[str(corpus / "augmented.jsonl")], output=str(pairs), id_field="id",
                                     progress=False, engine=EngineConfig(name="rules")))  # fmt: skip
     # the gold pairs are a shard file, not a run directory: templify reads either
@@ -101,50 +112,59 @@ def experiment(config: ExperimentConfig) -> Summary:
         if config.synthesizer == "rules"
         else [str(p) for p in sorted((pairs / "data").glob("shard-*"))]
     )
-    templify(TemplifyConfig(inputs=shards, output=str(root / "augmented"), progress=False))
-    tokenizer = config.tokenizer or train_tokenizer(corpus, root / "tokenizer", config.vocab_size)
-    packed = root / "packed"
+    augmented = root / "augmented" / pairs_key
+    templify(TemplifyConfig(inputs=shards, output=str(augmented), progress=False))
+    tokenizer = config.tokenizer or train_tokenizer(corpus, root / "tokenizer" / tok_key, config.vocab_size)
+    packed = root / "packed" / pack_key
     pack(PackConfig(inputs=[str(corpus)], output=str(packed / "raw"), tokenizer=tokenizer, id_field="id",
                     progress=False))  # fmt: skip
-    pack(PackConfig(inputs=[str(root / "augmented")], output=str(packed / "augmented"), tokenizer=tokenizer,
+    pack(PackConfig(inputs=[str(augmented)], output=str(packed / "augmented"), tokenizer=tokenizer,
                     source_type="augmented", progress=False))  # fmt: skip
     seq = config.train.seq_len
-    mixes = root / "mixes"
+    mixes = root / "mixes" / mix_key
     mix(MixConfig(output=str(mixes / "instruction"), preset="from-scratch", replace_fraction=1.0, seq_len=seq,
                   sources=[f"raw={packed / 'raw'}", f"augmented={packed / 'augmented'}"]))  # fmt: skip
     mix(MixConfig(output=str(mixes / "vanilla"), preset="vanilla", seq_len=seq, sources=[f"raw={packed / 'raw'}"],
                   pair_with=str(mixes / "instruction")))  # fmt: skip
     # the control's tuning data: the instruction arm's pairs alone, one text per document's pairs
-    tune_text = pairs_texts(pairs, root / "tune" / "pairs.jsonl")
+    tune_text = pairs_texts(pairs, root / "tune" / pairs_key / "pairs.jsonl")
     pack(PackConfig(inputs=[str(tune_text)], output=str(packed / "tune"), tokenizer=tokenizer, id_field="id",
                     progress=False))  # fmt: skip
     mix(MixConfig(output=str(mixes / TUNE), preset="none", seq_len=seq, sources=[f"pairs={packed / 'tune'}"]))
+    runs, evals_root = root / "runs" / train_key, root / "evals" / eval_key
     results: dict[str, dict[int, dict[str, float]]] = {arm: {} for arm in ARMS}
     for seed in config.seeds:
         for arm in ARMS:
-            run = root / "runs" / f"{arm}-s{seed}"
+            run = runs / f"{arm}-s{seed}"
             train = replace(config.train, seed=seed)
             if arm == TUNE:  # from the vanilla model of the same seed, a short phase through the same loop
                 train = replace(train, max_steps=config.tune_steps, max_tokens=None, epochs=None,
                                 warmup_steps=min(train.warmup_steps, max(1, config.tune_steps // 10)))  # fmt: skip
-                pretrain(PretrainConfig(data=str(mixes / TUNE), output=str(run), init=str(root / "runs" /
-                                        f"vanilla-s{seed}" / "model"), progress=False, train=train))  # fmt: skip
+                pretrain(PretrainConfig(data=str(mixes / TUNE), output=str(run), progress=False, train=train,
+                                        init=str(runs / f"vanilla-s{seed}" / "model")))  # fmt: skip
             else:
                 pretrain(PretrainConfig(data=str(mixes / arm), output=str(run), model_config=config.model_config,
                                         progress=False, train=train))  # fmt: skip
-            evals = root / "evals" / f"{arm}-s{seed}"
+            evals = evals_root / f"{arm}-s{seed}"
             evaluate(EvaluateConfig(model=str(run / "model"), suite=str(data["tasks"]), output=str(evals),
                                     limit=config.eval_limit, device="cpu" if config.train.device == "cpu" else "auto"))  # fmt: skip
             results[arm][seed] = scores(evals / "results.json")
     report = compare(results, config.seeds)
     # the arms' pre-training budgets, as mixed (the control adds its tuning phase on top of vanilla's)
     report["train_tokens"] = {arm: _train_tokens(mixes / arm) for arm in ARMS}
+    report["directories"] = {"runs": str(runs), "evals": str(evals_root), "mixes": str(mixes)}
     (root / "experiment.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     (root / "report.md").write_text(markdown(report, config), encoding="utf-8")
     print(f"experiment: {root / 'report.md'}")
     counts = {"seeds": len(config.seeds), "arms": len(ARMS), "tasks": len(report["tasks"])}
     info = RunInfo("runs", len(config.seeds) * len(ARMS), time.monotonic() - start)
     return Summary("experiment", counts, {}, info, headline=("seeds", "arms", "tasks"), output=str(root))
+
+
+def _key(*settings: Any) -> str:
+    """A short digest of the settings a step depends on (its directory's name)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def pairs_texts(pairs: Path, out: Path) -> Path:
