@@ -1,5 +1,6 @@
 # instructpt — developer entry points. Each target creates/refreshes .venv itself.
-#   make demo   the main job on the embedded default (rules engine -> templify) on the shipped demo corpus
+#   make demo   the whole pipeline on the embedded default (rules -> templify -> pack -> mix -> pretrain ->
+#               evaluate -> report) on the shipped demo corpus
 #   make test   the test suite (what CI runs): the main suite in .venv, then the vLLM engine tests in .venv-vllm
 #               (a CPU build of vLLM; set SKIP_VLLM=1 to leave them out)
 #   make test-main / make test-vllm   either half alone

@@ -38,6 +38,15 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert (
         aug["counts"]["pairs_out"] + sum(aug["by"].get("drops", {}).values()) == pairs["counts"]["pairs_out"]
     )
+    # the model half, through the stages
+    assert "the model half" in text and "accuracy 0." in text and "raw documents replaced" in text
+    for stage in ("packed/raw", "packed/augmented", "mix", "model", "eval"):
+        assert (out / stage / "manifest.json").exists(), stage
+    assert (out / "model" / "model" / "model.safetensors").exists() and (
+        out / "model" / "report" / "report.html"
+    ).exists()
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert results["tasks"]["completion"]["n"] >= 50
     again = subprocess.run(
         [sys.executable, "-m", "instructpt", "demo", "-o", str(out)],
         capture_output=True,
