@@ -72,3 +72,26 @@ def test_gold_pairs_go_through_templify(tmp_path: Path) -> None:
     assert cli.main(args) == 0
     (stats,) = out.glob("augmented/*/stats.json")
     assert not (out / "pairs").exists() and json.loads(stats.read_text())["counts"]["pairs_out"] == 12 * 5
+
+
+@pytest.mark.slow
+def test_the_trained_synthesizer_goes_through_the_real_pipeline(tmp_path: Path) -> None:
+    """synthesizer: trained: a base model pre-trained on the corpus, fine-tuned by train-synthesizer on the
+    collection about other people, then synthesize with the transformers engine. A few steps make no usable
+    synthesizer: the run then stops with the reason instead of comparing arms without pairs."""
+    from instructpt.errors import InputError
+    from instructpt.experiment.run import ExperimentConfig, experiment
+    from instructpt.train.loop import TrainOptions
+
+    cfg = ExperimentConfig(output=str(tmp_path / "t"), entities=8, seeds=[0], synthesizer="trained",
+                           synth_base_steps=4, synth_steps=4,
+                           train=TrainOptions(max_steps=4, batch_size=4, seq_len=64, warmup_steps=1, device="cpu"))  # fmt: skip
+    try:
+        experiment(cfg)
+    except InputError as exc:
+        assert "--synth-steps" in str(exc)
+    (model,) = (tmp_path / "t").glob("synthesizer/*/trained/model")
+    assert (model / "model.safetensors").exists() and (model / "tokenizer.json").exists()
+    records = [json.loads(line) for f in (tmp_path / "t").glob("pairs/*/data/*.jsonl") for line in f.open()]
+    assert len(records) == 8 and all(r["synthesizer"]["engine"] == "transformers" for r in records)
+    assert all(r["synthesizer"]["model"] == str(model) for r in records)

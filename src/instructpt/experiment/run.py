@@ -15,8 +15,10 @@ control and against vanilla.
 Every step is a stage run with its own fingerprint and resume, in a directory under those above named by a digest
 of every setting it depends on (``OUT/runs/<digest>/instruction-s0``): a re-run skips what is finished, and a
 changed setting runs only the steps that depend on it, into new directories. The control arm ``vanilla+tune`` is the vanilla model of the same seed tuned for ``--tune-steps``
-on the instruction arm's pairs alone (plain vanilla is the format floor). Not yet here: a trained synthesizer
-variant, model-based synthesizers, both arms instruction-tuned.
+on the instruction arm's pairs alone (plain vanilla is the format floor). ``--synthesizer trained`` makes a tiny
+synthesizer through the real pipeline first (pretrain a base on the corpus, train-synthesizer on the collection
+about other people) and synthesizes with it. Not yet here: released model synthesizers, both arms
+instruction-tuned, corpora and suites other than the generated ones.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from instructpt.config import option
-from instructpt.errors import ConfigError
+from instructpt.errors import ConfigError, InputError
 from instructpt.stages import RunInfo, RunOptions, Summary
 from instructpt.train.loop import TrainOptions
 
@@ -50,9 +52,12 @@ class ExperimentConfig(RunOptions):
     data_seed: int = option(0, "Seed of the generated data.")
     synthesizer: str = option(
         "gold",
-        "Where the pairs come from: gold (the generator's, an upper bound) or rules.",
-        choices=("gold", "rules"),
+        "Where the pairs come from: gold (the generator's, an upper bound), rules, or trained (a tiny synthesizer: a "
+        "base model pre-trained on the corpus, fine-tuned by train-synthesizer on the collection about other people).",
+        choices=("gold", "rules", "trained"),
     )
+    synth_base_steps: int = option(200, "trained: pre-training steps of the synthesizer's base model.")
+    synth_steps: int = option(200, "trained: train-synthesizer steps on the generated collection.")
     tokenizer: str | None = option(
         None, "Tokenizer (HF id or directory); default: one trained on the corpus."
     )
@@ -101,23 +106,29 @@ def experiment(config: ExperimentConfig) -> Summary:
     eval_key = _key(train_key, config.eval_limit)
     data = generate(root / "data" / data_key, config.entities, config.docs_per_entity, config.data_seed)
     corpus = data["corpus"]
-    pairs = data["gold"]
-    if config.synthesizer == "rules":
-        pairs = root / "pairs" / pairs_key
-        synthesize(SynthesizeConfig(inputs=[str(corpus / "augmented.jsonl")], output=str(pairs), id_field="id",
-                                    progress=False, engine=EngineConfig(name="rules")))  # fmt: skip
-    # the gold pairs are a shard file, not a run directory: templify reads either
-    shards = (
-        [str(pairs)]
-        if config.synthesizer == "rules"
-        else [str(p) for p in sorted((pairs / "data").glob("shard-*"))]
-    )
-    augmented = root / "augmented" / pairs_key
-    templify(TemplifyConfig(inputs=shards, output=str(augmented), progress=False))
     tokenizer = config.tokenizer or train_tokenizer(corpus, root / "tokenizer" / tok_key, config.vocab_size)
     packed = root / "packed" / pack_key
     pack(PackConfig(inputs=[str(corpus)], output=str(packed / "raw"), tokenizer=tokenizer, id_field="id",
                     progress=False))  # fmt: skip
+    pairs = data["gold"]
+    if config.synthesizer in ("rules", "trained"):
+        pairs = root / "pairs" / pairs_key
+        engine = EngineConfig(name="rules")
+        if config.synthesizer == "trained":
+            where = root / "synthesizer" / _key(pack_key, config.model_config, config.synth_base_steps,
+                                                config.synth_steps)  # fmt: skip
+            model = trained_synthesizer(config, where, packed / "raw", data["collection"])
+            engine = EngineConfig(name="transformers", model=model, max_model_len=1024, max_new_tokens=96)
+        synthesize(SynthesizeConfig(inputs=[str(corpus / "augmented.jsonl")], output=str(pairs), id_field="id",
+                                    progress=False, engine=engine, rounds=1))  # fmt: skip
+    # the gold pairs are a shard file, not a run directory: templify reads either
+    shards = (
+        [str(pairs)]
+        if config.synthesizer != "gold"
+        else [str(p) for p in sorted((pairs / "data").glob("shard-*"))]
+    )
+    augmented = root / "augmented" / pairs_key
+    templify(TemplifyConfig(inputs=shards, output=str(augmented), progress=False))
     pack(PackConfig(inputs=[str(augmented)], output=str(packed / "augmented"), tokenizer=tokenizer,
                     source_type="augmented", progress=False))  # fmt: skip
     seq = config.train.seq_len
@@ -167,6 +178,29 @@ def _key(*settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def trained_synthesizer(config: ExperimentConfig, root: Path, raw: Path, collection: Path) -> str:
+    """A tiny synthesizer through the real pipeline: a base model pre-trained on the raw corpus (mix, pretrain),
+    then fine-tuned by train-synthesizer on the generated collection about other people; returns its directory."""
+    from instructpt.mix.run import MixConfig, mix
+    from instructpt.pretrain.run import PretrainConfig, pretrain
+    from instructpt.train_synthesizer.run import SynthTrainOptions, TrainSynthesizerConfig, train_synthesizer
+
+    mix(
+        MixConfig(
+            output=str(root / "base-mix"), preset="none", seq_len=config.train.seq_len, sources=[f"raw={raw}"]
+        )
+    )
+    base_train = replace(config.train, seed=0, max_steps=config.synth_base_steps)
+    pretrain(PretrainConfig(data=str(root / "base-mix"), output=str(root / "base"), model_config=config.model_config,
+                            progress=False, train=base_train))  # fmt: skip
+    tune = SynthTrainOptions(max_steps=config.synth_steps, epochs=None, batch_size=8, seq_len=512, lr=1e-3,
+                             warmup_steps=10, device=config.train.device, checkpoint_every=100_000)  # fmt: skip
+    train_synthesizer(TrainSynthesizerConfig(inputs=[str(collection)], output=str(root / "trained"),
+                                             init=str(root / "base" / "model"), eval_examples=4, progress=False,
+                                             heldout_fraction=0.0, train=tune))  # fmt: skip
+    return str(root / "trained" / "model")
+
+
 def pairs_texts(pairs: Path, out: Path) -> Path:
     """The pairs of a synthesize output as plain text, one row per record ("question\nanswer" per pair): what the
     vanilla+tune control is tuned on."""
@@ -179,6 +213,11 @@ def pairs_texts(pairs: Path, out: Path) -> Path:
             if r.get("pairs"):
                 text = "\n\n".join(f"{p['question']}\n{p['answer']}" for p in r["pairs"])
                 rows.append(json.dumps({"id": r["id"], "text": text}, ensure_ascii=False) + "\n")
+    if not rows:
+        raise InputError(
+            f"{pairs} holds no pair for any augmented document: there is nothing to pre-train the instruction arm "
+            "or tune the control on (a trained synthesizer may need more --synth-steps / --synth-base-steps)"
+        )
     out.write_text("".join(rows), encoding="utf-8")
     return out
 
