@@ -245,12 +245,11 @@ def train_tokenizer(corpus: Path, out: Path, vocab_size: int) -> str:
 
 
 def scores(results: Path) -> dict[str, float]:
-    """Task -> its headline metric's value, from evaluate's results.json."""
+    """Task -> its first metric's value, from evaluate's results.json (read as ``evaluate --compare`` reads it)."""
+    from instructpt.evaluate.compare import result_rows
+
     data = json.loads(results.read_text(encoding="utf-8"))
-    out: dict[str, float] = {}
-    for task, result in data["tasks"].items():
-        out[task] = float(result["value"])
-    return out
+    return {task: result_rows(result)[0][1] for task, result in data["tasks"].items()}
 
 
 def compare(results: dict[str, dict[int, dict[str, float]]], seeds: list[int]) -> dict[str, Any]:
