@@ -41,7 +41,7 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
         assert len(list(out.glob(f"{stage}/manifest.json"))) == 1, stage
     runs = Path(report["directories"]["runs"])
     # the control starts from the vanilla model and trains only its tuning steps
-    tune = (runs / "vanilla+tune-s0" / "metrics.jsonl").read_text()
+    tune = (Path(report["directories"]["tuned_runs"]) / "vanilla+tune-s0" / "metrics.jsonl").read_text()
     assert '"step": 40' in tune and '"step": 41' not in tune
     assert "| qa_plain |" in (out / "report.md").read_text()
     metrics = (runs / "vanilla-s0" / "metrics.jsonl").read_text()
@@ -55,13 +55,29 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     assert (
         cli.main(["experiment", "--config", str(SMOKE), "-o", str(out), "--train.max-steps", "10", "-q"]) == 0
     )
-    assert len(list(out.glob("runs/*"))) == len(list(out.glob("evals/*"))) == 2
     assert (
-        len(list(out.glob("mixes/*")))
-        == len(list(out.glob("packed/*")))
-        == len(list(out.glob("pairs/*")))
-        == 1
-    )
+        len(list(out.glob("runs/*"))) == len(list(out.glob("evals/*"))) == 4
+    )  # pre-trained and tuned, twice
+    assert len(list(out.glob("mixes/*"))) == len(list(out.glob("pairs/*"))) == 1
+    assert len(list(out.glob("packed/*"))) == 2  # the raw corpus's, and the augmented and tuning data's
+    # a changed tuning setting runs the tuning phase (and its evaluation) only
+    before = {p: p.read_text() for p in out.glob("runs/*/*-s0/metrics.jsonl")}
+    args = [
+        "experiment",
+        "--config",
+        str(SMOKE),
+        "-o",
+        str(out),
+        "--train.max-steps",
+        "10",
+        "--tune-steps",
+        "5",
+    ]
+    assert cli.main([*args, "-q"]) == 0
+    assert len(list(out.glob("runs/*"))) == len(list(out.glob("evals/*"))) == 5
+    assert {
+        p: p.read_text() for p in before
+    } == before  # nothing pre-trained or tuned before is trained again
 
 
 @pytest.mark.slow
@@ -95,3 +111,56 @@ def test_the_trained_synthesizer_goes_through_the_real_pipeline(tmp_path: Path) 
     records = [json.loads(line) for f in (tmp_path / "t").glob("pairs/*/data/*.jsonl") for line in f.open()]
     assert len(records) == 8 and all(r["synthesizer"]["engine"] == "transformers" for r in records)
     assert all(r["synthesizer"]["model"] == str(model) for r in records)
+
+
+@pytest.mark.slow
+def test_a_corpus_of_your_own_with_a_synthesizer_model_the_domain_recipe_and_both_arms_tuned(
+    tmp_path: Path, tiny_synth: Path
+) -> None:
+    """--corpus (any files) with --suite, --synthesizer model (the tiny synthesizer, run as a synthesize YAML
+    says), --general (the domain recipe), --compare-tuned (instruction+tune against vanilla+tune), and every
+    pre-training run through --launcher (here this Python: a separate process reading the run's YAML)."""
+    import sys
+
+    from instructpt.config import load_yaml
+    from instructpt.experiment.micro import generate
+
+    data = generate(tmp_path / "data", entities=8, seed=1)
+    general = tmp_path / "general.jsonl"
+    rows = [{"instruction": f"Question: What is {a} plus {a}?\nAnswer: {2 * a}"} for a in range(40)]
+    general.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    synth_yaml = tmp_path / "synth.yaml"
+    synth_yaml.write_text(
+        "engine:\n  name: transformers\n  max_model_len: 512\n  max_new_tokens: 24\nrounds: 1\n"
+    )
+    out = tmp_path / "exp"
+    args = ["experiment", "-o", str(out), "--corpus", str(data["corpus"]), "--id-field", "id",
+            "--suite", str(data["tasks"]), "--synthesizer", "model", "--synthesizer-model", str(tiny_synth),
+            "--synthesize-config", str(synth_yaml), "--tokenizer", str(tiny_synth), "--general", str(general),
+            "--general-text-field", "instruction", "--compare-tuned", "--launcher", sys.executable, "--pack-workers", "1",
+            "--seeds", "0", "--tune-steps", "2", "--eval-limit", "4", "--train.max-steps", "3",
+            "--train.batch-size", "4", "--train.seq-len", "64", "--train.warmup-steps", "1", "--train.device",
+            "cpu", "--train.checkpoint-every", "1000", "-q"]  # fmt: skip
+    assert cli.main(args) == 0
+    report = json.loads((out / "experiment.json").read_text())
+    assert report["arms"] == ["instruction", "vanilla", "vanilla+tune", "instruction+tune"]
+    for row in report["tasks"].values():
+        diff = row["instruction+tune_minus_vanilla+tune"]["per_seed"][0]
+        assert diff == pytest.approx(
+            row["instruction+tune"]["per_seed"][0] - row["vanilla+tune"]["per_seed"][0]
+        )
+    assert "instruction+tune - vanilla+tune" in (out / "report.md").read_text()
+    # every document went to the synthesizer model (the domain recipe converts all of them)
+    records = [json.loads(line) for f in out.glob("pairs/*/data/*.jsonl") for line in f.open()]
+    assert len(records) == 16 and {r["synthesizer"]["model"] for r in records} == {str(tiny_synth)}
+    assert {r["synthesizer"]["engine"] for r in records} == {"transformers"}
+    (mixture,) = out.glob("mixes/*/instruction/mixture.json")
+    assert json.loads(mixture.read_text())["preset"] == "domain"
+    runs, tuned = Path(report["directories"]["runs"]), Path(report["directories"]["tuned_runs"])
+    for arm in report["arms"]:  # each run through the launcher, from its YAML
+        where = tuned if "+" in arm else runs
+        assert (where / f"{arm}-s0" / "model" / "config.json").exists()
+        init = load_yaml(where / f"{arm}-s0.yaml")["init"]
+        assert init == (str(runs / f"{arm.split('+')[0]}-s0" / "model") if "+" in arm else None)
+    metrics = (tuned / "instruction+tune-s0" / "metrics.jsonl").read_text()
+    assert '"step": 2' in metrics and '"step": 3' not in metrics  # the tuning steps alone

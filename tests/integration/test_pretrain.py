@@ -120,8 +120,13 @@ def test_a_run_killed_and_resumed_ends_exactly_as_an_uninterrupted_one(mixture: 
 
     a, b = params(full), params(part)
     assert all(torch.equal(a[k], b[k]) for k in a) and len(complete(part / "checkpoints")) == 2
-    _run(mixture, full)  # a finished run, run again: nothing trains, and it ends as it did
-    assert _losses(full) == _losses(part)
+    metrics = (full / "metrics.jsonl").read_text()
+    again = _run(
+        mixture, full
+    )  # a finished run, run again: nothing trains or is evaluated, and it ends as it did
+    assert _losses(full) == _losses(part) and (full / "metrics.jsonl").read_text() == metrics
+    final = json.loads(metrics.splitlines()[-1])
+    assert final["final"] and again["counts"]["val_loss"] == round(final["val_loss"], 6)
 
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])

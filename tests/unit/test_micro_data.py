@@ -54,6 +54,11 @@ def test_micro_data(tmp_path: Path) -> None:
     assert [r["input"] for r in exact] == [r["input"] for r in qa["plain"]]
     storage = _rows(paths["tasks"] / "storage_augmented.jsonl")
     assert len(storage) == 20 * len(ATTRIBUTES) and all(not r["input"].endswith(".") for r in storage)
+    # a storage probe is a sentence of the person's own first document, cut before the value
+    first = {d["entity"]: d["text"] for d in reversed(aug)}
+    for r in storage:
+        name = next(n for n in first if n in r["input"])
+        assert r["input"] + " " + r["options"][r["gold_index"]] in first[name], r
     # the collection is about other people, in the form train-synthesizer reads
     cards, rejects = collect([str(paths["collection"])], CollectionFields(), "test")
     people = {d["entity"] for d in aug + plain}

@@ -37,6 +37,12 @@ def auto_engine(model: str) -> tuple[str, str]:
     first try); with a model, vllm when it is importable and a CUDA GPU is visible, else transformers."""
     if model == DEFAULT_SYNTHESIZER:
         return "rules", "no --model given"
+    return model_engine()
+
+
+def model_engine() -> tuple[str, str]:
+    """The engine a synthesizer model runs on, and why: vllm when it is importable and a CUDA GPU is visible, else
+    transformers."""
     if importlib.util.find_spec("vllm") is None:
         return "transformers", "vllm is not installed"
     if not _cuda_visible():

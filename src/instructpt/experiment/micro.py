@@ -15,7 +15,8 @@ writes under OUT:
 - ``tasks/``: evaluation rows as ``instructpt evaluate`` reads them: ``qa_augmented`` / ``qa_plain`` (multiple
   choice, held-out question wordings, four options: the fact and three fixed distractors), ``exact_augmented`` /
   ``exact_plain`` (the same questions, the answer generated, exact match), ``storage_augmented`` /
-  ``storage_plain`` (complete a training-style sentence, multiple choice: whether the fact was memorised at all).
+  ``storage_plain`` (complete a sentence of the person's own first document, cut before the value, multiple
+  choice: whether the fact was memorised at all).
 
 Each attribute value occurs equally often (to within one) among the augmented people and among the plain ones, so a
 model cannot score above chance from value frequencies alone. Everything comes from one seeded RNG.
@@ -67,14 +68,8 @@ EVAL_QUESTIONS: dict[str, str] = {
     "pet": "Which animal is kept by {n}?",
     "color": "Which shade is the favourite of {n}?",
 }
-# Storage probes: a training statement cut before its value (the first wording of each attribute).
-PROBES: dict[str, str] = {
-    "city": "{n} lives in",
-    "job": "{n} works as a",
-    "hobby": "In spare hours {n} enjoys",
-    "pet": "{n} keeps a",
-    "color": "The favourite colour of {n} is",
-}
+# Bump when the generated data changes for the same settings (the experiment's data directory is named by it).
+DATA_VERSION = "micro-v2"  # v2: storage probes cut from the person's own document (v1: one fixed wording)
 _SYLLABLES = (
     "ka",
     "lo",
@@ -127,11 +122,18 @@ def people(n: int, rng: random.Random, taken: set[str] | None = None) -> list[Pe
     return out
 
 
-def document(person: Person, rng: random.Random) -> str:
-    """Every fact of ``person`` stated once, each in a training wording drawn at random, in random order."""
-    sentences = [rng.choice(STATEMENTS[a]).format(n=person.name, v=v) for a, v in person.facts.items()]
+def document(person: Person, rng: random.Random) -> tuple[str, dict[str, str]]:
+    """Every fact of ``person`` stated once, each in a training wording drawn at random, in random order; and the
+    wording used per attribute."""
+    used = {a: rng.choice(STATEMENTS[a]) for a in person.facts}
+    sentences = [used[a].format(n=person.name, v=v) for a, v in person.facts.items()]
     rng.shuffle(sentences)
-    return f"{person.name}\n\n" + " ".join(sentences)
+    return f"{person.name}\n\n" + " ".join(sentences), used
+
+
+def probe(person: Person, attr: str, wording: str) -> str:
+    """A storage probe: the training statement ``wording`` about ``person``, cut before the value."""
+    return wording.split("{v}")[0].format(n=person.name).rstrip()
 
 
 def distractors(person: Person, attr: str) -> list[str]:
@@ -164,10 +166,12 @@ def generate(
         p.mkdir(parents=True, exist_ok=True)
     rows: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     gold: list[dict[str, Any]] = []
+    first_wordings: dict[str, dict[str, str]] = {}  # person -> the wordings of their first document
     for person in cast:
         for k in range(docs_per_entity):
             rid = f"{person.name.replace(' ', '_')}-{k}"
-            text = document(person, rng)
+            text, used = document(person, rng)
+            first_wordings.setdefault(person.name, used)
             rows[person.augmented].append({"id": rid, "text": text, "entity": person.name})
             if person.augmented:
                 pairs = [{"question": TRAIN_QUESTIONS[a].format(n=person.name), "answer": v}
@@ -179,7 +183,7 @@ def generate(
     _write(paths["corpus"] / "plain.jsonl", rows[False])
     (paths["gold"] / "data").mkdir(exist_ok=True)
     _write(paths["gold"] / "data" / "shard-00000.jsonl", gold)
-    cards = [{"context": document(p, rng), "QA_list": [{"Q": TRAIN_QUESTIONS[a].format(n=p.name), "A": v}
+    cards = [{"context": document(p, rng)[0], "QA_list": [{"Q": TRAIN_QUESTIONS[a].format(n=p.name), "A": v}
                                                        for a, v in p.facts.items()]} for p in others]  # fmt: skip
     shard = paths["collection"] / "people_cards" / "shard"
     shard.mkdir(parents=True, exist_ok=True)
@@ -193,7 +197,9 @@ def generate(
         ]
         exact = [{"input": EVAL_QUESTIONS[a].format(n=p.name) + "\nAnswer:", "label": p.facts[a]}
                  for p in members for a in ATTRIBUTES]  # fmt: skip
-        storage = [_mc(p, a, PROBES[a].format(n=p.name), rng) for p in members for a in ATTRIBUTES]
+        storage = [
+            _mc(p, a, probe(p, a, first_wordings[p.name][a]), rng) for p in members for a in ATTRIBUTES
+        ]
         _write(paths["tasks"] / f"qa_{label}.jsonl", qa)
         _write(paths["tasks"] / f"exact_{label}.jsonl", exact)
         _write(paths["tasks"] / f"storage_{label}.jsonl", storage)

@@ -220,10 +220,10 @@ class Trainer:
 
     def resume(self) -> int:
         """Restore the newest checkpoint; returns the step to start from. Metrics logged after that checkpoint (by
-        the run that stopped) are dropped: the resumed run logs those steps again."""
+        the run that stopped) are dropped: the resumed run logs those steps again. A finished run keeps them all."""
         state = checkpoint.load_latest(self.ckpt_dir, self.model, self.optimizer)
         step = int(state["step"]) if state else 0
-        if self.world.main and self.metrics_path.exists():
+        if self.world.main and self.metrics_path.exists() and self._final() is None:
             kept = [line for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= step and not json.loads(line).get("final")]  # fmt: skip
             self.metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
@@ -237,6 +237,11 @@ class Trainer:
 
         o, total = self.options, self.total_steps
         step = start = self.resume()
+        final = self._final() if start >= total else None
+        if (
+            final is not None
+        ):  # a finished run, re-run: its final figures, nothing trained, evaluated or rewritten
+            return {**final, "steps_this_run": 0, "work_seconds": 0.0}
         last: dict[str, Any] = {
             "step": step
         }  # a finished run, re-run: no step trains, the final figures are its
@@ -261,6 +266,14 @@ class Trainer:
                 last.update(self._evaluate())
             self._log({**last, "final": True}, None)
         return {**last, "steps_this_run": step - start, "work_seconds": time.monotonic() - started}
+
+    def _final(self) -> dict[str, Any] | None:
+        """The final figures of a finished run (its metrics' last line, written once the last step was saved)."""
+        if not self.metrics_path.exists():
+            return None
+        lines = [line for line in self.metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        last = json.loads(lines[-1]) if lines else {}
+        return last if last.get("final") and last.get("step") == self.total_steps else None
 
     def _evaluate(self) -> dict[str, Any]:
         figures = self.evaluate() if self.evaluate is not None else {}
