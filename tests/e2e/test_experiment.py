@@ -114,11 +114,12 @@ def test_the_trained_synthesizer_goes_through_the_real_pipeline(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_a_corpus_of_your_own_with_a_synthesizer_model_the_domain_recipe_and_both_arms_tuned(
+def test_a_corpus_of_your_own_continual_from_a_checkpoint_with_a_synthesizer_model_and_both_arms_tuned(
     tmp_path: Path, tiny_synth: Path
 ) -> None:
     """--corpus (any files) with --suite, --synthesizer model (the tiny synthesizer, run as a synthesize YAML
-    says), --general (the domain recipe), --compare-tuned (instruction+tune against vanilla+tune), and every
+    says), --init (continual pre-training: every arm starts from a checkpoint, with its tokenizer), --general (the
+    domain recipe), --compare-tuned (instruction+tune against vanilla+tune), and every
     pre-training run through --launcher (here this Python: a separate process reading the run's YAML)."""
     import sys
 
@@ -136,7 +137,7 @@ def test_a_corpus_of_your_own_with_a_synthesizer_model_the_domain_recipe_and_bot
     out = tmp_path / "exp"
     args = ["experiment", "-o", str(out), "--corpus", str(data["corpus"]), "--id-field", "id",
             "--suite", str(data["tasks"]), "--synthesizer", "model", "--synthesizer-model", str(tiny_synth),
-            "--synthesize-config", str(synth_yaml), "--tokenizer", str(tiny_synth), "--general", str(general),
+            "--synthesize-config", str(synth_yaml), "--init", str(tiny_synth), "--general", str(general),
             "--general-text-field", "instruction", "--compare-tuned", "--launcher", sys.executable, "--pack-workers", "1",
             "--seeds", "0", "--tune-steps", "2", "--eval-limit", "4", "--train.max-steps", "3",
             "--train.batch-size", "4", "--train.seq-len", "64", "--train.warmup-steps", "1", "--train.device",
@@ -161,6 +162,6 @@ def test_a_corpus_of_your_own_with_a_synthesizer_model_the_domain_recipe_and_bot
         where = tuned if "+" in arm else runs
         assert (where / f"{arm}-s0" / "model" / "config.json").exists()
         init = load_yaml(where / f"{arm}-s0.yaml")["init"]
-        assert init == (str(runs / f"{arm.split('+')[0]}-s0" / "model") if "+" in arm else None)
+        assert init == (str(runs / f"{arm.split('+')[0]}-s0" / "model") if "+" in arm else str(tiny_synth))
     metrics = (tuned / "instruction+tune-s0" / "metrics.jsonl").read_text()
     assert '"step": 2' in metrics and '"step": 3' not in metrics  # the tuning steps alone
