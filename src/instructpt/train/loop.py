@@ -223,7 +223,8 @@ class Trainer:
         the run that stopped) are dropped: the resumed run logs those steps again. A finished run keeps them all."""
         state = checkpoint.load_latest(self.ckpt_dir, self.model, self.optimizer)
         step = int(state["step"]) if state else 0
-        if self.world.main and self.metrics_path.exists() and self._final() is None:
+        finished = step >= self.total_steps and self._final() is not None
+        if self.world.main and self.metrics_path.exists() and not finished:
             kept = [line for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= step and not json.loads(line).get("final")]  # fmt: skip
             self.metrics_path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
