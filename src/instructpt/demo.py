@@ -105,9 +105,10 @@ def model_half(config: DemoConfig, corpus: str, out: Path) -> str:
     (raw and augmented), mix (the paper's from-scratch recipe: a fifth of the raw documents replaced by their
     augmented versions), pretrain a tiny model, evaluate it on sentence completions from the corpus, report."""
     from instructpt.evaluate.run import EvaluateConfig, evaluate
-    from instructpt.experiment.run import scores, train_tokenizer
+    from instructpt.experiment.report import scores
     from instructpt.mix.run import MixConfig, mix
     from instructpt.pack.run import PackConfig, pack
+    from instructpt.pack.tokenizer import train_tokenizer
     from instructpt.pretrain.run import PretrainConfig, pretrain
     from instructpt.report.run import ReportConfig, report
     from instructpt.train.loop import TrainOptions

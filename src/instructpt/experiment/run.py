@@ -34,6 +34,7 @@ from typing import Any
 from instructpt.errors import ConfigError, InputError
 from instructpt.experiment.config import ARMS, TUNE, TUNED_FROM, ExperimentConfig
 from instructpt.experiment.report import STORAGE_BAR, compare, markdown, scores
+from instructpt.pack.tokenizer import train_tokenizer
 from instructpt.pretrain.run import NOT_FINGERPRINTED
 from instructpt.stages import RunInfo, Summary
 
@@ -160,9 +161,7 @@ def experiment(config: ExperimentConfig) -> Summary:
             train = replace(config.train, seed=seed)
             group = "tuned" if arm in TUNED_FROM else "base"
             run = runs[group] / f"{arm}-s{seed}"
-            if (
-                arm in TUNED_FROM
-            ):  # from the arm's model of the same seed, a short phase through the same loop
+            if group == "tuned":  # from the arm's model of the same seed, a short phase through the same loop
                 lr = config.tune_lr or config.train.lr / 10
                 train = replace(train, max_steps=config.tune_steps, max_tokens=None, epochs=None, lr=lr,
                                 warmup_steps=min(train.warmup_steps, max(1, config.tune_steps // 10)))  # fmt: skip
@@ -339,28 +338,6 @@ def pairs_texts(pairs: Path, out: Path) -> Path:
         )
     out.write_text("".join(rows), encoding="utf-8")
     return out
-
-
-def train_tokenizer(corpus: Path, out: Path, vocab_size: int) -> str:
-    """A byte-level BPE with ``<s>``, ``</s>``, ``<pad>``, trained on the corpus's texts (offline, ~1 s); kept in
-    ``out`` and reused on a re-run."""
-    if (out / "tokenizer.json").exists():
-        return str(out)
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    texts = [
-        json.loads(line)["text"] for f in sorted(corpus.glob("*.jsonl")) for line in f.open(encoding="utf-8")
-    ]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)  # fmt: skip
-    tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    fast.save_pretrained(out)
-    return str(out)
 
 
 main = experiment
