@@ -150,8 +150,11 @@ def model_half(config: DemoConfig, corpus: str, out: Path) -> str:
 
 
 def _final(summary: Summary) -> str:
-    keys = ("loss", "val_loss")
-    shown = [f"{k} {summary.counts[k]:.3f}" for k in keys if isinstance(summary.counts.get(k), int | float)]
+    labels = {"final_loss": "loss", "val_loss": "val_loss"}  # pretrain's counters -> what the line says
+    counts = summary.counts
+    shown = [
+        f"{label} {counts[k]:.3f}" for k, label in labels.items() if isinstance(counts.get(k), int | float)
+    ]
     return ", ".join(shown) or "see the run's metrics.jsonl"
 
 

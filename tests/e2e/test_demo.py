@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     )
     # the model half, through the stages
     assert "the model half" in text and "accuracy 0." in text and "raw documents replaced" in text
+    assert re.search(r"steps; final loss \d+\.\d{3}, val_loss \d+\.\d{3}\n", text), text
     for stage in ("packed/raw", "packed/augmented", "mix", "model", "eval"):
         assert (out / stage / "manifest.json").exists(), stage
     assert (out / "model" / "model" / "model.safetensors").exists() and (
