@@ -241,11 +241,10 @@ class Trainer:
         final = self._final() if start >= total else None
         if (
             final is not None
-        ):  # a finished run, re-run: its final figures, nothing trained, evaluated or rewritten
+        ):  # a finished run, re-run: its final figures; nothing trained, evaluated or rewritten
             return {**final, "steps_this_run": 0, "work_seconds": 0.0}
-        last: dict[str, Any] = {
-            "step": step
-        }  # a finished run, re-run: no step trains, the final figures are its
+        # (a finished run without validation, re-run: no step trains, and this is what it reports)
+        last: dict[str, Any] = {"step": step}
         started, tokens_done, evaluated = time.monotonic(), 0, -1
         with deferred_signals() as stop:
             while step < total:
