@@ -69,7 +69,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "experiment": (
         "instructpt.experiment.run",
-        "Instruction vs vanilla pre-training at the same token budget on generated data, every stage, with a report.",
+        "Instruction vs vanilla pre-training at the same token budget (generated data or your corpus), every stage, "
+        "per-seed report.",
     ),
     "verify": (
         "instructpt.verify",
@@ -81,7 +82,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "instructpt.demo",
-        "Rules synthesizer -> templify on the shipped demo corpus, offline, with a summary.",
+        "The whole pipeline on the shipped demo corpus, offline: rules synthesizer, templify, a tiny model trained "
+        "and evaluated, a report.",
     ),
 }
 

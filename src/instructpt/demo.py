@@ -37,7 +37,11 @@ class DemoConfig(RunOptions):
         "Then the model half: tokenizer, pack, mix, pretrain a tiny model, evaluate it, report (--no-train: skip).",
     )
     steps: int = option(150, "Pre-training steps of the tiny model (batch 8 x 128 tokens).")
-    output: str = option("demo-out", "Output directory (pairs/ and augmented/ inside).", aliases=("-o",))
+    output: str = option(
+        "demo-out",
+        "Output directory (pairs/, augmented/ and the model half's steps inside).",
+        aliases=("-o",),
+    )
     progress: bool = option(False, "Show progress bars.")
 
     def __post_init__(self) -> None:
