@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -258,6 +259,13 @@ def test_document_masking_keeps_attention_within_a_document(mixture: Path, tmp_p
     assert not torch.allclose(masked[0, 8:], plain[0, 8:], atol=1e-4)
     _run(mixture, tmp_path / "masked", max_steps=6, doc_masking=True)
     assert len(_losses(tmp_path / "masked")) == 6
+    # the same in bf16 autocast on CPU (--train.precision bf16): the masks and the loss work in bf16 too
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        half = model(input_ids=ids, **doc_attention(doc)).logits
+    assert half.dtype == torch.bfloat16 and torch.allclose(half[0, 8:].float(), alone[0], atol=0.1)
+    _run(mixture, tmp_path / "bf16", max_steps=6, doc_masking=True, precision="bf16")
+    losses = _losses(tmp_path / "bf16")
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
 
 
 class _FakeSummaryWriter:

@@ -21,6 +21,8 @@ from instructpt.experiment.config import ExperimentConfig
         ({"synthesizer_model": "m"}, "need --synthesizer model"),
         ({"seeds": [0, 0]}, "repeats a seed"),
         ({"augment_fraction": 0.0}, "--augment-fraction"),
+        ({"instruction_ratio": 2.0}, "--instruction-ratio sets the domain recipe's mix: it needs --general"),
+        ({"init": "ckpt", "model_config": "500m"}, "with --init every arm starts from the checkpoint"),
     ],
 )
 def test_settings_that_do_not_go_together_are_refused(settings: dict, message: str) -> None:
@@ -58,3 +60,15 @@ def test_a_synthesizer_model_runs_on_a_model_engine_and_the_step_is_keyed_by_wha
     yaml.write_text("engine:\n  name: rules\n")
     with pytest.raises(ConfigError, match="needs a model engine"):
         synthesize_settings(cfg, data, tmp_path / "pairs")
+
+
+def test_a_model_config_file_is_keyed_by_what_it_says_not_by_its_path(tmp_path) -> None:
+    from instructpt.experiment.run import _key, _model_spec
+
+    path = tmp_path / "config.json"
+    path.write_text('{"hidden_size": 128}')
+    before = _key(_model_spec(str(path)))
+    assert _model_spec(str(tmp_path)) == {"hidden_size": 128}  # a directory holding config.json
+    path.write_text('{"hidden_size": 256}')  # edited in place: another model, another directory of runs
+    assert _key(_model_spec(str(path))) != before
+    assert _model_spec("tiny") == "tiny"

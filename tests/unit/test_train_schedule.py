@@ -1,4 +1,4 @@
-"""The learning-rate schedules and the batch split of the training loop (pure functions, no model)."""
+"""The learning-rate schedules, the batch split and the precision of the training loop (no model)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,25 @@ def test_batches_split_over_ranks_and_micro_batches() -> None:
         TrainOptions(epochs=1.0).total_steps()
     with pytest.raises(ConfigError, match="--max-steps, --max-tokens or --epochs"):
         TrainOptions()
+
+
+def test_precision_bf16_autocasts_on_cpu_only_when_asked_and_enters_the_fingerprint_only_when_set() -> None:
+    import torch
+
+    from instructpt.train.loop import _autocast
+
+    cpu, a = torch.device("cpu"), torch.ones(4, 4)
+    with _autocast(cpu, "bf16"):
+        assert (a @ a).dtype == torch.bfloat16
+    for precision in ("auto", "fp32"):
+        with _autocast(cpu, precision):
+            assert (a @ a).dtype == torch.float32
+    assert "precision" not in _o().fingerprint()  # runs made before the option keep their fingerprints
+    assert _o(precision="bf16").fingerprint()["precision"] == "bf16"
+    # written out by hand: a key added or dropped here changes every run's fingerprint (old runs would not resume)
+    assert sorted(_o().fingerprint()) == sorted(
+        "batch_size seq_len max_steps max_tokens epochs lr min_lr_ratio warmup_steps schedule decay_fraction "
+        "weight_decay beta1 beta2 grad_clip seed report_to doc_masking".split()
+    )
+    with pytest.raises(ConfigError, match="--train.precision takes auto | bf16 | fp32"):
+        _o(precision="fp16")

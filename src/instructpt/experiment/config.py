@@ -139,6 +139,12 @@ class ExperimentConfig(RunOptions):
                 )
         elif self.general:
             raise ConfigError("--general (the domain recipe) needs --corpus")
+        if self.instruction_ratio != 1.0 and not self.general:
+            raise ConfigError("--instruction-ratio sets the domain recipe's mix: it needs --general")
+        if self.init and self.model_config != "tiny" and self.synthesizer != "trained":
+            raise ConfigError(
+                "--model-config is for pre-training from scratch; with --init every arm starts from the checkpoint"
+            )
         if self.synthesizer != "model" and (self.synthesizer_model or self.synthesize_config):
             raise ConfigError("--synthesizer-model / --synthesize-config need --synthesizer model")
 

@@ -104,19 +104,19 @@ def markdown(report: dict[str, Any], config: ExperimentConfig) -> str:
         ),  # fmt: skip
         "",
     ]
-    for compared in (("instruction", TUNE), (INSTRUCTION_TUNE, TUNE)):
-        if all(a in arms for a in compared) and storage_ok(report, compared) is False:
+    against_control = [(a, o) for a, o in COMPARISONS if o == TUNE and a in arms and o in arms]
+    for compared in against_control:
+        if storage_ok(report, compared) is False:
             lines += [f"**Storage is below {STORAGE_BAR} in {' or '.join(compared)}: the facts were not memorised "
                       "well enough for that comparison to count (more steps, or a larger model).**", ""]  # fmt: skip
-    diffs = [(a, o) for a, o in (("instruction", TUNE), (INSTRUCTION_TUNE, TUNE)) if a in arms and o in arms]
-    head = [*arms, *(f"{a} - {o} (per seed)" for a, o in diffs), "instruction - vanilla"]
+    head = [*arms, *(f"{a} - {o} (per seed)" for a, o in against_control), "instruction - vanilla"]
     lines += [
         "| task | " + " | ".join(head) + " |",
-        "|---|" + "---:|" * len(arms) + "---|" * len(diffs) + "---:|",
+        "|---|" + "---:|" * len(arms) + "---|" * len(against_control) + "---:|",
     ]
     for task, row in report["tasks"].items():
         cells = [f"{row[arm]['mean']:.3f} ± {row[arm]['spread']:.3f}" for arm in arms]
-        for a, o in diffs:
+        for a, o in against_control:
             d = row[f"{a}_minus_{o}"]
             cells.append(f"{d['mean']:+.3f} ({', '.join(f'{x:+.3f}' for x in d['per_seed'])})")
         cells.append(f"{row['instruction_minus_vanilla']['mean']:+.3f}")

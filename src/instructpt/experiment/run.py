@@ -27,7 +27,7 @@ import logging
 import shlex
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from instructpt.errors import ConfigError, InputError
 from instructpt.experiment.config import ARMS, TUNE, TUNED_FROM, ExperimentConfig
 from instructpt.experiment.report import STORAGE_BAR, compare, markdown, scores
 from instructpt.pack.tokenizer import train_tokenizer
-from instructpt.pretrain.run import NOT_FINGERPRINTED
 from instructpt.stages import RunInfo, Summary
+from instructpt.train.model import PRESETS
 
 log = logging.getLogger(__name__)
 __all__ = ["ARMS", "STORAGE_BAR", "TUNE", "ExperimentConfig", "experiment"]
@@ -91,9 +91,15 @@ def experiment(config: ExperimentConfig) -> Summary:
     check_evaluation(config, data)
     tokenizer = config.tokenizer or config.init
     tok_key = _key(data.key, tokenizer, None if tokenizer else config.vocab_size)
-    train_fp = {k: v for k, v in asdict(config.train).items() if k not in NOT_FINGERPRINTED}
+    train_fp = config.train.fingerprint()
     # a trained synthesizer is made with the tokenizer, model and training options of the arms
-    trained = (tok_key, config.model_config, config.synth_base_steps, config.synth_steps, train_fp)
+    trained = (
+        tok_key,
+        _model_spec(config.model_config),
+        config.synth_base_steps,
+        config.synth_steps,
+        train_fp,
+    )
     synth_fp = synth and {k: v for k, v in synth.fingerprint().items() if k not in ("inputs", "output")}
     pairs_key = _key(data.key, config.synthesizer, data.fraction, synth_fp,
                      config.synthesizer == "trained" and trained)  # fmt: skip
@@ -103,7 +109,7 @@ def experiment(config: ExperimentConfig) -> Summary:
     general_key = _key(tok_key, config.general, config.general_text_field, config.split)
     mix_key = _key(raw_key, pack_key, config.train.seq_len, config.general and general_key,
                    config.general and config.instruction_ratio)  # fmt: skip
-    base_key = _key(mix_key, config.init or config.model_config, config.tokenizer, train_fp)
+    base_key = _key(mix_key, config.init or _model_spec(config.model_config), config.tokenizer, train_fp)
     tune_key = _key(base_key, config.tune_steps, config.tune_lr)
     suite_key = (config.suite or "generated", config.data_dir, config.eval_limit)
     if tokenizer is None:
@@ -194,6 +200,16 @@ def _key(*settings: Any) -> str:
     """A short digest of the settings a step depends on (its directory's name)."""
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _model_spec(spec: str) -> Any:
+    """What a model setting means, for a key: a preset's name, or what a config.json says (an edited file is
+    another model, under the same path)."""
+    path = Path(spec)
+    if spec in PRESETS or not path.exists():
+        return spec
+    # the model is built from the config.json of the folder (see train.model.model_config)
+    return json.loads(((path if path.is_dir() else path.parent) / "config.json").read_text(encoding="utf-8"))
 
 
 def synthesize_settings(config: ExperimentConfig, data: _Data, out: Path) -> Any:
@@ -312,7 +328,8 @@ def trained_synthesizer(config: ExperimentConfig, root: Path, raw: Path, collect
     pretrain(PretrainConfig(data=str(root / "base-mix"), output=str(root / "base"), model_config=config.model_config,
                             progress=False, train=base_train))  # fmt: skip
     tune = SynthTrainOptions(max_steps=config.synth_steps, epochs=None, batch_size=8, seq_len=512, lr=1e-3,
-                             warmup_steps=10, device=config.train.device, checkpoint_every=100_000)  # fmt: skip
+                             warmup_steps=10, device=config.train.device, precision=config.train.precision,
+                             checkpoint_every=100_000)  # fmt: skip
     train_synthesizer(TrainSynthesizerConfig(inputs=[str(collection)], output=str(root / "trained"),
                                              init=str(root / "base" / "model"), eval_examples=4, progress=False,
                                              heldout_fraction=0.0, train=tune))  # fmt: skip

@@ -29,9 +29,6 @@ from instructpt.train.checkpoint import TrainDir
 from instructpt.train.loop import TrainOptions
 
 HEADLINE = ("steps", "tokens_trained", "final_loss", "val_loss")
-# settings that change nothing the model learns: a run may resume with others
-NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_blocks", "device",
-                     "parallel", "compile", "activation_checkpointing", "peak_tflops", "micro_batch_size")  # fmt: skip
 
 
 @dataclass
@@ -57,7 +54,7 @@ class PretrainConfig(RunOptions):
             raise ConfigError("--data is required (a mixture directory made by instructpt mix)")
 
     def fingerprint(self, mixture: dict[str, Any], tokenizer_hash: str) -> dict[str, Any]:
-        train = {k: v for k, v in to_dict(self.train).items() if k not in NOT_FINGERPRINTED}
+        train = self.train.fingerprint()
         if train.get("epochs") is None:
             train.pop("epochs", None)  # runs made before --epochs existed resume
         return {

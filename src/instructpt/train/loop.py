@@ -2,8 +2,9 @@
 
 One optimizer step = ``batch_size`` sequences over all ranks (each rank its share, in micro-batches of
 ``micro_batch_size`` with gradient accumulation); the data for step ``s`` is fixed by ``s`` alone, so a resumed run
-and a run on another number of ranks see the same batches. Mixed precision: bf16 autocast on GPUs, fp32 on CPU
-(master weights always fp32). AdamW (fused on GPUs), a warmup then cosine, WSD or constant schedule computed from
+and a run on another number of ranks see the same batches. Mixed precision (``precision``): by default bf16
+autocast on GPUs and fp32 on CPU; ``bf16`` also autocasts on CPU, ``fp32`` never autocasts (master weights always
+fp32). AdamW (fused on GPUs), a warmup then cosine, WSD or constant schedule computed from
 the step (no scheduler state), gradient clipping. Checkpoints every ``checkpoint_every`` steps, at the end, and
 when SIGTERM or Ctrl-C asks to stop (the step in progress finishes first; exit codes 143 / 130).
 """
@@ -15,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ from instructpt.train import checkpoint
 from instructpt.train.distributed import World, all_mean, unwrap
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+# Options that change how a run executes, not what it learns: a run may resume with others.
+NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_blocks", "device",
+                     "parallel", "compile", "activation_checkpointing", "peak_tflops", "micro_batch_size")  # fmt: skip
 
 
 @dataclass
@@ -75,6 +81,12 @@ class TrainOptions:
     doc_masking: bool = option(
         False, "Attend only within each document of a block; positions restart per document."
     )
+    precision: str = option(
+        "auto",
+        "auto (bf16 autocast on GPUs, fp32 on CPU) | bf16 (bf16 autocast on any device: faster on CPUs with bf16 "
+        "instructions, such as AVX512-BF16 or AMX, slower on others) | fp32. Master weights stay fp32.",
+        choices=PRECISIONS,
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.seq_len < 2 or self.micro_batch_size < 0:
@@ -88,8 +100,18 @@ class TrainOptions:
             raise ConfigError(
                 f"--train.report-to takes tensorboard and wandb, not {', '.join(sorted(unknown))}"
             )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--train.precision takes {' | '.join(PRECISIONS)}, not {self.precision!r}")
         if self.checkpoint_every < 1 or self.keep_checkpoints < 1 or self.lr <= 0:
             raise ConfigError("--checkpoint-every and --train.keep-checkpoints must be >= 1, --lr > 0")
+
+    def fingerprint(self, leave_out: tuple[str, ...] = NOT_FINGERPRINTED) -> dict[str, Any]:
+        """The options that decide what a run learns, for its fingerprint: all but ``leave_out``, and
+        ``precision`` only when set (runs made before the option existed keep their fingerprints)."""
+        out = {k: v for k, v in asdict(self).items() if k not in leave_out}
+        if out.get("precision") == "auto":
+            del out["precision"]
+        return out
 
     def total_steps(self, sequences: int | None = None) -> int:
         """Optimizer steps of the run; ``sequences``: how many training sequences one epoch holds (for --epochs)."""
@@ -300,7 +322,7 @@ class Trainer:
             # (blocks, doc_index) with document masks; (ids, labels) for a masked loss
             parts = blocks if isinstance(blocks, tuple) else (blocks,)
             tokens += parts[0].shape[0] * (parts[0].shape[1] - 1)  # the positions fed (padding included)
-            with context, _autocast(self.world.device):
+            with context, _autocast(self.world.device, o.precision):
                 loss = loss_fn(model, *(t.to(self.world.device) for t in parts)) * scale
             loss.backward()
             loss_sum += float(loss.detach())
@@ -387,11 +409,11 @@ class _nullcontext:
         return None
 
 
-def _autocast(device: Any) -> Any:
+def _autocast(device: Any, precision: str = "auto") -> Any:
     import torch
 
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return _nullcontext()
 
 

@@ -33,7 +33,7 @@ from instructpt.errors import ConfigError
 from instructpt.io.collection import COLLECTION_PARSER, CollectionExample, CollectionFields
 from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
 from instructpt.train.checkpoint import TrainDir
-from instructpt.train.loop import TrainOptions
+from instructpt.train.loop import NOT_FINGERPRINTED, TrainOptions
 from instructpt.train.lora import LoraOptions
 from instructpt.train_synthesizer import data
 from instructpt.train_synthesizer import sequences as seqs
@@ -42,9 +42,6 @@ from instructpt.train_synthesizer.model import add_wire_tokens, fit_model, write
 log = logging.getLogger(__name__)
 
 HEADLINE = ("examples", "sequences", "steps", "final_loss", "parse_rate", "rejected")
-NOT_FINGERPRINTED = ("checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_blocks", "device",
-                     "parallel", "compile", "activation_checkpointing", "peak_tflops", "micro_batch_size",
-                     "report_to")  # fmt: skip
 
 
 @dataclass
@@ -119,7 +116,7 @@ class TrainSynthesizerConfig(RunOptions):
             )
 
     def fingerprint(self, tokenizer_hash: str) -> dict[str, Any]:
-        train = {k: v for k, v in to_dict(self.train).items() if k not in NOT_FINGERPRINTED}
+        train = self.train.fingerprint((*NOT_FINGERPRINTED, "report_to"))
         return {"inputs": self.inputs, "init": self.init, "revision": self.revision, "tokenizer_hash": tokenizer_hash,
                 "data": to_dict(self.data), "overlong": self.overlong, "heldout_sources": self.heldout_sources,
                 "heldout_fraction": self.heldout_fraction, "lora": to_dict(self.lora), "train": train,
