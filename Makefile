@@ -28,7 +28,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m instructpt demo -o demo-out
 
-# The micro experiment: instruction vs vanilla pre-training on generated data, 3 seeds (CPU, ~32 min on 2 cores).
+# The micro experiment: instruction vs vanilla pre-training on generated data, 3 seeds (CPU, ~23 min on 2 cores).
 experiment: $(STAMP)
 	$(PY) -m instructpt experiment --config configs/experiment-micro.yaml
 
