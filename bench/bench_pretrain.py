@@ -33,8 +33,9 @@ def _trainer(
     import torch
 
     from instructpt.train.distributed import World
-    from instructpt.train.loop import Trainer, TrainOptions
+    from instructpt.train.loop import Trainer
     from instructpt.train.model import device_peak_flops, flops_per_token
+    from instructpt.train.options import TrainOptions
 
     gen = torch.Generator().manual_seed(0)
     data = [torch.randint(0, vocab, (batch, seq_len + 1), generator=gen) for _ in range(4)]

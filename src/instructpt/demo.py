@@ -115,7 +115,7 @@ def model_half(config: DemoConfig, corpus: str, out: Path) -> str:
     from instructpt.pack.tokenizer import train_tokenizer
     from instructpt.pretrain.run import PretrainConfig, pretrain
     from instructpt.report.run import ReportConfig, report
-    from instructpt.train.loop import TrainOptions
+    from instructpt.train.options import TrainOptions
 
     common: dict[str, Any] = {"progress": config.progress, "overwrite": config.overwrite}
     over: dict[str, Any] = {"overwrite": config.overwrite}  # commands without a progress bar

@@ -97,7 +97,7 @@ def test_the_trained_synthesizer_goes_through_the_real_pipeline(tmp_path: Path) 
     synthesizer: the run then stops with the reason instead of comparing arms without pairs."""
     from instructpt.errors import InputError
     from instructpt.experiment.run import ExperimentConfig, experiment
-    from instructpt.train.loop import TrainOptions
+    from instructpt.train.options import TrainOptions
 
     cfg = ExperimentConfig(output=str(tmp_path / "t"), entities=8, seeds=[0], synthesizer="trained",
                            synth_base_steps=4, synth_steps=4,

@@ -94,7 +94,7 @@ def test_pretrain_on_cuda_learns_resumes_and_exports(tiny_synth: Path, tmp_path:
     from transformers import AutoModelForCausalLM
 
     from instructpt.pretrain.run import PretrainConfig, pretrain
-    from instructpt.train.loop import TrainOptions
+    from instructpt.train.options import TrainOptions
     from tests.integration.test_pretrain import make_mixture
 
     mix_dir = make_mixture(tmp_path, tiny_synth)

@@ -19,7 +19,7 @@ from instructpt.errors import ConfigError, InputError
 from instructpt.mix.run import MixConfig, mix
 from instructpt.pack.run import PackConfig, pack
 from instructpt.pretrain.run import PretrainConfig, pretrain
-from instructpt.train.loop import TrainOptions
+from instructpt.train.options import TrainOptions
 from tests.faults import kill_after_checkpoint
 
 pytestmark = pytest.mark.slow

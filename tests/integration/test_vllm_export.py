@@ -25,7 +25,7 @@ def test_an_exported_model_is_served_by_vllm_as_transformers_runs_it(
     from instructpt.mix.run import MixConfig, mix
     from instructpt.pack.run import PackConfig, pack
     from instructpt.pretrain.run import PretrainConfig, pretrain
-    from instructpt.train.loop import TrainOptions
+    from instructpt.train.options import TrainOptions
 
     corpus = tmp_path / "raw.jsonl"
     text = "The river feeds the garden. However, the old doctor opens the bank. "

@@ -6,7 +6,7 @@ import pytest
 
 from instructpt.errors import ConfigError
 from instructpt.train.distributed import World
-from instructpt.train.loop import TrainOptions, lr_at
+from instructpt.train.options import TrainOptions, lr_at
 
 
 def _o(**kw) -> TrainOptions:
@@ -57,8 +57,25 @@ def test_precision_bf16_autocasts_on_cpu_only_when_asked_and_enters_the_fingerpr
     assert _o(precision="bf16").fingerprint()["precision"] == "bf16"
     # written out by hand: a key added or dropped here changes every run's fingerprint (old runs would not resume)
     assert sorted(_o().fingerprint()) == sorted(
-        "batch_size seq_len max_steps max_tokens epochs lr min_lr_ratio warmup_steps schedule decay_fraction "
-        "weight_decay beta1 beta2 grad_clip seed report_to doc_masking".split()
+        [
+            "batch_size",
+            "seq_len",
+            "max_steps",
+            "max_tokens",
+            "epochs",
+            "lr",
+            "min_lr_ratio",
+            "warmup_steps",
+            "schedule",
+            "decay_fraction",
+            "weight_decay",
+            "beta1",
+            "beta2",
+            "grad_clip",
+            "seed",
+            "report_to",
+            "doc_masking",
+        ]
     )
     with pytest.raises(ConfigError, match="--train.precision takes auto | bf16 | fp32"):
         _o(precision="fp16")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from instructpt.config import option
 from instructpt.errors import ConfigError
 from instructpt.stages import RunOptions
-from instructpt.train.loop import TrainOptions
+from instructpt.train.options import TrainOptions
 
 SYNTHESIZERS = ("gold", "rules", "trained", "model")
 

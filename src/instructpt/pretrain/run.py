@@ -26,7 +26,7 @@ from instructpt.mix.reader import MixtureReader
 from instructpt.pretrain.export import MODEL_CONFIG, RUN_INFO, TOKENIZER, gather_full_model, write_hf_model
 from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
 from instructpt.train.checkpoint import TrainDir
-from instructpt.train.loop import TrainOptions
+from instructpt.train.options import TrainOptions
 
 HEADLINE = ("steps", "tokens_trained", "final_loss", "val_loss")
 

@@ -33,8 +33,8 @@ from instructpt.errors import ConfigError
 from instructpt.io.collection import COLLECTION_PARSER, CollectionExample, CollectionFields
 from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
 from instructpt.train.checkpoint import TrainDir
-from instructpt.train.loop import NOT_FINGERPRINTED, TrainOptions
 from instructpt.train.lora import LoraOptions
+from instructpt.train.options import NOT_FINGERPRINTED, TrainOptions
 from instructpt.train_synthesizer import data
 from instructpt.train_synthesizer import sequences as seqs
 from instructpt.train_synthesizer.model import add_wire_tokens, fit_model, write_synthesizer
