@@ -384,3 +384,57 @@ def test_lower_first_keeps_names_and_acronyms() -> None:
     assert lower_first("Venice grew rich.") == "Venice grew rich."
     assert lower_first("Glassmaking grew.", "Venetian glassmaking, old.") == "glassmaking grew."
     assert skip_reason(ABSTRACT) is None
+
+
+def test_cue_words_only_spare_searches_never_matches() -> None:
+    """The patterns look for a cue only when the text has one of its words (Doc.words): on texts with every cue,
+    in every case and position, they find exactly what they find searching for every cue."""
+    import json
+    from pathlib import Path
+
+    from instructpt.engines.rules import patterns
+    from instructpt.engines.rules.text import screen
+
+    cued = [
+        "Because of the drought, the harvest failed in most valleys.",
+        "BECAUSE OF THE DROUGHT, THE HARVEST FAILED IN MOST VALLEYS.",
+        "However, due to heavy rain, the match was postponed twice.",
+        "The ferry service was cancelled owing to the storm on Monday.",
+        "This was likely because the pumps had failed overnight.",
+        "As a result of the merger, the firm closed two offices.",
+        "On account of its cost, the plan was dropped by the board.",
+        "Thanks to the grant, the lab bought a new microscope.",
+        "Homeostasis is defined as the stable state of an organism.",
+        "Resilience is understood as the capacity to recover quickly.",
+        "Sepsis is characterised as a dysregulated response to infection.",
+        "The term anergy refers to a lack of reaction by the immune system.",
+        "The word drift means a slow change in allele frequency.",
+        "We define churn as the share of customers who leave in a year.",
+        "A loss of appetite is also known as anorexia in clinical notes.",
+        "This period is termed the lag phase by microbiologists.",
+        "The review is mainly concerned with the cost of urban transport.",
+        "The course is focused on the history of Roman roads.",
+        "The essay is devoted to the poetry of the late period.",
+        "The talk was centred on the ethics of data collection.",
+        "The book is about the rise of the textile industry.",
+        "The dose was halved (i.e. 5 mg per day) for older patients.",
+        "The key enzyme, namely lactase, was absent in the samples.",
+        "The outcome, that is the rate of relapse, fell by a third.",
+        "In other words, the treatment worked for most of the patients.",
+    ]
+    root = Path(__file__).resolve().parents[2]
+    texts = [" ".join(cued), "\n".join(cued), " ".join(reversed(cued)), ABSTRACT]
+    for path in sorted((root / "bench" / "rules_quality").glob("set-*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    finders = (patterns.causes, patterns.definitions, patterns.topics, patterns.paraphrases)
+    found = Counter()
+    for text in texts:
+        reason, words = screen(text)
+        assert reason is None and words is not None
+        with_words, without = analyse(text, words), analyse(text)
+        assert without.words is None
+        for finder in finders:
+            result = finder(with_words)
+            assert result == finder(without), (finder.__name__, text[:60])
+            found[finder.__name__] += bool(result)
+    assert all(found[f.__name__] >= 3 for f in finders), found

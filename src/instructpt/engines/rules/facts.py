@@ -67,6 +67,11 @@ class Facts:
         return patterns.linked_pairs(self.doc)
 
     @cached_property
+    def statements(self) -> list[patterns.Linked]:
+        """The links between two statements: instructions have no truth value to reason about."""
+        return [k for k in self.linked if not is_imperative(k.first) and not is_imperative(k.second)]
+
+    @cached_property
     def causes(self) -> list[patterns.Cause]:
         return patterns.causes(self.doc)
 
@@ -122,7 +127,7 @@ class Facts:
         items = list(items)
         rng = self.rng if items else None
         while items:
-            i = rng.randrange(len(items))  # type: ignore[union-attr]
+            i = rng._randbelow(len(items))  # type: ignore[union-attr]  # randrange(n)'s draw, without its checks
             items[i], items[-1] = items[-1], items[i]
             yield items.pop()
 
@@ -170,8 +175,8 @@ class Collector:
             seen = question.casefold()
             if not question or not answer or seen in self._seen:
                 continue
-            if _MARKER.search(question) or _MARKER.search(answer):
-                continue
+            if ("<" in question or "<" in answer) and (_MARKER.search(question) or _MARKER.search(answer)):
+                continue  # every marker opens with "<"
             given = (task_type, ("answer", answer) if key is None else key)
             if given in self._given:
                 continue  # the same fact in another wording

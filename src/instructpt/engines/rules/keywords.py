@@ -11,6 +11,7 @@ import functools
 import re
 import string
 from collections import Counter
+from itertools import filterfalse
 
 from instructpt.engines.rules.lexicon import (
     COMMON_WORDS,
@@ -106,16 +107,17 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
     body = doc.body
     # Words as the text writes them: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
     # "lead-induced"). The test is made on the distinct runs, which is much cheaper than on every one.
-    counts = Counter(_runs(body.lower()))
-    rare = []  # distinct words, in first-seen order
-    for w, count in counts.items():
-        kind = _kind(w)
-        if kind == _NEVER:
-            continue
-        if kind == _ALWAYS or (kind == _RECURRING and count >= 2) or w.upper() in body:
-            rare.append(w)
-    # sorted() is stable: ties go to the word seen first.
-    return sorted(rare, key=lambda k: (-counts[k], -len(k)))[:limit]
+    counts = Counter(filterfalse(_GENERIC.__contains__, _runs(body.lower())))  # _kind: never a keyword
+    rare = [  # distinct words, in first-seen order
+        w
+        for w, kind in zip(counts, map(_kind, counts))
+        if kind == _ALWAYS
+        or (kind != _NEVER and ((kind == _RECURRING and counts[w] >= 2) or w.upper() in body))
+    ]
+    # Frequent first, then long; sorting is stable (also in reverse): ties go to the word seen first.
+    rare.sort(key=len, reverse=True)
+    rare.sort(key=counts.__getitem__, reverse=True)
+    return rare[:limit]
 
 
 def keyword_hits(sentence: str, rare: list[str]) -> list[str]:

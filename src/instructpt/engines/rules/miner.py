@@ -18,17 +18,16 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from instructpt.engines.rules import keywords, patterns, wording
+from instructpt.engines.rules import keywords, wording
 from instructpt.engines.rules.facts import Collector, Facts, Item, named_rng
 from instructpt.engines.rules.lexicon import CONNECTIVES_BY_LABEL
 from instructpt.engines.rules.patterns import strip_opener
 from instructpt.engines.rules.text import (
     analyse,
     bare,
-    is_imperative,
     lower_words,
     n_words,
-    skip_reason,
+    screen,
 )
 from instructpt.records import QAPair
 
@@ -44,6 +43,10 @@ PARAPHRASE_DETECT_OVERLAP = (
     0.5  # share of content words two sentences must have in common to ask "same thing?"
 )
 _NLI_ANSWER_INDEX = {"entailment": 0, "contradiction": 1, "neutral": 2}
+# The NLI wordings that may ask about a link of each label (see wording.NLI_KINDS).
+_NLI_WORDINGS = {
+    label: [w for w in wording.NLI if w[1] in kinds] for label, kinds in wording.NLI_KINDS.items()
+}
 # Which relation of the other kind a "which connective" distractor comes from: the one that cannot fit too.
 _OPPOSITE = {"entailment": "contradiction", "contradiction": "entailment"}
 # Sentence openers that refer back to an earlier sentence: such a sentence does not stand alone as an answer.
@@ -85,20 +88,22 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     """
     if max_per_type < 0:
         raise ValueError(f"max_per_type must be >= 0, got {max_per_type}")
-    reason = skip_reason(text)
+    reason, words = screen(text)
     if reason is not None:
         return MineResult([], reason)
     # One RNG per task type (and one for the order of the pairs), each from (seed, record id, name): a change to
     # how one task type is mined leaves the items of the others as they were.
     key = record_id if record_id else "text:" + text
     prefix = f"{seed}\x1f{key}\x1f".encode("utf-8", "surrogatepass")
-    facts = Facts(analyse(text), lambda name: named_rng(prefix, name))
+    facts = Facts(analyse(text, words), lambda name: named_rng(prefix, name))
     collector = Collector(facts)
     started: dict[str, Iterator[Item]] = {}  # each miner's candidates, drawn over the rounds
     for round_limit in range(1, max_per_type + 1):
         for task_type, miner in _MINERS:
             facts.task = task_type
-            items = started.setdefault(task_type, miner(facts))
+            items = started.get(task_type)
+            if items is None:
+                items = started[task_type] = miner(facts)
             collector.take(task_type, items, round_limit)
     facts.rngs("order").shuffle(collector.pairs)  # no task type always comes first
     return MineResult(collector.pairs)
@@ -106,7 +111,7 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
 
 def with_options(question: str, options: list[str] | tuple[str, ...]) -> str:
     """The synthesizer's multiple-choice convention: the question, then ``\\nOptions:\\n- a\\n- b``."""
-    return question + "\nOptions:\n" + "\n".join(f"- {o}" for o in options)
+    return question + "\nOptions:\n" + ("- " + "\n- ".join(options) if options else "")
 
 
 def _summarize(f: Facts) -> Iterator[Item]:
@@ -130,15 +135,9 @@ def _title_to_article(f: Facts) -> Iterator[Item]:
         yield f.rng.choice(wording.TITLE_TO_ARTICLE).format(title=title), " ".join(opening), None
 
 
-def _statements(f: Facts, links: list[patterns.Linked]) -> list[patterns.Linked]:
-    """Links between two statements: instructions have no truth value to reason about."""
-    return [k for k in links if not is_imperative(k.first) and not is_imperative(k.second)]
-
-
 def _nli(f: Facts) -> Iterator[Item]:
-    for link in f.shuffled(_statements(f, f.linked)):
-        kinds = wording.NLI_KINDS[link.label]
-        template, kind = f.rng.choice([w for w in wording.NLI if w[1] in kinds])
+    for link in f.shuffled(f.statements):
+        template, kind = f.rng.choice(_NLI_WORDINGS[link.label])
         options: tuple[str, ...]
         if kind == "result":
             options = wording.YES_NO[f.case]
@@ -170,7 +169,7 @@ def _connective(f: Facts) -> Iterator[Item]:
 
 
 def _cause_effect(f: Facts) -> Iterator[Item]:
-    forward = [link for link in _statements(f, f.linked) if link.label == "entailment"]
+    forward = [link for link in f.statements if link.label == "entailment"]
     for link in f.shuffled(forward):
         yield f.wording(wording.CAUSE_EFFECT, cause=link.first), link.second, link.key
 

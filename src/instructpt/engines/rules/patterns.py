@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from instructpt.engines.rules.lexicon import (
@@ -89,7 +90,15 @@ _INLINE_CONN = re.compile(rf"; (?P<conn>{_alternation([c.lower() for c in CONNEC
 _LOWER_CONNECTIVES = {c.lower(): c for c in CONNECTIVES}
 
 _CAUSE_CUES = ("because of", "because", "due to", "owing to", "as a result of", "on account of", "thanks to")
-_CAUSE_SNIFF = ("ecause", "ue to", "wing to", "result of", "ccount of", "hanks to")
+# Cue -> the words one of which a sentence the patterns match has where the cue occurs (see _cued).
+_CAUSE_SNIFF = {
+    "ecause": ("because",),
+    "ue to": ("due",),
+    "wing to": ("owing",),
+    "result of": ("result",),
+    "ccount of": ("account",),
+    "hanks to": ("thanks",),
+}
 _CAUSE_INNER = re.compile(
     rf"^(?P<effect>[^;]{{12,}}?),? (?P<conn>{_alternation(_CAUSE_CUES)}) (?P<cause>[^;]{{3,}})$"
 )
@@ -135,19 +144,19 @@ _DEF_PATTERNS = (
         r"(?:called|known as|termed|referred to as|named) (?P<term>[^,;]{2,60}?)$"
     ),
 )
-_DEF_CUES = (
-    " defined as ",
-    " understood as ",
-    " characteri",
-    " refer",
-    " means ",
-    " denotes ",
-    "We define ",
-    " called ",
-    " known as ",
-    " termed ",
-    " named ",
-)
+_DEF_CUES = {
+    " defined as ": ("defined",),
+    " understood as ": ("understood",),
+    " characteri": ("characterized", "characterised"),
+    " refer": ("refer", "refers", "referred"),
+    " means ": ("means",),
+    " denotes ": ("denotes",),
+    "We define ": ("define",),
+    " called ": ("called",),
+    " known as ": ("known",),
+    " termed ": ("termed",),
+    " named ": ("named",),
+}
 _TERM_PREFIX = re.compile(r"^(?:the (?:term|word|phrase|concept) |a |an |the )", re.IGNORECASE)
 
 _DOC_NOUNS = (
@@ -178,16 +187,29 @@ _NOT_TOPIC = re.compile(
     re.IGNORECASE,
 )
 _MAX_PHRASE_WORDS = 12
-_TOPIC_SNIFF = (" about ", "concerned with", "focused on", "devoted to", "ntred on", "ntered on")
-_PARA_SNIFF = ("i.e.", "namely", "that is", "other words")
+_TOPIC_SNIFF = {
+    " about ": ("about",),
+    "concerned with": ("concerned",),
+    "focused on": ("focused",),
+    "devoted to": ("devoted",),
+    "ntred on": ("centred",),
+    "ntered on": ("centered",),
+}
+_PARA_SNIFF = {"i.e.": ("i",), "namely": ("namely",), "that is": ("that",), "other words": ("other",)}
 
 
-def _cued(doc: Doc, cues: tuple[str, ...]) -> list[int]:
+def _cued(doc: Doc, cues: Mapping[str, tuple[str, ...]]) -> list[int]:
     """The indices of the sentences that contain one of ``cues``, in order: a cheap test that spares most
-    sentences the full patterns (one search of the text per cue, not one per sentence and cue)."""
-    body, starts, sentences = doc.body, doc.starts, doc.sentences
+    sentences the full patterns (one search of the text per cue, not one per sentence and cue).
+
+    A cue is looked for only when the text has one of its words (``doc.words``): every pattern match has that word
+    between spaces (or opening the sentence) where the cue occurs, and most texts lack most cue words.
+    """
+    body, starts, sentences, words = doc.body, doc.starts, doc.sentences, doc.words
     found: set[int] = set()
-    for cue in cues:
+    for cue, needs in cues.items():
+        if words is not None and words.isdisjoint(needs):
+            continue
         i = body.find(cue)
         while i >= 0:
             k = bisect.bisect_right(starts, i) - 1
@@ -344,6 +366,8 @@ def _may_name_a_document(s: str) -> bool:
     if not s.startswith(_TOPIC_OPENERS):
         return False
     words = s.split(" ", 8)
+    if _TOPIC_VERB_FIRST.isdisjoint(words[2:8]):
+        return False
     for j in range(1, min(7, len(words) - 1)):
         w = words[j]
         if (w in _DOC_NOUN_SET or w[:-1] in _DOC_NOUN_SET) and words[j + 1] in _TOPIC_VERB_FIRST:

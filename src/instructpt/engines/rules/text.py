@@ -78,13 +78,16 @@ class Doc:
     """A text ready for mining: optional title, body sentences (whitespace-normalized) in order.
 
     ``full[i]`` tells whether sentence ``i`` is a quotable statement (see :func:`is_full_sentence`); ``body`` is
-    the sentences joined by spaces, for cheap look-ups of how words are used in the text.
+    the sentences joined by spaces, for cheap look-ups of how words are used in the text. ``words``, when known,
+    holds every word of the whole text as :func:`lower_words` splits it: a pattern whose cue word is not among them
+    need not search the text.
     """
 
     title: str | None
     sentences: list[str]
     full: list[bool]
     body: str
+    words: frozenset[str] | None = None
 
     @functools.cached_property
     def starts(self) -> list[int]:
@@ -103,22 +106,34 @@ def squash(s: str) -> str:
 
 def skip_reason(text: str) -> str | None:
     """``"not_english"`` or ``"too_short"`` when a text should not be mined, else ``None``."""
+    return screen(text)[0]
+
+
+def screen(text: str) -> tuple[str | None, frozenset[str] | None]:
+    """:func:`skip_reason`, and the words of the text (for :func:`analyse`) when the check read all of it."""
     sample = text[:ENGLISH_SAMPLE_CHARS]
     if sample and not sample.isascii():
         non_ascii = len(_NON_ASCII.findall(sample))
         if non_ascii > MAX_NON_ASCII_SHARE * (len(sample) - sample.count(" ")):
-            return "not_english"
+            return "not_english", None
     if len(text.split(None, MIN_WORDS)) < MIN_WORDS:
-        return "too_short"
+        return "too_short", None
     words = lower_words(sample)
-    hits = sum(map(FUNCTION_WORDS.__contains__, words))
-    if not words or hits < MIN_FUNCTION_SHARE * len(words):
-        return "not_english"
-    return None
+    need = MIN_FUNCTION_SHARE * len(words)
+    hits, at = 0, 0
+    while hits < need and at < len(words):  # counted in chunks: most texts reach the share early
+        hits += sum(map(FUNCTION_WORDS.__contains__, words[at : at + _CHUNK]))
+        at += _CHUNK
+    if not words or hits < need:
+        return "not_english", None
+    return None, frozenset(words) if len(sample) == len(text) else None
 
 
-def analyse(text: str) -> Doc:
-    """Split ``text`` into an optional title and body sentences."""
+_CHUNK = 96
+
+
+def analyse(text: str, words: frozenset[str] | None = None) -> Doc:
+    """Split ``text`` into an optional title and body sentences; ``words``: see :class:`Doc` (from :func:`screen`)."""
     stripped = text.strip()
     title = None
     head, sep, rest = stripped.partition("\n")
@@ -126,7 +141,7 @@ def analyse(text: str) -> Doc:
         title = squash(head)
         stripped = rest
     sentences = split_sentences(stripped[:MAX_CHARS])[:MAX_SENTENCES]
-    return Doc(title, sentences, [is_full_sentence(s) for s in sentences], " ".join(sentences))
+    return Doc(title, sentences, [is_full_sentence(s) for s in sentences], " ".join(sentences), words)
 
 
 def _looks_like_title(line: str, body: str) -> bool:
