@@ -5,9 +5,10 @@ The digests were first taken with instructpt 0.1.0 (see the README there), and t
 (commit 4b79e4e checked every data/ and rejects/ digest, both formats). Changed on purpose since: reject entries
 keep the line or row as read (`record`) and name the fields a record has when its text field is missing
 (`detail`); parquet shards have typed columns; the rules engine (rules-v3) and the template inventory were revised
-for quality, after which the data digests and counters were taken again (INSTRUCTPT_UPDATE_GOLDEN=1 rewrites them;
-the file records the rules version and inventory fingerprint they were taken with). stats.json may differ only in
-timings and the counter renames listed here.
+for quality, after which the data digests and counters were taken again, and again for rules-v5 (one RNG per text
+instead of one per task type: other wordings, the same counts within a few items). INSTRUCTPT_UPDATE_GOLDEN=1
+rewrites them; the file records the rules version and inventory fingerprint they were taken with. stats.json may
+differ only in timings and the counter renames listed here.
 """
 
 from __future__ import annotations

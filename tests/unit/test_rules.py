@@ -382,6 +382,8 @@ def test_lower_first_keeps_names_and_acronyms() -> None:
     assert lower_first("The study ended.") == "the study ended."
     assert lower_first("DNA was extracted.") == "DNA was extracted."
     assert lower_first("Venice grew rich.") == "Venice grew rich."
+    assert lower_first("Per Olsen founded it.") == "Per Olsen founded it."  # "per" is no everyday opener
+    assert lower_first("Unlike banks, they are mutual.") == "unlike banks, they are mutual."
     assert lower_first("Glassmaking grew.", "Venetian glassmaking, old.") == "glassmaking grew."
     assert skip_reason(ABSTRACT) is None
 
@@ -389,9 +391,6 @@ def test_lower_first_keeps_names_and_acronyms() -> None:
 def test_cue_words_only_spare_searches_never_matches() -> None:
     """The patterns look for a cue only when the text has one of its words (Doc.words): on texts with every cue,
     in every case and position, they find exactly what they find searching for every cue."""
-    import json
-    from pathlib import Path
-
     from instructpt.engines.rules import patterns
     from instructpt.engines.rules.text import screen
 
@@ -422,12 +421,9 @@ def test_cue_words_only_spare_searches_never_matches() -> None:
         "The outcome, that is the rate of relapse, fell by a third.",
         "In other words, the treatment worked for most of the patients.",
     ]
-    root = Path(__file__).resolve().parents[2]
-    texts = [" ".join(cued), "\n".join(cued), " ".join(reversed(cued)), ABSTRACT]
-    for path in sorted((root / "bench" / "rules_quality").glob("set-*.jsonl")):
-        texts += [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    texts = [" ".join(cued), "\n".join(cued), " ".join(reversed(cued)), *_texts_with_every_cue()]
     finders = (patterns.causes, patterns.definitions, patterns.topics, patterns.paraphrases)
-    found = Counter()
+    found: Counter[str] = Counter()
     for text in texts:
         reason, words = screen(text)
         assert reason is None and words is not None
@@ -438,3 +434,72 @@ def test_cue_words_only_spare_searches_never_matches() -> None:
             assert result == finder(without), (finder.__name__, text[:60])
             found[finder.__name__] += bool(result)
     assert all(found[f.__name__] >= 3 for f in finders), found
+
+
+def _texts_with_every_cue() -> list[str]:
+    """The annotated set's texts (every genre, every cue the patterns know) and the abstract above."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    texts = [ABSTRACT]
+    for path in sorted((root / "bench" / "rules_quality").glob("set-*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    return texts
+
+
+def test_shortcuts_agree_with_the_tests_they_spare() -> None:
+    """Capitals looked for in the runs of capitals only, sentence ends of an ASCII line found by one pattern, and no
+    first-person check in a text without such words: each gives what the full test gives."""
+    from instructpt.engines.rules.facts import Facts
+    from instructpt.engines.rules.keywords import _capitals
+    from instructpt.engines.rules.text import (
+        _SENT_END_ASCII,
+        _opened_ends,
+        is_personal,
+        lower_words,
+        screen,
+    )
+
+    odd = (
+        "The DNAse assay (ELISA) used IL-6 and TNF-alpha; HIV-positive donors gave 3 mL. U.S. data. "
+        'He said "Yes." Then (A) was chosen. "Stop!" she cried. 12 cases. e.g. Smith. ABCdef xyzABC.'
+    )
+    dotless = (  # "ı" capitalised by upper_first reads as "I"
+        "The river flooded the valley after the long spring rains, and the farmers moved their cattle to the "
+        "hills. Because of the storm, ı stayed home for the whole week. The council met on Tuesday to discuss "
+        "the repairs of the old stone bridge over the river."
+    )
+    texts = [*_texts_with_every_cue(), odd, odd.lower(), odd.upper(), odd + " Émile naïve CAFÉ", dotless]
+    impersonal = 0
+    for text in texts:
+        words = set(lower_words(text)) | {"dna", "dnase", "abc", "xyz", "elisa", "alpha", "zzz", "ase"}
+        caps = _capitals(text)
+        for w in words:
+            if w.isalpha() and len(w) >= 3:
+                assert (w.upper() in text) == (w.upper() in caps), (w, text[:40])
+        for line in text.splitlines():
+            if line.isascii():
+                spans = [m.span() for m in _SENT_END_ASCII.finditer(line)]
+                assert spans == [m.span() for m in _opened_ends(line)], line[:60]
+        reason, vocabulary = screen(text)
+        if reason is None:
+            facts = Facts(analyse(text, vocabulary), None)  # type: ignore[arg-type]  # no draws here
+            embeddable = _embeddable(facts)
+            assert facts.personal or not any(is_personal(s) for s in embeddable), text[:60]
+            impersonal += not facts.personal
+            if text is dotless:
+                assert "I stayed home for the whole week." in embeddable and facts.personal
+    assert impersonal >= 10
+
+
+def _embeddable(facts) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every sentence and clause of a text that an item may embed in a question."""
+    from instructpt.engines.rules.patterns import strip_opener
+
+    out = [*facts.doc.sentences, *map(strip_opener, facts.doc.sentences)]
+    out += [x for link in facts.linked for x in (link.first, link.second)]
+    out += [x for cause in facts.causes for x in (cause.effect, cause.cause)]
+    restated, inline = facts.paraphrases
+    out += [x for r in restated for x in (r.first, r.second)] + [x for pair in inline for x in pair]
+    return out

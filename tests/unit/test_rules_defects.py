@@ -125,6 +125,25 @@ def test_instructions_and_first_person_sentences_are_quoted_not_embedded() -> No
                 assert "Turn the heating" not in p.question and "keep a cloth" not in p.question.lower()
 
 
+def test_sentences_that_open_with_a_subordinate_clause_or_speak_as_we_are_quoted_in_every_task_type() -> None:
+    # "Given that because zinc ...", "Given that Unlike banks, ...", "the conclusion that we have reduced ...": an
+    # embedded sentence must read as a clause of the question; else it is quoted.
+    text = FILLER + (
+        "Because zinc induces metallothionein, it may protect the kidney without removing lead. Therefore, zinc "
+        "supplements are tested in exposed workers. Unlike banks, credit unions are not run for profit. As a "
+        "result, their members pay lower fees on loans. The fund sold its emerging market bonds in March. "
+        "Therefore, we have reduced our exposure to currency risk for the coming year."
+    )
+    embedded = re.compile(r"(?:Given that|states that|conclusion that) (?:because|we|our|Unlike) ")
+    seen = Counter()
+    for i in range(60):
+        for p in mine(text, f"q{i}").pairs:
+            assert not embedded.search(p.question), p
+            seen[p.task_type] += "Because zinc" in p.question or "we have reduced" in p.question
+            seen["lowered"] += "that unlike banks" in p.question
+    assert seen["cause_effect"] and seen["nli"] and seen["lowered"], seen
+
+
 def test_a_sentence_pair_serves_one_task_type_when_the_text_has_others() -> None:
     text = FILLER + (
         "Prices rose sharply during the winter. However, demand for heating oil stayed stable. "
@@ -251,17 +270,3 @@ def test_an_addition_link_is_not_asked_how_it_relates() -> None:
     for i in range(30):
         for p in by_type(mine(text, f"a{i}").pairs).get("nli", []):
             assert "relate" not in p.question and "connected" not in p.question, p
-
-
-def test_the_items_of_one_task_type_do_not_depend_on_another(monkeypatch) -> None:
-    from instructpt.engines.rules import miner
-
-    text = FILLER + (
-        "The harbour froze for two weeks. Therefore, ships were diverted to the southern port. "
-        "Photosynthesis is defined as the conversion of light energy into chemical energy by plants."
-    )
-    before = {(p.task_type, p.question, p.answer) for p in mine(text, "dep").pairs}
-    monkeypatch.setattr(miner, "_MINERS", tuple((n, m) for n, m in miner._MINERS if n != "definition"))
-    after = {(p.task_type, p.question, p.answer) for p in mine(text, "dep").pairs}
-    assert any(i[0] == "definition" for i in before)
-    assert after == {i for i in before if i[0] != "definition"}

@@ -8,10 +8,12 @@ import functools
 import hashlib
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
+from typing import TypeVar
 
 from instructpt.engines.rules import keywords, patterns
+from instructpt.engines.rules.lexicon import PERSONAL_WORDS, SUBORDINATORS
 from instructpt.engines.rules.text import Doc, bare, is_imperative, is_personal, lower_first
 from instructpt.records import QAPair
 from instructpt.wire import MARKERS
@@ -19,6 +21,7 @@ from instructpt.wire import MARKERS
 _seed = _random.Random.seed
 _MARKER = re.compile("|".join(re.escape(m) for m in MARKERS))
 
+W = TypeVar("W")  # a wording: its template, or a (template, kind) pair
 # (question, answer, key): ``key`` names the sentences the item uses (see patterns.Linked.key), or None.
 Item = tuple[str, str, object]
 
@@ -45,21 +48,10 @@ class Facts:
     (see :meth:`fresh`), so the items of a text ask about different parts of it.
     """
 
-    def __init__(self, doc: Doc, rng_of: Callable[[str], random.Random]) -> None:
-        self.doc, self._rng_of = doc, rng_of
-        self._rngs: dict[str, random.Random] = {}
-        self.task = ""  # the task type being mined: its RNG is ``rng``
+    def __init__(self, doc: Doc, rng: random.Random) -> None:
+        self.doc, self.rng = doc, rng
         self.used: dict[object, set[str]] = {}
         self._lower: dict[str, str] = {}
-
-    def rngs(self, name: str) -> random.Random:
-        if name not in self._rngs:
-            self._rngs[name] = self._rng_of(name)
-        return self._rngs[name]
-
-    @property
-    def rng(self) -> random.Random:
-        return self.rngs(self.task)
 
     # Pattern matches, computed once per text (every round of the collector asks again).
     @cached_property
@@ -94,10 +86,24 @@ class Facts:
     @cached_property
     def case(self) -> str:
         """One capitalisation of yes/no options for the whole text ("lower" or "upper")."""
-        return self.rngs("case").choice(("lower", "upper"))
+        return self.rng.choice(("lower", "upper"))
 
-    def fresh(self, key: object, task_type: str) -> bool:
-        """Whether an item of ``task_type`` may use the sentences ``key``: only when no item has used them yet."""
+    @cached_property
+    def personal(self) -> bool:
+        """Whether a sentence of the text may speak in the first or second person: not when the words of the whole
+        text (``doc.words``, split as :func:`is_personal` splits a sentence) hold no such word, also once a clause
+        that opens with one has its first letter capitalised (``upper_first``: "ı stayed" -> "I stayed")."""
+        words = self.doc.words
+        if words is None or not words.isdisjoint(PERSONAL_WORDS):
+            return True
+        if "".join(words).isascii():
+            return False  # capitalising an ASCII letter and lower-casing it again gives the same letter
+        capitalised = ((w[:1].upper() + w[1:]).lower() for w in words if not w.isascii())
+        return not PERSONAL_WORDS.isdisjoint(capitalised)
+
+    def fresh(self, key: object) -> bool:
+        """Whether an item may use the sentences ``key``: only when no item has used them yet (miners ask before
+        they word an item, so that no draw is spent on one the collector would refuse)."""
         return key not in self.used
 
     def lower(self, s: str) -> str:
@@ -112,15 +118,28 @@ class Facts:
         return _Forms(self, sentences)
 
     def wording(self, table: tuple[str, ...], **sentences: str) -> str:
-        """A wording from ``table`` filled with the forms of ``sentences``.
+        """A wording from ``table`` (one of those :meth:`fitting` allows) filled with the forms of ``sentences``."""
+        return self.rng.choice(self.fitting(table, sentences)).format_map(self.forms(**sentences))
 
-        A sentence that speaks in the first or second person, or gives an instruction, is only quoted: unquoted
-        ("Given that I prefer ...", "Turn the valve.\nWhy is that?") it would read as the asker's own words, or
-        be ungrammatical.
+    def fitting(
+        self, table: Sequence[W], sentences: dict[str, str], template: Callable[[W], str] = str
+    ) -> Sequence[W]:
+        """The wordings of ``table`` that quote each of ``sentences`` that may only be quoted (all of them when none
+        does; ``template`` gives a wording's text).
+
+        A sentence that speaks in the first or second person, gives an instruction or opens with a subordinate
+        clause is only quoted: unquoted ("Given that I prefer ...", "Turn the valve.\nWhy is that?", "Given that
+        because zinc ...") it would read as the asker's own words, or be ungrammatical.
         """
-        quote = [n for n, s in sentences.items() if is_personal(s) or is_imperative(s)]
-        choices = [w for w in table if all(_quoted(w, n) for n in quote)] if quote else table
-        return self.rng.choice(choices or table).format_map(self.forms(**sentences))
+        personal = self.personal
+        quote = [
+            n
+            for n, s in sentences.items()
+            if (personal and is_personal(s)) or is_imperative(s) or _subordinate(s)
+        ]
+        if not quote:
+            return table
+        return [w for w in table if all(_quoted(template(w), n) for n in quote)] or table
 
     def shuffled(self, items: list) -> Iterator:
         """``items`` in random order, drawn lazily: a miner that stops early spends fewer draws."""
@@ -148,6 +167,11 @@ class _Forms(dict):
         return value
 
 
+def _subordinate(s: str) -> bool:
+    """Whether a sentence opens with a subordinating word ("Because ...", "Although ...", "As ...")."""
+    return s.split(" ", 1)[0].strip("\"'“‘(,").lower() in SUBORDINATORS
+
+
 @functools.lru_cache(maxsize=1024)
 def _quoted(wording: str, name: str) -> bool:
     """Whether every use of the field ``name`` in ``wording`` is inside quotation marks."""
@@ -169,7 +193,7 @@ class Collector:
         if self.counts.get(task_type, 0) >= limit:
             return
         for question, answer, key in items:
-            if key is not None and not self.facts.fresh(key, task_type):
+            if key is not None and not self.facts.fresh(key):
                 continue
             question, answer = question.strip(), answer.strip()
             seen = question.casefold()

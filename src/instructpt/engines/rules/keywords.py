@@ -108,16 +108,29 @@ def keywords(doc: Doc, limit: int = 10) -> list[str]:
     # Words as the text writes them: letters, digits and inner hyphens kept together ("IL-6", "OKT8+", "MoS2",
     # "lead-induced"). The test is made on the distinct runs, which is much cheaper than on every one.
     counts = Counter(filterfalse(_GENERIC.__contains__, _runs(body.lower())))  # _kind: never a keyword
+    caps = _capitals(body)
     rare = [  # distinct words, in first-seen order
         w
         for w, kind in zip(counts, map(_kind, counts))
         if kind == _ALWAYS
-        or (kind != _NEVER and ((kind == _RECURRING and counts[w] >= 2) or w.upper() in body))
+        or (kind != _NEVER and ((kind == _RECURRING and counts[w] >= 2) or w.upper() in caps))
     ]
     # Frequent first, then long; sorting is stable (also in reverse): ties go to the word seen first.
     rare.sort(key=len, reverse=True)
     rare.sort(key=counts.__getitem__, reverse=True)
     return rare[:limit]
+
+
+def _capitals(body: str) -> str:
+    """Where ``keywords`` looks for a word written in capitals: the words that reach that test are alphabetic
+    (three letters or more), so in an ASCII text they can only occur inside a run of capitals ("DNA" in "DNAse")."""
+    if not body.isascii():
+        return body
+    runs = body.encode().translate(_CAPITALS_ONLY).split()
+    return " ".join([r.decode() for r in runs if len(r) >= 3])
+
+
+_CAPITALS_ONLY = bytes(c if 65 <= c <= 90 else 32 for c in range(256))  # A-Z kept, every other byte a space
 
 
 def keyword_hits(sentence: str, rare: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ FUNCTION_WORDS = _words(
 COMMON_WORDS = FUNCTION_WORDS | _words(
     """
     a an in on at so no yes not all any few one two three four five six seven eight nine ten first second
+    unlike according regardless notwithstanding
     third last next new old good bad high low large small long short great little own same different able
     about above across after again against almost alone along already although always among another anyone
     anything around away became become becomes before began begin behind believe below beside besides

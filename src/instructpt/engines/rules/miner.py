@@ -2,9 +2,8 @@
 
 :func:`mine` checks the text (English, long enough), splits it into an optional title and sentences, finds
 patterns (connectives, causes, paraphrases, definitions, topics, rare keywords) and turns them into question-
-answer pairs with wordings drawn by one RNG per task type (and one for the order of the pairs), each seeded from
-a stable hash of (seed, record id, name) and drawn from sequentially, so the same text, id and seed give
-identical pairs in any process or worker order. The shared state of one text is in :mod:`.facts`, the keyword
+answer pairs with wordings drawn by one RNG per text, seeded from a stable hash of (seed, record id) and drawn
+from in a fixed order, so the same text, id and seed give identical pairs in any process or worker order. The shared state of one text is in :mod:`.facts`, the keyword
 analysis in :mod:`.keywords`.
 
     result = mine(text, record_id="doc-1", seed=0, max_per_type=2)
@@ -17,9 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
 
 from instructpt.engines.rules import keywords, wording
-from instructpt.engines.rules.facts import Collector, Facts, Item, named_rng
+from instructpt.engines.rules.facts import Collector, Facts, Item, text_rng
 from instructpt.engines.rules.lexicon import CONNECTIVES_BY_LABEL
 from instructpt.engines.rules.patterns import strip_opener
 from instructpt.engines.rules.text import (
@@ -31,7 +32,7 @@ from instructpt.engines.rules.text import (
 )
 from instructpt.records import QAPair
 
-RULES_VERSION = "rules-v4"  # bump when mining output changes for the same input
+RULES_VERSION = "rules-v5"  # bump when mining output changes for the same input
 
 OPENING_MAX_WORDS = 120  # title_to_article: the answer is the body's opening, not the whole text
 CONTINUATION_MAX_WORDS = 60
@@ -91,21 +92,16 @@ def mine(text: str, record_id: str, seed: int = 0, max_per_type: int = 2) -> Min
     reason, words = screen(text)
     if reason is not None:
         return MineResult([], reason)
-    # One RNG per task type (and one for the order of the pairs), each from (seed, record id, name): a change to
-    # how one task type is mined leaves the items of the others as they were.
-    key = record_id if record_id else "text:" + text
-    prefix = f"{seed}\x1f{key}\x1f".encode("utf-8", "surrogatepass")
-    facts = Facts(analyse(text, words), lambda name: named_rng(prefix, name))
+    facts = Facts(analyse(text, words), text_rng(seed, record_id, text))
     collector = Collector(facts)
     started: dict[str, Iterator[Item]] = {}  # each miner's candidates, drawn over the rounds
     for round_limit in range(1, max_per_type + 1):
         for task_type, miner in _MINERS:
-            facts.task = task_type
             items = started.get(task_type)
             if items is None:
                 items = started[task_type] = miner(facts)
             collector.take(task_type, items, round_limit)
-    facts.rngs("order").shuffle(collector.pairs)  # no task type always comes first
+    facts.rng.shuffle(collector.pairs)  # no task type always comes first
     return MineResult(collector.pairs)
 
 
@@ -137,7 +133,10 @@ def _title_to_article(f: Facts) -> Iterator[Item]:
 
 def _nli(f: Facts) -> Iterator[Item]:
     for link in f.shuffled(f.statements):
-        template, kind = f.rng.choice(_NLI_WORDINGS[link.label])
+        if not f.fresh(link.key):
+            continue
+        sentences = {"premise": link.first, "hypothesis": link.second}
+        template, kind = f.rng.choice(f.fitting(_NLI_WORDINGS[link.label], sentences, itemgetter(0)))
         options: tuple[str, ...]
         if kind == "result":
             options = wording.YES_NO[f.case]
@@ -151,7 +150,7 @@ def _nli(f: Facts) -> Iterator[Item]:
         else:
             options = tuple(f.shuffled(list(wording.RELATION_OPTIONS.values())))
             answer = wording.RELATION_OPTIONS[link.label]
-        question = template.format_map(f.forms(premise=link.first, hypothesis=link.second))
+        question = template.format_map(f.forms(**sentences))
         yield with_options(question, options), answer, link.key
 
 
@@ -159,6 +158,8 @@ def _connective(f: Facts) -> Iterator[Item]:
     # Only result and contrast links, against a connective of the opposite relation: an "In addition" pair could
     # often take "Moreover" and "Therefore" alike, and then the question has two right answers.
     for link in f.shuffled([k for k in f.linked if k.label in _OPPOSITE]):
+        if not f.fresh(link.key):
+            continue
         options = [link.connective, f.rng.choice(CONNECTIVES_BY_LABEL[_OPPOSITE[link.label]])]
         f.rng.shuffle(options)
         second_lower = f.lower(link.second)
@@ -171,12 +172,14 @@ def _connective(f: Facts) -> Iterator[Item]:
 def _cause_effect(f: Facts) -> Iterator[Item]:
     forward = [link for link in f.statements if link.label == "entailment"]
     for link in f.shuffled(forward):
-        yield f.wording(wording.CAUSE_EFFECT, cause=link.first), link.second, link.key
+        if f.fresh(link.key):
+            yield f.wording(wording.CAUSE_EFFECT, cause=link.first), link.second, link.key
 
 
 def _effect_cause(f: Facts) -> Iterator[Item]:
     for c in f.shuffled(f.causes):
-        yield f.wording(wording.EFFECT_CAUSE, effect=c.effect), c.cause, c.key
+        if f.fresh(c.key):
+            yield f.wording(wording.EFFECT_CAUSE, effect=c.effect), c.cause, c.key
 
 
 def _paraphrase(f: Facts) -> Iterator[Item]:
@@ -184,9 +187,11 @@ def _paraphrase(f: Facts) -> Iterator[Item]:
     found: list[tuple[str, str, object]] = [(r.first, r.second, r.key) for r in restated]
     found += [(before, after, None) for before, after in inline]
     for first, second, key in f.shuffled(found):
+        if key is not None and not f.fresh(key):
+            continue
         if key is None:
             yield f.rng.choice(wording.CLARIFY).format(before=first), second, None
-        elif _overlap(first, second) >= PARAPHRASE_DETECT_OVERLAP and f.rng.random() < 0.5:
+        elif f.rng.random() < 0.5 and _overlap(first, second) >= PARAPHRASE_DETECT_OVERLAP:
             yield (*_paraphrase_detection(f, first, second), key)
         else:
             yield f.wording(wording.PARAPHRASE, sentence=first), second, key
@@ -276,7 +281,7 @@ def _keywords(f: Facts) -> Iterator[Item]:
 def _keyword_item(f: Facts, sentence: str, hits: list[str]) -> Item:
     # A word capitalised only because it opens the sentence is listed in lower case ("Artificial" -> "artificial").
     hits = [f.lower(h) if sentence.startswith(h) else h for h in hits]
-    chosen = f.rng.sample(hits, min(4, len(hits)))
+    chosen = list(islice(f.shuffled(hits), 4))
     words = ", ".join(chosen)
     words_and = f"{', '.join(chosen[:-1])} and {chosen[-1]}"
     return f.rng.choice(wording.KEYWORDS).format(words=words, words_and=words_and), sentence, None
@@ -289,6 +294,8 @@ def _completion(f: Facts) -> Iterator[Item]:
     sents, full = f.doc.sentences, f.doc.full
     splits = [k for k in range(1, len(sents)) if full[k - 1] and full[k]]
     for k in f.shuffled(splits):
+        if not f.fresh(k):
+            continue
         before = sents[k - 1]
         if k >= 2 and n_words(before) < 12 and full[k - 2]:
             before = f"{sents[k - 2]} {before}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from instructpt.engines.rules.lexicon import (
@@ -41,6 +41,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 # A candidate sentence end: terminal punctuation (plus closing quotes/brackets), space, then an opener.
 _SENT_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?\w)")  # the opener is checked in _sentence_ends
 _OPENING_MARKS = "\"'“‘(["
+_SENT_END_ASCII = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")  # the same ends in an ASCII line
 _TITLE_BAD_END = re.compile(r"(?:[,;:]|\.\.)$")
 # Words that may precede the verb of an instruction ("Do not ...", "Then gently press ...").
 _IMPERATIVE_LEADS = frozenset(
@@ -206,8 +207,14 @@ def _continues(previous: str, line: str) -> bool:
     return line[0].islower() or line[0] == "(" or previous.rsplit(" ", 1)[-1].lower() in _DANGLING
 
 
-def _sentence_ends(line: str):
+def _sentence_ends(line: str) -> Iterator[re.Match[str]]:
     """Candidate sentence ends whose next sentence opens with a capital (any script: "Émile") or a digit."""
+    if line.isascii():  # then the pattern can test the opener itself
+        return _SENT_END_ASCII.finditer(line)
+    return _opened_ends(line)
+
+
+def _opened_ends(line: str) -> Iterator[re.Match[str]]:
     for m in _SENT_END.finditer(line):
         # The match looks ahead to at most one opening quote or bracket, then a word character.
         opener = line[m.end()]
@@ -221,7 +228,7 @@ def _split_line(line: str) -> list[str]:
     pieces: list[str] = []
     start = 0
     # Most lines have single spaces only: then a piece needs its ends stripped, not its whitespace squashed.
-    tidy: Callable[[str], str] = str.strip if " ".join(line.split()) == line else squash
+    tidy: Callable[[str], str] = str.strip if _single_spaced(line) else squash
     for m in _sentence_ends(line):
         end = m.start() + 1
         word = line[max(line.rfind(" ", start, end) + 1, start) : end].lstrip("\"'“‘([").lower()
@@ -239,6 +246,15 @@ def _split_line(line: str) -> list[str]:
     if tail:
         pieces.append(tail)
     return pieces
+
+
+def _single_spaced(line: str) -> bool:
+    """Whether a stripped line (from ``splitlines``) has no whitespace but single spaces."""
+    if (
+        line.isascii()
+    ):  # then only a tab or \x1f can be whitespace other than a space: splitlines took the rest
+        return "  " not in line and "\t" not in line and "\x1f" not in line
+    return " ".join(line.split()) == line
 
 
 def _after_number(line: str, start: int, end: int) -> bool:
