@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from instructpt.errors import ConfigError, InputError
+from instructpt.errors import ConfigError, InputError, ResumeError
 from instructpt.mix.run import MixConfig, mix
 from instructpt.pack.run import PackConfig, pack
 from instructpt.pretrain.run import PretrainConfig, pretrain
@@ -205,6 +205,36 @@ def test_refusals_and_a_damaged_checkpoint(mixture: Path, tiny_synth: Path, tmp_
     _run(mixture, out, max_steps=10)
     assert any("cannot be loaded" in r.getMessage() for r in caplog.records)
     assert len(_losses(out)) == 10  # resumed from step 5 and trained 6-10 again
+
+
+def test_a_model_config_file_edited_in_place_is_another_model(
+    mixture: Path, tiny_synth: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from instructpt.train.model import model_config
+
+    vocab = len(AutoTokenizer.from_pretrained(tiny_synth))
+    model_config("tiny", vocab, 32, {}).save_pretrained(tmp_path / "model")
+    config_json = tmp_path / "model" / "config.json"
+
+    def run(out: Path) -> dict:
+        return pretrain(PretrainConfig(data=str(mixture), output=str(out), model_config=str(config_json),
+                                       progress=False, export=False, train=_opts(max_steps=5))).to_dict()  # fmt: skip
+
+    out, legacy = tmp_path / "run", tmp_path / "legacy"
+    run(out)
+    shutil.copytree(out, legacy)
+    manifest = json.loads((legacy / "manifest.json").read_text())
+    assert manifest["fingerprint"]["model_file"]["num_hidden_layers"] == 2
+    del manifest["fingerprint"]["model_file"]  # as runs made before the file's contents were recorded
+    (legacy / "manifest.json").write_text(json.dumps(manifest))
+    assert run(legacy)["counts"]["steps"] == 5  # such a run still resumes (here: is finished)
+    edited = json.loads(config_json.read_text())
+    edited["num_hidden_layers"] = 1
+    config_json.write_text(json.dumps(edited))
+    with pytest.raises(ResumeError, match="model_file"):
+        run(out)  # the same path, another model: not the finished run of the old one
 
 
 _STOPPABLE = """

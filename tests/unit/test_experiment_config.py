@@ -63,12 +63,13 @@ def test_a_synthesizer_model_runs_on_a_model_engine_and_the_step_is_keyed_by_wha
 
 
 def test_a_model_config_file_is_keyed_by_what_it_says_not_by_its_path(tmp_path) -> None:
-    from instructpt.experiment.run import _key, _model_spec
+    from instructpt.experiment.run import _key
+    from instructpt.train.model import model_spec
 
     path = tmp_path / "config.json"
     path.write_text('{"hidden_size": 128}')
-    before = _key(_model_spec(str(path)))
-    assert _model_spec(str(tmp_path)) == {"hidden_size": 128}  # a directory holding config.json
+    before = _key(model_spec(str(path)))
+    assert model_spec(str(tmp_path)) == {"hidden_size": 128}  # a directory holding config.json
     path.write_text('{"hidden_size": 256}')  # edited in place: another model, another directory of runs
-    assert _key(_model_spec(str(path))) != before
-    assert _model_spec("tiny") == "tiny"
+    assert _key(model_spec(str(path))) != before
+    assert model_spec("tiny") == "tiny"

@@ -36,7 +36,7 @@ from instructpt.experiment.config import ARMS, TUNE, TUNED_FROM, ExperimentConfi
 from instructpt.experiment.report import STORAGE_BAR, compare, markdown, scores
 from instructpt.pack.tokenizer import train_tokenizer
 from instructpt.stages import RunInfo, Summary
-from instructpt.train.model import PRESETS
+from instructpt.train.model import model_spec
 
 log = logging.getLogger(__name__)
 __all__ = ["ARMS", "STORAGE_BAR", "TUNE", "ExperimentConfig", "experiment"]
@@ -95,7 +95,7 @@ def experiment(config: ExperimentConfig) -> Summary:
     # a trained synthesizer is made with the tokenizer, model and training options of the arms
     trained = (
         tok_key,
-        _model_spec(config.model_config),
+        model_spec(config.model_config),
         config.synth_base_steps,
         config.synth_steps,
         train_fp,
@@ -109,7 +109,7 @@ def experiment(config: ExperimentConfig) -> Summary:
     general_key = _key(tok_key, config.general, config.general_text_field, config.split)
     mix_key = _key(raw_key, pack_key, config.train.seq_len, config.general and general_key,
                    config.general and config.instruction_ratio)  # fmt: skip
-    base_key = _key(mix_key, config.init or _model_spec(config.model_config), config.tokenizer, train_fp)
+    base_key = _key(mix_key, config.init or model_spec(config.model_config), config.tokenizer, train_fp)
     tune_key = _key(base_key, config.tune_steps, config.tune_lr)
     suite_key = (config.suite or "generated", config.data_dir, config.eval_limit)
     if tokenizer is None:
@@ -200,16 +200,6 @@ def _key(*settings: Any) -> str:
     """A short digest of the settings a step depends on (its directory's name)."""
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _model_spec(spec: str) -> Any:
-    """What a model setting means, for a key: a preset's name, or what a config.json says (an edited file is
-    another model, under the same path)."""
-    path = Path(spec)
-    if spec in PRESETS or not path.exists():
-        return spec
-    # the model is built from the config.json of the folder (see train.model.model_config)
-    return json.loads(((path if path.is_dir() else path.parent) / "config.json").read_text(encoding="utf-8"))
 
 
 def synthesize_settings(config: ExperimentConfig, data: _Data, out: Path) -> Any:

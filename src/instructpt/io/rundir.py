@@ -93,6 +93,8 @@ class RunDir:
     """The output directory of one stage run; subclasses add what the stage writes (:class:`ShardedOutput`)."""
 
     SUBDIRS: tuple[str, ...] = ()
+    # fingerprint keys added after runs were made: a run whose manifest lacks one resumes as before, unchecked on it
+    ADDED_KEYS: tuple[str, ...] = ()
     # what a run of a stage writes at the top of its directory (removed by overwrite=True, with SUBDIRS)
     OWN_FILES: tuple[str, ...] = (MANIFEST, INPUTS, "config.yaml", "stats.json")
 
@@ -222,7 +224,10 @@ class RunDir:
     def _check(self, old: dict[str, Any]) -> None:
         if old.get("stage") != self.stage:
             raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
-        changes = diff(old.get("fingerprint", {}), jsonable(self.fingerprint))
+        new = jsonable(self.fingerprint)
+        recorded = old.get("fingerprint", {})
+        recorded = {**{k: new[k] for k in self.ADDED_KEYS if k in new and k not in recorded}, **recorded}
+        changes = diff(recorded, new)
         if not changes:
             return
         if self.has_results():

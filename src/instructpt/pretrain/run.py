@@ -26,6 +26,7 @@ from instructpt.mix.reader import MixtureReader
 from instructpt.pretrain.export import MODEL_CONFIG, RUN_INFO, TOKENIZER, gather_full_model, write_hf_model
 from instructpt.stages import RunInfo, RunOptions, Summary, check_overwrite
 from instructpt.train.checkpoint import TrainDir
+from instructpt.train.model import model_spec
 from instructpt.train.options import TrainOptions
 
 HEADLINE = ("steps", "tokens_trained", "final_loss", "val_loss")
@@ -57,7 +58,7 @@ class PretrainConfig(RunOptions):
         train = self.train.fingerprint()
         if train.get("epochs") is None:
             train.pop("epochs", None)  # runs made before --epochs existed resume
-        return {
+        fp = {
             "data": str(Path(self.data).resolve()),
             "mixture_tokens": mixture["train"]["tokens"],
             "model": {
@@ -68,11 +69,16 @@ class PretrainConfig(RunOptions):
             "tokenizer_hash": tokenizer_hash,
             "train": train,
         }
+        spec = None if self.init else model_spec(self.model_config)
+        if isinstance(spec, dict):  # a config.json: what it says (edited in place, it is another model)
+            fp["model_file"] = spec
+        return fp
 
 
 class PretrainDir(TrainDir):
     EXTRA_DIRS = (*TrainDir.EXTRA_DIRS, MODEL_CONFIG, TOKENIZER)
     OWN_FILES = (*TrainDir.OWN_FILES, RUN_INFO)
+    ADDED_KEYS = ("model_file",)  # runs from before it was recorded resume
 
 
 def _tokenizer(config: PretrainConfig, mixture: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ vocabulary of the tokenizer wins over a preset's, rounded up to a multiple of 64
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A
 
 def round_vocab(n: int, multiple: int = 64) -> int:
     return (n + multiple - 1) // multiple * multiple
+
+
+def model_spec(spec: str) -> Any:
+    """What a ``--model-config`` setting means, for a key: a preset's name, or what its config.json says (an edited
+    file is another model under the same path)."""
+    path = Path(spec)
+    if spec in PRESETS or not path.exists():
+        return spec
+    # the model is built from the config.json of the folder (see model_config)
+    return json.loads(((path if path.is_dir() else path.parent) / "config.json").read_text(encoding="utf-8"))
 
 
 def model_config(spec: str, vocab_size: int, max_positions: int, special: dict[str, Any]) -> Any:
