@@ -48,6 +48,7 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     # a re-run finds every stage finished: nothing is trained again, the report is the same
     assert cli.main(["experiment", "--config", str(SMOKE), "-o", str(out), "-q"]) == 0
     assert json.loads((out / "experiment.json").read_text())["tasks"] == tasks
+    assert len(list(out.glob("studies/*/report.md"))) == 1  # the same study
     assert (runs / "vanilla-s0" / "metrics.jsonl").read_text().count('"step": 20') == metrics.count(
         '"step": 20'
     )
@@ -78,6 +79,8 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path: Path, capsys) -
     assert {
         p: p.read_text() for p in before
     } == before  # nothing pre-trained or tuned before is trained again
+    studies = {p.parent.name: json.loads(p.read_text()) for p in out.glob("studies/*/experiment.json")}
+    assert len(studies) == 3 and studies[Path(report["directories"]["study"]).name]["tasks"] == tasks
 
 
 @pytest.mark.slow

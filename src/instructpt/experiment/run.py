@@ -10,7 +10,8 @@ OUT/tokenizer (``--tokenizer``, the ``--init`` checkpoint's, or a byte-level BPE
 scratch, the augmented documents replace their raw versions; with ``--general`` the domain recipe; vanilla takes
 raw text only, at the instruction mixture's token budget) -> for every seed and arm OUT/runs/ARM-sSEED (pretrain:
 the same model config or ``--init`` checkpoint, schedule and steps) -> OUT/evals/ARM-sSEED (evaluate: the
-generated tasks or ``--suite``) -> OUT/experiment.json and OUT/report.md (report.py).
+generated tasks or ``--suite``) -> OUT/experiment.json and OUT/report.md (report.py), of the latest study, and
+OUT/studies/<digest>/ the same for every study run into OUT.
 
 Every step is a stage run with its own fingerprint and resume, in a directory under those above named by a digest
 of every setting it depends on (``OUT/runs/<digest>/instruction-s0``): a re-run skips what is finished, and a
@@ -186,11 +187,16 @@ def experiment(config: ExperimentConfig) -> Summary:
     report = compare(results, config.seeds)
     # the arms' pre-training budgets, as mixed (the tuned arms add their tuning phase on top)
     report["train_tokens"] = {arm: _train_tokens(mixes / arm) for arm in ("instruction", "vanilla", TUNE)}
+    # each study's report in its own directory too: another study into the same OUT keeps this one's
+    study = root / "studies" / _key(tune_key, suite_key, config.seeds, config.arms)
     report["directories"] = {"runs": str(runs["base"]), "tuned_runs": str(runs["tuned"]),
-                             "evals": str(evals["base"]), "tuned_evals": str(evals["tuned"]), "mixes": str(mixes)}  # fmt: skip
-    (root / "experiment.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    (root / "report.md").write_text(markdown(report, config), encoding="utf-8")
-    print(f"experiment: {root / 'report.md'}")
+                             "evals": str(evals["base"]), "tuned_evals": str(evals["tuned"]), "mixes": str(mixes),
+                             "study": str(study)}  # fmt: skip
+    study.mkdir(parents=True, exist_ok=True)
+    for where in (study, root):  # OUT/: the latest study
+        (where / "experiment.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        (where / "report.md").write_text(markdown(report, config), encoding="utf-8")
+    print(f"experiment: {root / 'report.md'} (this study's also in {study})")
     counts = {"seeds": len(config.seeds), "arms": len(config.arms), "tasks": len(report["tasks"])}
     info = RunInfo("runs", len(config.seeds) * len(config.arms), time.monotonic() - start)
     return Summary("experiment", counts, {}, info, headline=("seeds", "arms", "tasks"), output=str(root))
