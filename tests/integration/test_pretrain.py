@@ -230,11 +230,21 @@ def test_a_model_config_file_edited_in_place_is_another_model(
     del manifest["fingerprint"]["model_file"]  # as runs made before the file's contents were recorded
     (legacy / "manifest.json").write_text(json.dumps(manifest))
     assert run(legacy)["counts"]["steps"] == 5  # such a run still resumes (here: is finished)
+    unfinished = tmp_path / "unfinished"  # a directory with the old manifest but no checkpoint: recorded anew
+    unfinished.mkdir()
+    (unfinished / "manifest.json").write_text(json.dumps(manifest))
+    run(unfinished)
+    assert "model_file" in json.loads((unfinished / "manifest.json").read_text())["fingerprint"]
     edited = json.loads(config_json.read_text())
     edited["num_hidden_layers"] = 1
     config_json.write_text(json.dumps(edited))
     with pytest.raises(ResumeError, match="model_file"):
         run(out)  # the same path, another model: not the finished run of the old one
+    with pytest.raises(ResumeError, match="model_file"):
+        run(unfinished)
+    config_json.write_text("{not json")
+    with pytest.raises(ConfigError, match="--model-config .*config.json: cannot read"):
+        run(tmp_path / "bad")
 
 
 _STOPPABLE = """

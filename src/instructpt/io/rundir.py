@@ -93,7 +93,8 @@ class RunDir:
     """The output directory of one stage run; subclasses add what the stage writes (:class:`ShardedOutput`)."""
 
     SUBDIRS: tuple[str, ...] = ()
-    # fingerprint keys added after runs were made: a run whose manifest lacks one resumes as before, unchecked on it
+    # fingerprint keys added after runs were made: a run with results whose manifest lacks one resumes as before,
+    # unchecked on it (without results, the manifest is written again with the key)
     ADDED_KEYS: tuple[str, ...] = ()
     # what a run of a stage writes at the top of its directory (removed by overwrite=True, with SUBDIRS)
     OWN_FILES: tuple[str, ...] = (MANIFEST, INPUTS, "config.yaml", "stats.json")
@@ -226,7 +227,8 @@ class RunDir:
             raise ResumeError(f"{self.root} holds output of {old.get('stage')!r}, not {self.stage!r}")
         new = jsonable(self.fingerprint)
         recorded = old.get("fingerprint", {})
-        recorded = {**{k: new[k] for k in self.ADDED_KEYS if k in new and k not in recorded}, **recorded}
+        if self.has_results():  # finished work from before a key was recorded: not checked on it
+            recorded = {**{k: new[k] for k in self.ADDED_KEYS if k in new and k not in recorded}, **recorded}
         changes = diff(recorded, new)
         if not changes:
             return

@@ -40,11 +40,19 @@ def round_vocab(n: int, multiple: int = 64) -> int:
 def model_spec(spec: str) -> Any:
     """What a ``--model-config`` setting means, for a key: a preset's name, or what its config.json says (an edited
     file is another model under the same path)."""
-    path = Path(spec)
-    if spec in PRESETS or not path.exists():
+    if spec in PRESETS:
         return spec
-    # the model is built from the config.json of the folder (see model_config)
-    return json.loads(((path if path.is_dir() else path.parent) / "config.json").read_text(encoding="utf-8"))
+    path = Path(spec)
+    if not path.exists():
+        raise ConfigError(_NOT_A_MODEL.format(spec=spec, presets=", ".join(PRESETS)))
+    config_json = (path if path.is_dir() else path.parent) / "config.json"  # what model_config builds from
+    try:
+        return json.loads(config_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # missing, unreadable, not UTF-8, not JSON
+        raise ConfigError(f"--model-config {spec}: cannot read {config_json} ({exc})") from exc
+
+
+_NOT_A_MODEL = "--model-config {spec!r} is neither a preset ({presets}) nor a config.json"
 
 
 def model_config(spec: str, vocab_size: int, max_positions: int, special: dict[str, Any]) -> Any:
@@ -65,9 +73,7 @@ def model_config(spec: str, vocab_size: int, max_positions: int, special: dict[s
         )
     path = Path(spec)
     if not path.exists():
-        raise ConfigError(
-            f"--model-config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a config.json"
-        )
+        raise ConfigError(_NOT_A_MODEL.format(spec=spec, presets=", ".join(PRESETS)))
     config = AutoConfig.from_pretrained(path if path.is_dir() else path.parent)
     if config.vocab_size < vocab_size:
         raise ConfigError(f"{spec} has a vocabulary of {config.vocab_size}, the tokenizer {vocab_size}")
