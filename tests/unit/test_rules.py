@@ -503,3 +503,14 @@ def _embeddable(facts) -> list[str]:  # type: ignore[no-untyped-def]
     restated, inline = facts.paraphrases
     out += [x for r in restated for x in (r.first, r.second)] + [x for pair in inline for x in pair]
     return out
+
+
+def test_a_line_is_single_spaced_exactly_when_squashing_leaves_it_as_it_is() -> None:
+    from instructpt.engines.rules.text import _single_spaced
+
+    line_breaks = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # splitlines() took these out of every line
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) not in line_breaks]
+    assert {" ", "\t", "\x1f", "\xa0", "\u3000"} <= set(spaces)
+    for w in spaces:
+        for line in (f"a{w}b", f"a {w}b", f"a{w}{w}b", f"é{w}b", "a b", "é b"):
+            assert _single_spaced(line) == (" ".join(line.split()) == line), repr(line)
