@@ -1,4 +1,4 @@
-"""What the rules miner's task types share while mining one text: the RNGs, the pattern matches, the wording
+"""What the rules miner's task types share while mining one text: the RNG, the pattern matches, the wording
 helpers (:class:`Facts`), and the collector that accepts items (:class:`Collector`)."""
 
 from __future__ import annotations
@@ -28,13 +28,8 @@ Item = tuple[str, str, object]
 
 def text_rng(seed: int, record_id: str, text: str = "") -> random.Random:
     """The RNG of one text, from a stable hash of (seed, record id); the text stands in for a missing id."""
-    return named_rng(f"{seed}\x1f".encode(), record_id if record_id else "text:" + text)
-
-
-def named_rng(prefix: bytes, name: str) -> random.Random:
-    """The RNG seeded from a stable hash of ``prefix + name`` (``text_rng``'s, and one per task type of a text from
-    the encoded ``f"{seed}\x1f{key}\x1f"``)."""
-    digest = hashlib.blake2b(prefix + name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    name = record_id if record_id else "text:" + text
+    digest = hashlib.blake2b(f"{seed}\x1f{name}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     rng = random.Random.__new__(random.Random)
     rng.gauss_next = None  # type: ignore[attr-defined]  # as Random.seed leaves it
     _seed(rng, int.from_bytes(digest, "big"))  # what Random.seed does with an int, without its Python wrapper

@@ -29,7 +29,6 @@ FUNCTION_WORDS = _words(
 COMMON_WORDS = FUNCTION_WORDS | _words(
     """
     a an in on at so no yes not all any few one two three four five six seven eight nine ten first second
-    unlike according regardless notwithstanding
     third last next new old good bad high low large small long short great little own same different able
     about above across after again against almost alone along already although always among another anyone
     anything around away became become becomes before began begin behind believe below beside besides
@@ -58,6 +57,7 @@ COMMON_WORDS = FUNCTION_WORDS | _words(
     compared conclusion conclusions conducted data design effect effects evaluate evaluated evidence
     findings higher included increase level levels lower measured observed outcome outcomes performed
     potential primary reduced respectively role sample samples total treatment using value values whereas
+    unlike according regardless notwithstanding
     additional additionally affect affected along amount another area areas around because believe
     beginning behavior behaviour benefit benefits between billion budget building business cannot
     century certain chapter children choice choose citizen city clear close community company consequently

@@ -3,8 +3,8 @@
 :func:`mine` checks the text (English, long enough), splits it into an optional title and sentences, finds
 patterns (connectives, causes, paraphrases, definitions, topics, rare keywords) and turns them into question-
 answer pairs with wordings drawn by one RNG per text, seeded from a stable hash of (seed, record id) and drawn
-from in a fixed order, so the same text, id and seed give identical pairs in any process or worker order. The shared state of one text is in :mod:`.facts`, the keyword
-analysis in :mod:`.keywords`.
+from in a fixed order, so the same text, id and seed give identical pairs in any process or worker order. The
+shared state of one text is in :mod:`.facts`, the keyword analysis in :mod:`.keywords`.
 
     result = mine(text, record_id="doc-1", seed=0, max_per_type=2)
     for pair in result.pairs:  # QAPair(question, answer, task_type), in random order

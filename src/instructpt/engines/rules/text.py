@@ -33,6 +33,7 @@ MIN_BODY_WORDS = 20  # a first line counts as a title only when a real body foll
 MAX_CHARS = 100_000  # a very long text is mined from its beginning only: bounded time per text
 MAX_SENTENCES = 400
 ENGLISH_SAMPLE_CHARS = 6000  # the language check reads this much of a text
+_CHUNK = 96  # ... and counts its function words this many words at a time, until the share is reached
 
 # ASCII punctuation (but hyphens and apostrophes, which belong to words) and digits become spaces.
 _NOT_WORD = (string.punctuation + string.digits).replace("-", "").replace("'", "").encode()
@@ -128,9 +129,6 @@ def screen(text: str) -> tuple[str | None, frozenset[str] | None]:
     if not words or hits < need:
         return "not_english", None
     return None, frozenset(words) if len(sample) == len(text) else None
-
-
-_CHUNK = 96
 
 
 def analyse(text: str, words: frozenset[str] | None = None) -> Doc:
@@ -250,9 +248,8 @@ def _split_line(line: str) -> list[str]:
 
 def _single_spaced(line: str) -> bool:
     """Whether a stripped line (from ``splitlines``) has no whitespace but single spaces."""
-    if (
-        line.isascii()
-    ):  # then only a tab or \x1f can be whitespace other than a space: splitlines took the rest
+    # In an ASCII line only a tab or \x1f can be whitespace other than a space: splitlines took the rest.
+    if line.isascii():
         return "  " not in line and "\t" not in line and "\x1f" not in line
     return " ".join(line.split()) == line
 
